@@ -1,0 +1,1 @@
+"""mnist-edge benchmarks: quantised accuracy against latency across runtimes."""

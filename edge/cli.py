@@ -1,0 +1,66 @@
+"""The `mnist-edge` command: one console script, one subcommand per stage.
+
+    mnist-edge train --quick && mnist-edge export --int8 && mnist-edge bench
+
+Each subcommand's module is imported only when it runs, so the device commands (camera, predict,
+doctor) never load TensorFlow.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from importlib import import_module
+
+COMMANDS = {
+    "train": ("train.train", "train a model on MNIST (needs the 'train' extra)"),
+    "export": ("export.cli", "export fp32/int8 TFLite and ONNX, each validated"),
+    "bench": ("benchmarks.bench", "accuracy against latency across runtimes"),
+    "camera": ("edge.camera", "read digits from a camera, video or folder of images"),
+    "predict": ("edge.predict", "read digits in image files"),
+    "doctor": ("edge.doctor", "what this device has and what is missing"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: mnist-edge COMMAND [options]   (mnist-edge COMMAND --help for its options)", "",
+             "commands:"]
+    lines += [f"  {name:<9} {help_}" for name, (_, help_) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from edge.errors import UserError
+
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0 if argv else 2
+    if argv[0] in ("-V", "--version"):
+        from edge import __version__
+        print(f"mnist-edge {__version__}")
+        return 0
+    cmd, rest = argv[0], argv[1:]
+    if cmd not in COMMANDS:
+        print(f"mnist-edge: error: unknown command {cmd!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=os.environ.get("MNIST_EDGE_LOG", "INFO").upper(),
+                        format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ banner quiet
+    for noisy in ("tensorflow", "tf2onnx", "absl", "onnxruntime", "h5py"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    module = import_module(COMMANDS[cmd][0])
+    args = module.get_args_parser().parse_args(rest)
+    try:
+        return int(module.main(args) or 0)
+    except UserError as e:
+        print(f"mnist-edge {cmd}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"mnist-edge {cmd}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""The console script: dispatch, bad flags and bad paths give one line and a non-zero exit."""
+
+import numpy as np
+
+from tests.conftest import cli
+
+
+def test_help_lists_commands():
+    r = cli("--help")
+    assert r.returncode == 0
+    for cmd in ("train", "export", "bench", "camera", "predict", "doctor"):
+        assert cmd in r.stdout
+
+
+def test_no_command_and_unknown_command_fail():
+    assert cli().returncode == 2
+    r = cli("fly")
+    assert r.returncode == 2 and "unknown command 'fly'" in r.stderr
+
+
+def test_bad_flag_value_is_one_argparse_line():
+    r = cli("train", "--epochs", "ten")
+    assert r.returncode == 2
+    assert "--epochs: invalid int value: 'ten'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_bad_arch_is_rejected():
+    r = cli("train", "--arch", "vgg")
+    assert r.returncode == 2 and "--arch: invalid choice" in r.stderr
+
+
+def test_missing_data_file_is_one_clear_line(tmp_path):
+    r = cli("train", "--quick", "--data", str(tmp_path / "nope.npz"), "--out", str(tmp_path))
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    err = [line for line in r.stderr.splitlines() if "error:" in line]
+    assert len(err) == 1 and "nope.npz: no such file" in err[0]
+    assert not (tmp_path / "model.keras").exists()
+
+
+def test_wrong_shape_data_file(tmp_path):
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x_train=np.zeros((10, 32, 32), np.uint8), y_train=np.zeros(10, np.uint8),
+             x_test=np.zeros((5, 28, 28), np.uint8), y_test=np.zeros(5, np.uint8))
+    r = cli("train", "--quick", "--data", str(bad), "--out", str(tmp_path))
+    assert r.returncode == 2 and "bad.npz: x_train has shape (10, 32, 32)" in r.stderr
+    assert "Traceback" not in r.stderr
