@@ -1,0 +1,1 @@
+"""mnist-edge training: MNIST data, the model definitions and `mnist-edge train`."""
