@@ -1,0 +1,56 @@
+"""Training end to end: a quick run learns, writes its artifacts and records where it came from."""
+
+import json
+
+import pytest
+
+from tests.conftest import cli
+
+pytest.importorskip("tensorflow")
+
+
+@pytest.fixture(scope="session")
+def quick_run(tmp_path_factory, mnist_file):
+    out = tmp_path_factory.mktemp("train")
+    r = cli("train", "--quick", "--data", str(mnist_file), "--out", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    return out, r
+
+
+def test_quick_training_learns(quick_run):
+    out, r = quick_run
+    report = json.loads((out / "train.json").read_text())
+    assert report["test_accuracy"] > 0.80  # chance is 0.10
+    assert "test accuracy" in r.stdout and str(out / "model.keras") in r.stdout
+
+
+def test_train_json_records_provenance(quick_run, mnist_file):
+    out, _ = quick_run
+    report = json.loads((out / "train.json").read_text())
+    assert report["arch"] == "edge" and report["params"] < 100_000 and report["macs"] > 0
+    assert report["data"]["source"] == f"npz:{mnist_file}"
+    assert report["data"]["sha256"]["x_test"].startswith("6d87418db22cc802")
+    assert report["environment"]["packages"]["tensorflow-cpu"]
+    assert report["config"]["quick"] is True and report["epochs"] == 2
+    assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
+
+
+def test_saved_model_reloads_and_predicts(quick_run, mnist):
+    import keras
+
+    from train.data import preprocess
+
+    out, _ = quick_run
+    model = keras.models.load_model(out / "model.keras")
+    p = model.predict(preprocess(mnist.x_test[:200]), verbose=0)
+    assert p.shape == (200, 10)
+    assert (p.argmax(1) == mnist.y_test[:200]).mean() > 0.8
+    assert not any("random" in layer.name for layer in model.layers)  # no augmentation inside
+
+
+def test_training_is_deterministic(tmp_path, mnist_file):
+    from train.train import TrainConfig, train
+
+    a = train(TrainConfig(quick=True, data=str(mnist_file), out=str(tmp_path / "a")))
+    b = train(TrainConfig(quick=True, data=str(mnist_file), out=str(tmp_path / "b")))
+    assert a["history"]["loss"] == b["history"]["loss"]

