@@ -1,0 +1,166 @@
+"""Interpreters behind one small interface: LiteRT (ai-edge-litert), tflite-runtime, onnxruntime.
+
+    >>> from edge.backends import open_backend
+    >>> b = open_backend("models/model_int8.tflite", threads=1)
+    >>> b.name, b.input.dtype, b.input.scale
+
+A backend runs a raw tensor and reports its tensors' dtype and quantisation; the `Classifier` does
+everything else. Only the interpreter a model needs is imported, so a device needs just one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import json
+import logging
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import UserError
+
+log = logging.getLogger(__name__)
+
+METADATA_NAME = "mnist_edge.json"  # associated file appended to .tflite; ONNX metadata_props key
+TFLITE_RUNTIMES = ("litert", "tflite-runtime")
+RUNTIMES = (*TFLITE_RUNTIMES, "onnxruntime")
+_MODULES = {  # runtime -> (module to import, distribution for its version)
+    "litert": ("ai_edge_litert.interpreter", "ai-edge-litert"),
+    "tflite-runtime": ("tflite_runtime.interpreter", "tflite-runtime"),
+    "onnxruntime": ("onnxruntime", "onnxruntime"),
+}
+
+
+@dataclass
+class TensorInfo:
+    name: str
+    shape: tuple          # -1 for a dynamic dimension
+    dtype: np.dtype       # float32, int8 or uint8
+    scale: float | None   # real = (q - zero_point) * scale, for integer tensors
+    zero_point: int | None
+
+
+def runtime_status() -> dict[str, str]:
+    """Each runtime's version if it imports here, else why not (e.g. a numpy ABI mismatch)."""
+    out = {}
+    for rt, (module, dist) in _MODULES.items():
+        try:
+            importlib.import_module(module)
+            out[rt] = importlib.metadata.version(dist)
+        except Exception as e:  # ImportError, or the AttributeError numpy 2 gives old wheels
+            out[rt] = f"unavailable ({e.__class__.__name__}: {str(e).splitlines()[0][:80]})"
+    return out
+
+
+def default_runtime(path: Path) -> str:
+    """The first runtime that can run this file and imports here."""
+    candidates = ("onnxruntime",) if path.suffix == ".onnx" else TFLITE_RUNTIMES
+    for rt in candidates:
+        try:
+            importlib.import_module(_MODULES[rt][0])
+            return rt
+        except Exception:
+            continue
+    extra = "edge-onnx" if path.suffix == ".onnx" else "edge"
+    raise UserError(f"{path}: no runtime for {path.suffix} files is installed "
+                    f"(pip install 'mnist-edge[{extra}]')")
+
+
+def open_backend(path: str | Path, runtime: str | None = None, threads: int | None = 1):
+    """Load a model; threads=None lets the runtime use every core."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: model file not found")
+    if path.suffix not in (".tflite", ".onnx"):
+        raise UserError(f"{path}: expected a .tflite or .onnx model")
+    runtime = runtime or default_runtime(path)
+    if runtime not in RUNTIMES:
+        raise UserError(f"--runtime {runtime}: expected one of {', '.join(RUNTIMES)}")
+    if (runtime == "onnxruntime") != (path.suffix == ".onnx"):
+        raise UserError(f"--runtime {runtime} cannot run {path.name}")
+    try:
+        module = importlib.import_module(_MODULES[runtime][0])
+    except Exception as e:
+        raise UserError(f"--runtime {runtime}: cannot import {_MODULES[runtime][0]} ({e})") from None
+    cls = OnnxBackend if runtime == "onnxruntime" else TFLiteBackend
+    try:
+        return cls(path, module, threads, runtime)
+    except (ValueError, RuntimeError) as e:
+        raise UserError(f"{path}: {runtime} cannot load it ({str(e).splitlines()[0]})") from None
+    except Exception as e:  # onnxruntime raises its own exception types for a bad file
+        if type(e).__module__.startswith("onnxruntime"):
+            raise UserError(f"{path}: {runtime} cannot load it ({str(e).splitlines()[0]})") from None
+        raise
+
+
+class TFLiteBackend:
+    """ai-edge-litert or tflite-runtime (same Interpreter API); XNNPACK is their default CPU path."""
+
+    def __init__(self, path: Path, module, threads: int | None, name: str):
+        self.name, self.path = name, path
+        self.interp = module.Interpreter(model_path=str(path), num_threads=threads)
+        self.interp.allocate_tensors()
+        self._in = self.interp.get_input_details()[0]
+        self._out = self.interp.get_output_details()[0]
+        self.input, self.output = _tflite_info(self._in), _tflite_info(self._out)
+        self._batch = int(self._in["shape"][0])
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        if x.shape[0] != self._batch:  # the batch dimension is dynamic (shape_signature -1)
+            self.interp.resize_tensor_input(self._in["index"], list(x.shape))
+            self.interp.allocate_tensors()
+            self._batch = x.shape[0]
+        self.interp.set_tensor(self._in["index"], x)
+        self.interp.invoke()
+        return self.interp.get_tensor(self._out["index"])
+
+    def metadata(self) -> dict | None:
+        """The JSON appended to the flatbuffer as an associated file (a zip archive after it)."""
+        try:
+            with zipfile.ZipFile(self.path) as z:
+                return json.loads(z.read(METADATA_NAME))
+        except (zipfile.BadZipFile, KeyError, json.JSONDecodeError):
+            return None
+
+
+def _tflite_info(d: dict) -> TensorInfo:
+    scale, zp = d.get("quantization", (0.0, 0))
+    integer = np.issubdtype(d["dtype"], np.integer)
+    shape = tuple(int(s) for s in d.get("shape_signature", d["shape"]))
+    return TensorInfo(d["name"], shape, np.dtype(d["dtype"]), float(scale) if integer else None,
+                      int(zp) if integer else None)
+
+
+class OnnxBackend:
+    """onnxruntime on the CPU; QDQ int8 models keep float inputs and outputs."""
+
+    _DTYPES = {"tensor(float)": np.float32, "tensor(int8)": np.int8, "tensor(uint8)": np.uint8}
+
+    def __init__(self, path: Path, ort, threads: int, name: str):
+        self.name, self.path = name, path
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads or 0  # 0: all cores
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        self.sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        i, o = self.sess.get_inputs()[0], self.sess.get_outputs()[0]
+        meta = self.metadata() or {}
+        self.input = self._info(i, meta.get("input", {}))
+        self.output = self._info(o, meta.get("output", {}))
+        self._in_name, self._out_name = i.name, o.name
+
+    def _info(self, arg, meta: dict) -> TensorInfo:
+        shape = tuple(s if isinstance(s, int) else -1 for s in arg.shape)
+        dtype = np.dtype(self._DTYPES.get(arg.type, np.float32))
+        q = meta.get("quantization") if np.issubdtype(dtype, np.integer) else None
+        return TensorInfo(arg.name, shape, dtype, q and q["scale"], q and q["zero_point"])
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        return self.sess.run([self._out_name], {self._in_name: x})[0]
+
+    def metadata(self) -> dict | None:
+        raw = self.sess.get_modelmeta().custom_metadata_map.get(METADATA_NAME)
+        return json.loads(raw) if raw else None

@@ -1,0 +1,120 @@
+"""The pure classifier: 28x28 uint8 digits in, dataclass predictions out. No camera, no TensorFlow.
+
+    >>> import numpy as np
+    >>> from edge.classifier import Classifier
+    >>> clf = Classifier("models/model_int8.tflite")
+    >>> clf.classify(np.zeros((1, 28, 28), np.uint8))[0].digit
+
+preprocess -> run -> postprocess. The model's input normalisation comes from the metadata that
+travels with it, and its quantisation from the model's own tensors, so float, int8 and uint8 models
+take the same uint8 images. Preprocessing is one table lookup: the 256 possible pixel values are
+normalised and quantised once, when the model loads.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edge.backends import open_backend
+from edge.errors import UserError
+
+# The input contract every model this toolkit makes follows; the metadata repeats it.
+DEFAULT_NORMALIZATION = {
+    "divide_by": 255.0,           # model input = pixel / divide_by - subtract
+    "subtract": 0.0,
+    "polarity": "white-on-black",  # ink is bright, paper is 0
+    "centring": "longest side 20 px in a 28x28 box, centre of mass at the centre (as MNIST)",
+}
+DEFAULT_LABELS = [str(d) for d in range(10)]
+
+
+def normalize(pixels: np.ndarray, norm: dict = DEFAULT_NORMALIZATION) -> np.ndarray:
+    """uint8 pixels -> float32 model input values. The single definition, used by training too."""
+    return pixels.astype(np.float32) / np.float32(norm["divide_by"]) - np.float32(norm["subtract"])
+
+
+@dataclass
+class Timing:
+    preprocess_ms: float
+    inference_ms: float
+    postprocess_ms: float
+
+
+@dataclass
+class Prediction:
+    digit: int                  # argmax class
+    label: str                  # its label from the metadata
+    confidence: float           # its probability
+    probabilities: np.ndarray = field(repr=False)  # dequantised, shape (10,)
+
+
+class Classifier:
+    """Loads a .tflite or .onnx model with its metadata; classifies batches of 28x28 uint8 digits."""
+
+    def __init__(self, model: str | Path, runtime: str | None = None, threads: int | None = 1):
+        self.backend = open_backend(model, runtime, threads)
+        self.path = Path(model)
+        self.metadata = self.backend.metadata() or {}
+        self.labels = self.metadata.get("labels", DEFAULT_LABELS)
+        self.normalization = self.metadata.get("normalization", DEFAULT_NORMALIZATION)
+        shape = self.backend.input.shape
+        if len(shape) != 4 or tuple(shape[1:]) != (28, 28, 1):
+            raise UserError(f"{model}: input shape {shape}, expected NHWC (N, 28, 28, 1)")
+        self._lut = self._input_table()
+        self.last_timing: Timing | None = None
+
+    @property
+    def runtime(self) -> str:
+        return self.backend.name
+
+    def _input_table(self) -> np.ndarray:
+        """Model input for each of the 256 pixel values: normalised, then quantised if need be."""
+        real = normalize(np.arange(256, dtype=np.uint8), self.normalization)
+        spec = self.backend.input
+        if spec.scale is None:
+            return real.astype(spec.dtype)
+        info = np.iinfo(spec.dtype)
+        q = np.round(real / np.float32(spec.scale)) + spec.zero_point
+        return np.clip(q, info.min, info.max).astype(spec.dtype)
+
+    def preprocess(self, images: np.ndarray) -> np.ndarray:
+        """uint8 (N, 28, 28) or (28, 28) -> the model's input tensor (N, 28, 28, 1)."""
+        images = np.asarray(images)
+        if images.dtype != np.uint8 or images.shape[-2:] != (28, 28):
+            raise ValueError(f"expected uint8 images of shape (N, 28, 28), got {images.dtype} "
+                             f"{images.shape}")
+        return self._lut[images.reshape(-1, 28, 28, 1)]
+
+    def postprocess(self, raw: np.ndarray) -> np.ndarray:
+        """Raw output -> float32 probabilities (N, 10), dequantised with the output's own params."""
+        spec = self.backend.output
+        if spec.scale is None:
+            return raw.astype(np.float32, copy=False)
+        return (raw.astype(np.float32) - spec.zero_point) * np.float32(spec.scale)
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """(N, 10) probabilities; records per-stage timing in `last_timing`."""
+        t0 = time.perf_counter()
+        x = self.preprocess(images)
+        t1 = time.perf_counter()
+        raw = self.backend.run(x)
+        t2 = time.perf_counter()
+        p = self.postprocess(raw)
+        t3 = time.perf_counter()
+        self.last_timing = Timing(1e3 * (t1 - t0), 1e3 * (t2 - t1), 1e3 * (t3 - t2))
+        return p
+
+    def classify(self, images: np.ndarray) -> list[Prediction]:
+        p = self.probabilities(images)
+        digits = p.argmax(axis=1)
+        return [Prediction(int(d), self.labels[d], float(row[d]), row)
+                for d, row in zip(digits, p, strict=True)]
+
+    def predict_batches(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
+        """Probabilities for many images, in batches (for evaluation)."""
+        return np.concatenate([self.probabilities(images[i:i + batch_size])
+                               for i in range(0, len(images), batch_size)])
