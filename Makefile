@@ -22,8 +22,9 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/mnist-edge train $(DATA_FLAG) --out $(OUT)
+	$(BIN)/mnist-edge export --int8 $(DATA_FLAG) --model $(OUT)/model.keras --out $(OUT)
 	@echo
-	@echo "artifacts in $(OUT)/: model.keras, train.json"
+	@echo "artifacts in $(OUT)/: model.keras, train.json, model_{fp32,int8}.{tflite,onnx}, manifest.json"
 
 test: $(STAMP)
 	$(BIN)/python -m ruff check .

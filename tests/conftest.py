@@ -39,3 +39,24 @@ def cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: i
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
     return subprocess.run([str(exe), *args], cwd=cwd, env=full_env, capture_output=True,
                           text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, mnist_file):
+    """A model trained in seconds (--quick); good enough to exercise every stage."""
+    pytest.importorskip("tensorflow")
+    from train.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("tiny")
+    train(TrainConfig(quick=True, data=str(mnist_file), out=str(out)))
+    return out / "model.keras"
+
+
+@pytest.fixture(scope="session")
+def exported(tiny_model, mnist_file):
+    """(folder, CompletedProcess) of `mnist-edge export --int8` on the tiny model: all four files."""
+    out = tiny_model.parent
+    r = cli("export", "--int8", "--model", str(tiny_model), "--out", str(out),
+            "--data", str(mnist_file), "--calib-samples", "200", "--max-drop", "2")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    return out, r

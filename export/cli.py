@@ -1,0 +1,179 @@
+"""`mnist-edge export`: fp32 (and with --int8, int8) TFLite and ONNX, each validated, plus a manifest.
+
+    mnist-edge export --int8                       # artifacts/model.keras -> artifacts/model_*.{tflite,onnx}
+    mnist-edge export --int8 --formats tflite --io float --calib-samples 1000 --debug
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from edge.errors import UserError
+from edge.provenance import atomic_path, atomic_write_bytes, atomic_write_json, environment, sha256_file
+from export import onnx as onnx_exporter
+from export import tflite as tflite_exporter
+from export.calibration import calibration_set
+from export.metadata import build, onnx_set_metadata, tflite_with_metadata
+from export.validate import Reference
+
+log = logging.getLogger(__name__)
+EXPORTERS = {"tflite": tflite_exporter, "onnx": onnx_exporter}
+VERSIONS = ("tensorflow-cpu", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert")
+
+
+@dataclass
+class ExportConfig:
+    model: str = "artifacts/model.keras"  # the trained Keras model
+    out: str = "artifacts"                # where model_{fp32,int8}.{tflite,onnx} and manifest.json go
+    int8: bool = False                    # also write int8 models (full-integer PTQ)
+    formats: tuple = ("tflite", "onnx")   # which formats to write
+    io: str = "int8"                      # int8 TFLite input/output type: "int8" or "float"
+    calib_samples: int = 500              # class-balanced training images for calibration
+    calib_method: str = "minmax"          # ONNX calibration: minmax, entropy or percentile
+    per_channel: bool = True              # ONNX per-channel weight scales (TFLite always is)
+    seed: int = 0                         # picks the calibration images
+    max_drop: float = 0.3                 # fail if an int8 model loses more accuracy (pp) than this
+    opset: int = onnx_exporter.OPSET      # ONNX opset
+    debug: bool = False                   # write per-layer quantisation error tables
+    data: str | None = None               # MNIST location (see train.data.load_mnist)
+
+
+def load_keras_model(path: Path):
+    if not path.is_file():
+        raise UserError(f"{path}: model not found (train one first: mnist-edge train)")
+    import keras
+
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as e:
+        raise UserError(f"{path}: not a loadable Keras model ({str(e).splitlines()[0][:120]})") from None
+    if tuple(model.input_shape) != (None, 28, 28, 1) or tuple(model.output_shape) != (None, 10):
+        raise UserError(f"{path}: model maps {model.input_shape} -> {model.output_shape}, "
+                        "expected (None, 28, 28, 1) -> (None, 10)")
+    return model
+
+
+def run_export(cfg: ExportConfig) -> tuple[list, dict]:
+    from train.data import load_mnist, preprocess
+
+    unknown = set(cfg.formats) - set(EXPORTERS)
+    if unknown or not cfg.formats:
+        raise UserError(f"--formats {','.join(cfg.formats)}: expected tflite, onnx or tflite,onnx")
+    model_path, out = Path(cfg.model), Path(cfg.out)
+    model = load_keras_model(model_path)
+    data = load_mnist(cfg.data)
+    calib = calibration_set(data, cfg.calib_samples, cfg.seed) if cfg.int8 else None
+    log.info("Keras reference on %d test images", len(data.x_test))
+    ref = Reference(data.x_test, data.y_test,
+                    model.predict(preprocess(data.x_test), batch_size=1000, verbose=0))
+
+    train_json = model_path.with_name("train.json")
+    train_info = json.loads(train_json.read_text()) if train_json.exists() else {}
+    provenance = {
+        "arch": train_info.get("arch", model.name),
+        "source_model": {"file": model_path.name, "sha256": sha256_file(model_path),
+                         "train_test_accuracy": train_info.get("test_accuracy")},
+        "data": data.identity(),
+        "calibration": None if calib is None else calib.describe() | {
+            "onnx_method": cfg.calib_method, "onnx_per_channel": cfg.per_channel,
+            "tflite_io": cfg.io},
+        "environment": environment(*VERSIONS),
+    }
+    precisions = ["fp32", "int8"] if cfg.int8 else ["fp32"]
+    results, files = [], {}
+    for fmt in cfg.formats:
+        exp = EXPORTERS[fmt]
+        for precision in precisions:
+            path = out / f"model_{precision}{exp.SUFFIX}"
+            _write(exp, model, precision, calib, cfg, path, provenance)
+            v = exp.validate(path, precision, ref, cfg.max_drop)
+            results.append(v)
+            files[path.name] = {"format": fmt, "precision": precision, "runtime": exp.RUNTIME,
+                                "bytes": path.stat().st_size, "sha256": sha256_file(path),
+                                "opset": cfg.opset if fmt == "onnx" else None,
+                                "validation": asdict(v)}
+        if cfg.debug and cfg.int8:
+            _debug(fmt, model, calib, cfg, out)
+    manifest = {"schema": "mnist-edge/manifest/1", "keras_test_accuracy": ref.accuracy,
+                "config": asdict(cfg) | {"formats": list(cfg.formats)}, **provenance, "files": files}
+    atomic_write_json(out / "manifest.json", manifest)
+    return results, manifest
+
+
+def _io_tensors(content: bytes, suffix: str, runtime: str):
+    """The model's input/output tensors as its runtime reports them (quantisation included)."""
+    from edge.backends import open_backend
+
+    with tempfile.TemporaryDirectory() as tmp:
+        f = Path(tmp) / f"model{suffix}"
+        f.write_bytes(content)
+        b = open_backend(f, runtime)
+        return b.input, b.output
+
+
+def _write(exp, model, precision, calib, cfg: ExportConfig, path: Path, provenance: dict) -> None:
+    """Convert, embed the metadata (with the I/O quantisation read back), write atomically."""
+    if exp is tflite_exporter:
+        flat = exp.export(model, precision, calib, cfg.io)
+        meta = build("tflite", precision, *_io_tensors(flat, ".tflite", "litert"), provenance)
+        atomic_write_bytes(path, tflite_with_metadata(flat, meta))
+        return
+    import onnx
+
+    proto = exp.export(model, precision, calib, cfg.calib_method, cfg.per_channel, cfg.opset)
+    io_ = _io_tensors(proto.SerializeToString(), ".onnx", "onnxruntime")
+    onnx_set_metadata(proto, build("onnx", precision, *io_, provenance))
+    with atomic_path(path) as tmp:
+        onnx.save(proto, tmp)
+
+
+def _debug(fmt: str, model, calib, cfg: ExportConfig, out: Path) -> None:
+    csv = out / f"quant_debug_{fmt}.csv"
+    log.info("writing per-layer quantisation errors to %s", csv)
+    with atomic_path(csv) as tmp:
+        if fmt == "tflite":
+            tflite_exporter.debug(model, calib, cfg.io, tmp)
+        else:
+            onnx_exporter.debug(out / "model_fp32.onnx", out / "model_int8.onnx", calib, tmp)
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser("mnist-edge export", description=__doc__.splitlines()[0])
+    p.add_argument("--model", type=str, default="artifacts/model.keras", help="trained Keras model")
+    p.add_argument("--out", type=str, default="artifacts", help="output folder")
+    p.add_argument("--int8", action="store_true", help="also write full-integer int8 models")
+    p.add_argument("--formats", type=str, default="tflite,onnx", help="comma list: tflite,onnx")
+    p.add_argument("--io", type=str, default="int8", choices=("int8", "float"),
+                   help="int8 TFLite input/output type")
+    p.add_argument("--calib-samples", type=int, default=500, help="calibration images (train split)")
+    p.add_argument("--calib-method", type=str, default="minmax", choices=onnx_exporter.CALIB_METHODS,
+                   help="ONNX calibration method")
+    p.add_argument("--per-tensor", action="store_true", help="ONNX per-tensor weight scales")
+    p.add_argument("--seed", type=int, default=0, help="seed for the calibration sample")
+    p.add_argument("--max-drop", type=float, default=0.3,
+                   help="fail when int8 accuracy drops more than this many points")
+    p.add_argument("--opset", type=int, default=onnx_exporter.OPSET, help="ONNX opset")
+    p.add_argument("--debug", action="store_true", help="write per-layer quantisation error CSVs")
+    p.add_argument("--data", type=str, default=None, help="MNIST .npz or IDX folder")
+    return p
+
+
+def main(args: argparse.Namespace) -> int:
+    cfg = ExportConfig(model=args.model, out=args.out, int8=args.int8,
+                       formats=tuple(f.strip() for f in args.formats.split(",") if f.strip()),
+                       io=args.io, calib_samples=args.calib_samples, calib_method=args.calib_method,
+                       per_channel=not args.per_tensor, seed=args.seed, max_drop=args.max_drop,
+                       opset=args.opset, debug=args.debug, data=args.data)
+    results, manifest = run_export(cfg)
+    print(f"\nKeras float reference: {100 * manifest['keras_test_accuracy']:.2f} % on "
+          f"{manifest['data']['test_size']} test digits [{manifest['data']['source']}]")
+    for v in results:
+        size = manifest["files"][v.file]["bytes"]
+        print(f"{v.line()}  ({size / 1024:.1f} KiB)")
+    print(f"wrote {Path(cfg.out) / 'manifest.json'}")
+    return 0 if all(v.ok for v in results) else 1

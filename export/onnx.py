@@ -1,0 +1,95 @@
+"""Keras -> ONNX (tf2onnx from a tf.function), fp32 or int8 QDQ with onnxruntime's static quantiser.
+
+    >>> import keras
+    >>> from export import onnx
+    >>> proto = onnx.export(keras.models.load_model("artifacts/model.keras"), "fp32")
+
+Mirrors `export/tflite.py`: `export()` returns the model (a ModelProto, batch dimension dynamic),
+`validate()` loads the written file in onnxruntime and checks it.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+from export.calibration import Calibration, ort_calibration_reader
+from export.validate import Reference, Validation
+from export.validate import validate as _validate
+
+log = logging.getLogger(__name__)
+FORMAT, SUFFIX, RUNTIME = "onnx", ".onnx", "onnxruntime"
+OPSET = 17
+INPUT_NAME = "image"
+CALIB_METHODS = ("minmax", "entropy", "percentile")
+
+
+def _fp32(model, opset: int):
+    import tensorflow as tf
+    import tf2onnx
+
+    spec = (tf.TensorSpec((None, 28, 28, 1), tf.float32, name=INPUT_NAME),)
+    fn = tf.function(lambda image: model(image, training=False))
+    proto, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=opset)
+    return proto
+
+
+def export(model, precision: str, calib: Calibration | None = None, method: str = "minmax",
+           per_channel: bool = True, opset: int = OPSET):
+    """An onnx.ModelProto; int8 is QDQ (int8 weights per channel, int8 activations)."""
+    import onnx
+
+    log.info("converting to ONNX %s (opset %d)", precision, opset)
+    proto = _fp32(model, opset)
+    if precision == "fp32":
+        return proto
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quant_pre_process,
+        quantize_static,
+    )
+
+    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+               "percentile": CalibrationMethod.Percentile}
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32, prep, q = (Path(tmp) / n for n in ("fp32.onnx", "prep.onnx", "int8.onnx"))
+        onnx.save(proto, fp32)
+        quant_pre_process(str(fp32), str(prep))
+        log.info("quantising ONNX with %d calibration images (%s)", len(calib.images), method)
+        quantize_static(str(prep), str(q), ort_calibration_reader(calib, INPUT_NAME),
+                        quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=methods[method])
+        return onnx.load(q)
+
+
+def debug(model_fp32_path, model_int8_path, calib: Calibration, csv_path) -> None:
+    """Per-tensor quantisation error (onnxruntime's qdq_loss_debug) as CSV: SQNR per activation."""
+    from onnxruntime.quantization.qdq_loss_debug import (
+        collect_activations,
+        compute_activation_error,
+        create_activation_matching,
+        modify_model_output_intermediate_tensors,
+    )
+
+    with tempfile.TemporaryDirectory() as tmp:
+        aug_f, aug_q = Path(tmp) / "f.onnx", Path(tmp) / "q.onnx"
+        modify_model_output_intermediate_tensors(str(model_fp32_path), str(aug_f))
+        modify_model_output_intermediate_tensors(str(model_int8_path), str(aug_q))
+        act_f = collect_activations(str(aug_f), ort_calibration_reader(calib, INPUT_NAME))
+        act_q = collect_activations(str(aug_q), ort_calibration_reader(calib, INPUT_NAME))
+    matching = create_activation_matching(act_q, act_f)
+    for m in matching.values():  # tensors the optimiser renamed have no float twin
+        m.setdefault("float", None)
+    errors = compute_activation_error(matching)
+    with open(csv_path, "w") as f:
+        f.write("tensor,qdq_sqnr_db,xmodel_sqnr_db\n")
+        for name, e in errors.items():
+            f.write(f"{name},{e.get('qdq_err', float('nan')):.3f},{e.get('xmodel_err', float('nan')):.3f}\n")
+
+
+def validate(path, precision: str, ref: Reference, max_drop_pp: float) -> Validation:
+    return _validate(path, RUNTIME, precision, ref, max_drop_pp)

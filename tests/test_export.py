@@ -1,0 +1,176 @@
+"""Export end to end on a tiny model trained in seconds: files, parity, int8 agreement, metadata,
+manifest, calibration hygiene, bad inputs and interrupted writes."""
+
+import json
+
+import numpy as np
+import pytest
+
+from edge.provenance import sha256_file
+from tests.conftest import cli
+
+pytest.importorskip("tensorflow")
+pytest.importorskip("tf2onnx")
+
+
+def test_every_file_is_written_validated_and_listed(exported):
+    out, r = exported
+    names = ["model_fp32.tflite", "model_int8.tflite", "model_fp32.onnx", "model_int8.onnx"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sorted(manifest["files"]) == sorted(names)
+    for name in names:
+        entry = manifest["files"][name]
+        assert entry["sha256"] == sha256_file(out / name) and entry["bytes"] == (out / name).stat().st_size
+        assert entry["validation"]["ok"] is True
+        assert f"✓ {name}" in r.stdout
+    assert "✗" not in r.stdout
+    assert manifest["data"]["sha256"]["x_test"].startswith("6d87418db22cc802")
+    assert manifest["calibration"]["samples"] == 200 and manifest["calibration"]["split"] == "train"
+    assert manifest["environment"]["packages"]["tf2onnx"]
+    assert manifest["files"]["model_int8.onnx"]["opset"] == 17
+    assert not list(out.glob(".*.tmp"))
+
+
+def test_fp32_files_match_keras(exported, mnist):
+    import keras
+
+    from edge.classifier import Classifier
+    from train.data import preprocess
+
+    out, _ = exported
+    x = mnist.x_test[:300]
+    ref = keras.models.load_model(out / "model.keras").predict(preprocess(x), verbose=0)
+    for name in ("model_fp32.tflite", "model_fp32.onnx"):
+        p = Classifier(out / name).predict_batches(x, batch_size=64)
+        assert np.abs(p - ref).max() <= 1e-4, name
+
+
+def test_int8_files_agree_with_float_and_are_small(exported, mnist):
+    from edge.classifier import Classifier
+
+    out, _ = exported
+    x, y = mnist.x_test[:2000], mnist.y_test[:2000]
+    ref = Classifier(out / "model_fp32.tflite").predict_batches(x).argmax(1)
+    for name in ("model_int8.tflite", "model_int8.onnx"):
+        pred = Classifier(out / name).predict_batches(x).argmax(1)
+        assert (pred == ref).mean() > 0.97, name
+        assert (pred == y).mean() > 0.8, name
+    assert (out / "model_int8.tflite").stat().st_size * 3 <= (out / "model_fp32.tflite").stat().st_size
+
+
+def test_metadata_travels_inside_the_models(exported):
+    from edge.classifier import Classifier
+
+    out, _ = exported
+    manifest = json.loads((out / "manifest.json").read_text())
+    tfl = Classifier(out / "model_int8.tflite")
+    meta = tfl.metadata
+    assert meta["schema"] == "mnist-edge/model-metadata/1" and meta["precision"] == "int8"
+    assert meta["labels"] == [str(d) for d in range(10)]
+    assert meta["input"]["layout"] == "NHWC" and meta["input"]["shape"] == [-1, 28, 28, 1]
+    assert meta["input"]["dtype"] == "int8"
+    assert meta["input"]["quantization"] == {"scale": tfl.backend.input.scale,
+                                             "zero_point": tfl.backend.input.zero_point}
+    assert meta["normalization"]["divide_by"] == 255.0
+    assert meta["source_model"]["sha256"] == sha256_file(out / "model.keras")
+    assert meta["calibration"] == manifest["calibration"]
+    onnx_meta = Classifier(out / "model_int8.onnx").metadata
+    assert onnx_meta["format"] == "onnx" and onnx_meta["data"] == manifest["data"]
+
+
+def test_batch_dimension_is_dynamic(exported, mnist):
+    from edge.classifier import Classifier
+
+    out, _ = exported
+    for name in ("model_int8.tflite", "model_int8.onnx"):
+        clf = Classifier(out / name)
+        assert clf.backend.input.shape[0] == -1
+        assert clf.probabilities(mnist.x_test[:7]).shape == (7, 10)
+        assert clf.probabilities(mnist.x_test[:1]).shape == (1, 10)
+
+
+def test_float_io_option(tiny_model, mnist_file, tmp_path):
+    r = cli("export", "--int8", "--formats", "tflite", "--io", "float", "--model", str(tiny_model),
+            "--out", str(tmp_path), "--data", str(mnist_file), "--calib-samples", "100",
+            "--max-drop", "2")
+    assert r.returncode == 0, r.stderr[-2000:]
+    from edge.classifier import Classifier
+
+    clf = Classifier(tmp_path / "model_int8.tflite")
+    assert clf.backend.input.dtype == np.float32 and clf.backend.input.scale is None
+    assert not (tmp_path / "model_fp32.onnx").exists()
+
+
+def test_gate_fails_when_int8_drops_too_much(tiny_model, mnist_file, tmp_path):
+    # A negative allowance demands int8 *gain* 5 points over float: impossible, so it must fail.
+    r = cli("export", "--int8", "--formats", "tflite", "--model", str(tiny_model),
+            "--out", str(tmp_path), "--data", str(mnist_file), "--calib-samples", "100",
+            "--max-drop", "-5")
+    assert r.returncode == 1 and "✗ model_int8.tflite" in r.stdout
+
+
+def test_calibration_uses_training_images_only(mnist):
+    from export.calibration import calibration_set
+    from train.data import Mnist, preprocess
+
+    calib = calibration_set(mnist, n=500, seed=0)
+    assert np.bincount(mnist.y_train[calib.indices], minlength=10).tolist() == [50] * 10
+    np.testing.assert_array_equal(calib.images, preprocess(mnist.x_train[calib.indices]))
+    poisoned = Mnist(mnist.x_train, mnist.y_train, np.full_like(mnist.x_test, 255),
+                     np.zeros_like(mnist.y_test), source="poisoned")
+    np.testing.assert_array_equal(calibration_set(poisoned, n=500, seed=0).images, calib.images)
+    test_hashes = {hash(img.tobytes()) for img in mnist.x_test}
+    assert not any(hash(mnist.x_train[i].tobytes()) in test_hashes for i in calib.indices)
+    assert not np.array_equal(calibration_set(mnist, n=500, seed=1).indices, calib.indices)
+
+
+def test_missing_model(tmp_path):
+    r = cli("export", "--model", str(tmp_path / "none.keras"), "--out", str(tmp_path))
+    assert r.returncode == 2 and "none.keras: model not found" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_corrupt_model(tmp_path):
+    bad = tmp_path / "bad.keras"
+    bad.write_bytes(b"\x00garbage" * 100)
+    r = cli("export", "--model", str(bad), "--out", str(tmp_path))
+    assert r.returncode == 2 and "bad.keras: not a loadable Keras model" in r.stderr
+    assert "Traceback" not in r.stderr and not list(tmp_path.glob("*.tflite"))
+
+
+def test_wrong_shaped_model(tmp_path):
+    import keras
+
+    m = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    m.save(tmp_path / "cifar.keras")
+    r = cli("export", "--model", str(tmp_path / "cifar.keras"), "--out", str(tmp_path))
+    assert r.returncode == 2 and "expected (None, 28, 28, 1) -> (None, 10)" in r.stderr
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--formats", "tflite,coreml"], "--formats tflite,coreml: expected"),
+    (["--int8", "--calib-samples", "5"], "--calib-samples 5: expected at least 10"),
+])
+def test_bad_flags(tiny_model, mnist_file, tmp_path, flags, message):
+    r = cli("export", "--model", str(tiny_model), "--out", str(tmp_path), "--data", str(mnist_file),
+            *flags)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_interrupted_write_leaves_no_artifact(tiny_model, tmp_path, monkeypatch):
+    import onnx
+
+    from export import cli as export_cli
+    from export import onnx as onnx_exporter
+
+    def half_then_interrupt(proto, path, *a, **k):
+        with open(path, "wb") as f:
+            f.write(proto.SerializeToString()[:1000])
+        raise KeyboardInterrupt
+
+    model = export_cli.load_keras_model(tiny_model)
+    monkeypatch.setattr(onnx, "save", half_then_interrupt)
+    target = tmp_path / "model_fp32.onnx"
+    with pytest.raises(KeyboardInterrupt):
+        export_cli._write(onnx_exporter, model, "fp32", None, export_cli.ExportConfig(), target, {})
+    assert list(tmp_path.iterdir()) == []
