@@ -1,0 +1,79 @@
+"""`mnist-edge bench --compare`: several devices' bench.json files in one table and one plot.
+
+    mnist-edge bench --compare pi4/bench.json pi5/bench.json laptop/bench.json --out cmp
+    # -> cmp/compare.{json,md,png}; nothing is measured
+
+Each row is tagged with its device's name from the file's fingerprint (made unique with #2, #3 when
+two files carry the same name).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from benchmarks import report
+from edge.errors import UserError
+from edge.provenance import atomic_path, atomic_write_bytes, atomic_write_json
+
+log = logging.getLogger(__name__)
+SCHEMA = "mnist-edge/bench/1"
+ROW_KEYS = ("model", "runtime", "precision", "threads", "file", "size_bytes")
+
+
+def load_bench(path: Path) -> dict:
+    """A bench.json, or a one-line UserError naming the file and what is wrong with it."""
+    try:
+        result = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file (expected a bench.json from mnist-edge bench)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"{path}: not a readable bench.json ({e.__class__.__name__}: {e})") from None
+    if not isinstance(result, dict) or result.get("schema") != SCHEMA:
+        found = result.get("schema") if isinstance(result, dict) else type(result).__name__
+        raise UserError(f"{path}: schema {found!r}, expected {SCHEMA!r}")
+    rows = result.get("rows")
+    if not isinstance(rows, list) or not isinstance(result.get("device"), dict) or not all(
+            isinstance(r, dict) and all(k in r for k in ROW_KEYS) for r in rows):
+        raise UserError(f"{path}: missing or malformed 'device' or 'rows' (expected mnist-edge bench output)")
+    return result
+
+
+def merge(results: list[dict]) -> tuple[list[dict], list[dict]]:
+    """All rows, each tagged with a unique device name; and the devices' fingerprints."""
+    rows, devices, seen = [], [], {}
+    for res in results:
+        name = str(res["device"].get("name") or "unknown")
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:
+            name = f"{name}#{seen[name]}"
+        devices.append(res["device"] | {"name": name, "test_size": res.get("data", {}).get("test_size"),
+                                        "gate_passed": res.get("gate", {}).get("passed"),
+                                        "quick": bool(res.get("settings", {}).get("quick"))})
+        rows += [r | {"device": name} for r in res["rows"]]
+    return rows, devices
+
+
+def compare(paths: list[Path], out: Path) -> int:
+    results = [load_bench(p) for p in paths]
+    rows, devices = merge(results)
+    sources = {r.get("data", {}).get("source") for r in results}
+    if len({r.get("data", {}).get("sha256", {}).get("x_test") for r in results}) > 1:
+        log.warning("the files were measured on different test sets (%s): accuracies are not comparable",
+                    ", ".join(map(str, sources)))
+    merged = {"schema": "mnist-edge/bench-compare/1", "files": list(map(str, paths)), "devices": devices,
+              "rows": rows}
+    atomic_write_json(out / "compare.json", merged)
+    md = ["# mnist-edge bench: devices compared", "", report.markdown_table(rows, device=True), "",
+          "| device | CPU | cores | arch | governor | temperature °C | load | quick | gate |",
+          "|" + "---|" * 9]
+    md += [f"| {d['name']} | {d.get('cpu_model')} | {d.get('usable_cores')} | {d.get('arch')} | "
+           f"{d.get('cpu_governor')} | {d.get('temperature_c')} | {d.get('load_average')} | {d['quick']} | "
+           f"{report.GATE_MARK['pass' if d['gate_passed'] else 'fail']} |" for d in devices]
+    atomic_write_bytes(out / "compare.md", ("\n".join(md) + "\n").encode())
+    with atomic_path(out / "compare.png") as tmp:
+        report.plot(rows, tmp, f"mnist-edge bench: {', '.join(d['name'] for d in devices)}", by_device=True)
+    print(report.table(rows, device=True))
+    print(f"\nwrote {out / 'compare.json'}, compare.md, compare.png")
+    return 0
