@@ -107,15 +107,16 @@ class TFLiteBackend:
         self._out = self.interp.get_output_details()[0]
         self.input, self.output = _tflite_info(self._in), _tflite_info(self._out)
         self._batch = int(self._in["shape"][0])
+        self._in_idx, self._out_idx = self._in["index"], self._out["index"]
 
     def run(self, x: np.ndarray) -> np.ndarray:
         if x.shape[0] != self._batch:  # the batch dimension is dynamic (shape_signature -1)
-            self.interp.resize_tensor_input(self._in["index"], list(x.shape))
+            self.interp.resize_tensor_input(self._in_idx, list(x.shape))
             self.interp.allocate_tensors()
             self._batch = x.shape[0]
-        self.interp.set_tensor(self._in["index"], x)
+        self.interp.set_tensor(self._in_idx, x)
         self.interp.invoke()
-        return self.interp.get_tensor(self._out["index"])
+        return self.interp.get_tensor(self._out_idx)
 
     def metadata(self) -> dict | None:
         """The JSON appended to the flatbuffer as an associated file (a zip archive after it)."""

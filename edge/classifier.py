@@ -65,6 +65,7 @@ class Classifier:
         if len(shape) != 4 or tuple(shape[1:]) != (28, 28, 1):
             raise UserError(f"{model}: input shape {shape}, expected NHWC (N, 28, 28, 1)")
         self._lut = self._input_table()
+        self._out_lut = self._output_table()
         self.last_timing: Timing | None = None
 
     @property
@@ -81,20 +82,26 @@ class Classifier:
         q = np.round(real / np.float32(spec.scale)) + spec.zero_point
         return np.clip(q, info.min, info.max).astype(spec.dtype)
 
+    def _output_table(self) -> np.ndarray | None:
+        """Dequantised value of each of the 256 codes of an 8-bit output (None for float outputs)."""
+        spec = self.backend.output
+        if spec.scale is None:
+            return None
+        codes = np.arange(256, dtype=np.uint8).view(spec.dtype)  # index = the code's raw byte
+        return (codes.astype(np.float32) - spec.zero_point) * np.float32(spec.scale)
+
     def preprocess(self, images: np.ndarray) -> np.ndarray:
         """uint8 (N, 28, 28) or (28, 28) -> the model's input tensor (N, 28, 28, 1)."""
-        images = np.asarray(images)
         if images.dtype != np.uint8 or images.shape[-2:] != (28, 28):
             raise ValueError(f"expected uint8 images of shape (N, 28, 28), got {images.dtype} "
                              f"{images.shape}")
-        return self._lut[images.reshape(-1, 28, 28, 1)]
+        return self._lut[images].reshape(-1, 28, 28, 1)
 
     def postprocess(self, raw: np.ndarray) -> np.ndarray:
         """Raw output -> float32 probabilities (N, 10), dequantised with the output's own params."""
-        spec = self.backend.output
-        if spec.scale is None:
+        if self._out_lut is None:
             return raw.astype(np.float32, copy=False)
-        return (raw.astype(np.float32) - spec.zero_point) * np.float32(spec.scale)
+        return self._out_lut[raw.view(np.uint8)]
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """(N, 10) probabilities; records per-stage timing in `last_timing`."""
