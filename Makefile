@@ -10,7 +10,7 @@ DATA   ?= $(firstword $(wildcard $(MNIST_EDGE_DATA) ../shared/data/mnist.npz))
 OUT    ?= artifacts
 DATA_FLAG := $(if $(DATA),--data $(DATA),)
 
-.PHONY: run test lint venv clean
+.PHONY: run models test lint venv clean
 
 venv: $(STAMP)
 
@@ -20,11 +20,21 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[all]"
 	@touch $(STAMP)
 
+# The whole pipeline: the edge model and the classic baseline, each trained and exported, then
+# benchmarked against each other. bench exits non-zero (and so does make) when the int8 gate fails.
 run: $(STAMP)
 	$(BIN)/mnist-edge train $(DATA_FLAG) --out $(OUT)
 	$(BIN)/mnist-edge export --int8 $(DATA_FLAG) --model $(OUT)/model.keras --out $(OUT)
+	$(BIN)/mnist-edge train --arch baseline $(DATA_FLAG) --out $(OUT)/baseline
+	$(BIN)/mnist-edge export --int8 $(DATA_FLAG) --model $(OUT)/baseline/model.keras --out $(OUT)/baseline
+	$(BIN)/mnist-edge bench $(DATA_FLAG) --artifacts $(OUT) --baseline $(OUT)/baseline
 	@echo
-	@echo "artifacts in $(OUT)/: model.keras, train.json, model_{fp32,int8}.{tflite,onnx}, manifest.json"
+	@echo "models:  $(OUT)/model_{fp32,int8}.{tflite,onnx} (+ manifest.json); baseline in $(OUT)/baseline/"
+	@echo "report:  $(OUT)/bench.md, $(OUT)/bench.json; plot: $(OUT)/bench.png"
+
+# Ship a finished `make run` as the default models the device commands use.
+models: $(STAMP)
+	$(BIN)/python -m benchmarks.model_card --artifacts $(OUT) --out models
 
 test: $(STAMP)
 	$(BIN)/python -m ruff check .

@@ -1,0 +1,135 @@
+"""Ship a benchmarked run as `models/`: the exported files, their manifest and a model card.
+
+    python -m benchmarks.model_card --artifacts artifacts --out models
+
+Everything in the card is read from the run's own train.json, manifest.json and bench.json, so it
+quotes only measured figures; the files are copied byte for byte, so the manifest's hashes hold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from edge.errors import UserError
+from edge.provenance import atomic_path, atomic_write_bytes
+
+SHIP = ("model_int8.tflite", "model_fp32.tflite", "model_int8.onnx", "model_fp32.onnx", "model.keras",
+        "manifest.json", "train.json", "bench.json", "bench.md", "bench.png")
+
+
+def _load(folder: Path, name: str) -> dict:
+    try:
+        return json.loads((folder / name).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise UserError(f"{folder / name}: expected the JSON a full `make run` writes ({e})") from None
+
+
+def card(train: dict, manifest: dict, bench: dict) -> str:
+    cfg, data, dev = train["config"], train["data"], bench["device"]
+    flags = f"--arch {cfg['arch']} --epochs {train['epochs']} --batch-size {cfg['batch_size']} " \
+            f"--seed {cfg['seed']}"
+    calib = manifest["calibration"] or {}
+    rows = [r for r in bench["rows"] if r["model"] == "edge" and r["threads"] == 1]
+    base = [r for r in bench["rows"] if r["model"] == "baseline" and r["threads"] == 1]
+    s = bench.get("summary") or {}
+
+    def line(r):
+        lat = r.get("latency_us") or {}
+        acc = "-" if r.get("accuracy") is None else f"{100 * r['accuracy']:.2f}"
+        delta = "-" if r.get("delta_pp") is None else f"{r['delta_pp']:+.2f}"
+        agree = "-" if r.get("agreement") is None else f"{100 * r['agreement']:.2f}"
+        p50 = "-" if lat.get("p50") is None else f"{lat['p50']:.1f}"
+        p90 = "-" if lat.get("p90") is None else f"{lat['p90']:.1f}"
+        return (f"| {r['model']} | {r['file']} | {r['runtime']} | {acc} | {delta} | {agree} | {p50} | {p90} "
+                f"| {r['size_bytes'] / 1024:.1f} |")
+
+    table = "\n".join(line(r) for r in rows + base)
+    files = "\n".join(f"| {n} | {f['bytes'] / 1024:.1f} KiB | `{f['sha256']}` |"
+                      for n, f in manifest["files"].items())
+    speed = ""
+    if s.get("speedup_vs_baseline_int8_tflite"):
+        speed = (f"\nOn this machine, one thread, batch 1, p50: the int8 TFLite model is "
+                 f"**{s['speedup_vs_baseline_int8_tflite']:.1f}x** faster than the classic Keras CNN's "
+                 f"int8 TFLite and **{s['speedup_vs_baseline_keras']:.0f}x** faster than that CNN in "
+                 "Keras.\n")
+    versions = train["environment"]["packages"]
+    return f"""# Model card: mnist-edge `{train['arch']}` digit classifier
+
+A {train['params']:,}-parameter, {train['macs'] / 1e6:.2f}M-MAC convolutional network that reads one
+handwritten digit from a 28x28 grey image (white ink on black, MNIST-centred; `edge/` turns camera frames
+into that). Built for int8 inference on CPUs such as a Raspberry Pi's.
+
+**Use it for** digits written on paper and seen by a camera, after `edge/`'s segmentation.
+**Not for** letters, printed fonts far from handwriting, or as a measure of anything but MNIST-like digits:
+its accuracy was measured on MNIST's test set only.
+
+## Data
+{data['source']} ({'full MNIST' if data['full_mnist'] else 'NOT full MNIST'}: {data['train_size']:,} train /
+{data['test_size']:,} test images). SHA-256 of the test images: `{data['sha256']['x_test']}`.
+{cfg['val_size']:,} training images were held out to choose the best epoch; the test set was used once.
+
+## How it was made
+```sh
+mnist-edge train {flags} --data mnist.npz
+mnist-edge export --int8 --calib-samples {calib.get('samples')} --calib-method {calib.get('onnx_method')}
+mnist-edge bench
+```
+Training: {train['epochs']} epochs in {train['seconds']:.0f} s on the machine below (best epoch
+{train['best_epoch']}), validation accuracy {100 * train['val_accuracy']:.2f} %, Keras test accuracy
+{100 * train['test_accuracy']:.2f} %. Code: git `{train['environment']['git_commit']}`; TensorFlow
+{versions.get('tensorflow-cpu')}, Keras {versions.get('keras')}.
+Calibration: {calib.get('samples')} class-balanced training images (seed {calib.get('seed')}).
+
+## Accuracy and latency (`mnist-edge bench`, one thread, batch 1)
+| model | file | runtime | test acc % | Δ pp vs Keras | agreement % | p50 µs | p90 µs | KiB |
+|---|---|---|---|---|---|---|---|---|
+{table}
+{speed}
+Latency is one `Classifier.classify()` call on one image, as a device calls it. Measured on
+{dev.get('name')}: {dev.get('cpu_model')}, {dev.get('cores')} cores, {dev.get('arch')}, {dev.get('os')},
+Python {dev.get('python')}, load average at start {dev.get('load_average')}. The full table, with 2 threads,
+throughput, memory and load times, is in `bench.md`.
+
+## Files
+| file | size | SHA-256 |
+|---|---|---|
+{files}
+
+Each model carries its labels, input layout, normalisation and I/O quantisation inside it
+(see `manifest.json`).
+"""
+
+
+def ship(artifacts: Path, out: Path) -> None:
+    train, manifest, bench = (_load(artifacts, n) for n in ("train.json", "manifest.json", "bench.json"))
+    if not train["data"]["full_mnist"]:
+        raise UserError(f"{artifacts}: trained on {train['data']['source']}, not full MNIST; not shipping it")
+    for name in SHIP:
+        with atomic_path(out / name) as tmp:
+            shutil.copyfile(artifacts / name, tmp)
+    atomic_write_bytes(out / "MODEL_CARD.md", card(train, manifest, bench).encode())
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser("python -m benchmarks.model_card", description=__doc__.splitlines()[0])
+    p.add_argument("--artifacts", type=str, default="artifacts", help="a folder from `make run`")
+    p.add_argument("--out", type=str, default="models", help="where to ship it")
+    return p
+
+
+def main(args: argparse.Namespace) -> int:
+    ship(Path(args.artifacts), Path(args.out))
+    print(f"shipped {args.artifacts} to {args.out}/ with MODEL_CARD.md")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(get_args_parser().parse_args()))
+    except UserError as e:
+        print(f"model_card: error: {e}", file=sys.stderr)
+        sys.exit(2)
