@@ -1,7 +1,8 @@
 """The two architectures and how to count their cost.
 
 `edge` (the default) is built for int8 inference: conv -> BatchNorm (folded away at export) -> ReLU,
-strided convs instead of a big Dense layer, global average pooling into a 10-way classifier.
+few channels at full resolution, more once the map is small, and global average pooling into a 10-way
+classifier instead of a big Dense layer: 35k parameters, 2.4M MACs.
 `baseline` is the classic Keras MNIST CNN most tutorials train, kept so users see what the design buys.
 
     >>> from train.model import build_model, count_macs
@@ -35,21 +36,24 @@ def build_model(arch: str = "edge"):
     if arch != "edge":
         raise ValueError(f"unknown arch {arch!r}; choose from {ARCHS}")
 
-    def block(x, filters, strides=1):
-        x = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False)(x)
+    def block(x, filters):
+        x = layers.Conv2D(filters, 3, padding="valid", use_bias=False)(x)  # BN supplies the bias
         x = layers.BatchNormalization(momentum=0.9)(x)
         return layers.ReLU()(x)
 
+    # Fine strokes matter for digits, so the first two convs keep full resolution but only 8-16
+    # channels; the later ones widen where the map is small and a MAC is cheap. No padding: a
+    # border of zeros carries nothing in MNIST. Stride-2 first layers were tried and lost ~0.3 pp.
     inp = keras.Input(INPUT_SHAPE, name="image")
-    # The first conv strides straight to 14x14: full-resolution layers with few channels cost
-    # more time on a CPU than their MACs suggest.
-    x = block(inp, 16, strides=2)  # 14x14x16
-    x = block(x, 32)               # 14x14x32
-    x = layers.MaxPooling2D(2)(x)  # 7x7x32
-    x = block(x, 64)               # 7x7x64
-    x = block(x, 64)               # 7x7x64
+    x = block(inp, 8)              # 26x26x8
+    x = block(x, 16)               # 24x24x16
+    x = layers.MaxPooling2D(2)(x)  # 12x12x16
+    x = layers.Dropout(0.25)(x)
+    x = block(x, 32)               # 10x10x32
+    x = block(x, 32)               # 8x8x32
+    x = block(x, 64)               # 6x6x64
     x = layers.GlobalAveragePooling2D()(x)
-    x = layers.Dropout(0.1)(x)
+    x = layers.Dropout(0.25)(x)
     out = layers.Dense(NUM_CLASSES, activation="softmax", name="probs")(x)
     return keras.Model(inp, out, name="edge")
 

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class TrainConfig:
     arch: str = "edge"          # "edge" (int8-first default) or "baseline" (classic Keras CNN)
-    epochs: int | None = None   # None: the arch's default (edge 15, baseline 10)
+    epochs: int | None = None   # None: the arch's default (edge 30, baseline 10)
     batch_size: int = 128       # images per optimiser step
     lr: float = 3e-3            # peak learning rate of the warm-up + cosine schedule (Adam)
     warmup_epochs: float = 1.0  # linear warm-up length, in epochs
@@ -41,7 +41,7 @@ class TrainConfig:
     def resolved_epochs(self) -> int:
         if self.quick:
             return 2
-        return self.epochs or (15 if self.arch == "edge" else 10)
+        return self.epochs or (30 if self.arch == "edge" else 10)
 
 
 def train(cfg: TrainConfig) -> dict:
@@ -143,7 +143,7 @@ class _BestWeights:
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser("mnist-edge train", description=__doc__.splitlines()[0])
     p.add_argument("--arch", type=str, default="edge", choices=ARCHS, help="model architecture")
-    p.add_argument("--epochs", type=int, default=None, help="epochs (default: edge 15, baseline 10)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default: edge 30, baseline 10)")
     p.add_argument("--batch-size", type=int, default=128, help="images per step")
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (edge arch)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
