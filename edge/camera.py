@@ -1,0 +1,279 @@
+"""`mnist-edge camera`: read digits from a camera, a video, a stream or a folder of images, live.
+
+    mnist-edge camera --source picamera --serve 0.0.0.0:8080    # a Pi camera, watched from a browser
+    mnist-edge camera --source 0 --show                          # a USB camera, in a window
+    mnist-edge camera --source clip.avi --max-frames 100 > readings.jsonl
+
+Each frame: capture -> edge.digits.to_grey -> segment -> ONE batched Classifier call for all crops ->
+one JSON line on stdout:
+
+    {"t": 1767225600.123, "frame": 0, "reading": "2026",
+     "digits": [{"digit": 2, "confidence": 0.99, "box": [x, y, w, h]}, ...],
+     "ms": {"capture": 3.1, "preprocess": 4.2, "inference": 1.3, "total": 8.6}}
+
+"reading" is the digits left to right ("" when none reach --min-confidence); frames from a folder
+also carry "file". Logs go to stderr. A frame that fails is logged and skipped; a camera that stops
+is reconnected with backoff (exit 1 if it never comes back); SIGINT/SIGTERM stop cleanly (exit 0).
+With --serve or --show the last frame stays up after a file or folder ends, until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from edge import digits as digits_mod
+from edge import web
+from edge.classifier import Classifier
+from edge.digits import SegmentConfig, segment, to_grey
+from edge.errors import UserError
+from edge.models import resolve_model
+from edge.sources import SOURCE_HELP, Frame, RetryConfig, Source, SourceLost, frames, open_source
+
+log = logging.getLogger(__name__)
+
+WINDOW = "mnist-edge"
+
+
+@dataclass
+class CameraConfig:
+    source: str = "0"  # 'picamera', a camera index, a folder of images, an image/video file or a URL
+    model: str | None = None  # .tflite or .onnx; None: the shipped models/model_int8.tflite
+    runtime: str | None = None  # litert, tflite-runtime or onnxruntime; None: the first that imports
+    threads: int = 1  # interpreter threads (1 leaves the other cores to the camera and the OS)
+    min_confidence: float = 0.6  # digits less sure than this are dropped (messy frames read "")
+    max_frames: int | None = None  # stop after this many frames; None: until the source ends
+    fps: float = 0.0  # at most this many frames per second; 0: as fast as they come
+    show: bool = False  # draw the frames in a window (needs a display and OpenCV with GUI)
+    serve: str | None = None  # HOST:PORT for the live page; a bare PORT binds 127.0.0.1
+    max_retries: int = 10  # reconnect attempts when a camera stops giving frames; -1: forever
+
+
+def read_frame(frame: Frame, clf: Classifier, min_confidence: float,
+               seg: SegmentConfig | None = None) -> dict:
+    """One frame -> its record (without capture time): digits left to right, and stage timings."""
+    t0 = time.perf_counter()
+    crops = segment(to_grey(frame.image, frame.color_order), seg)
+    preds = clf.classify(np.stack([c.image for c in crops])) if crops else []
+    t1 = time.perf_counter()
+    timing = clf.last_timing if crops else None
+    inference = (timing.inference_ms + timing.postprocess_ms) if timing else 0.0
+    # filtered on the confidence as reported (4 decimals), so the printed numbers tell what is kept
+    kept = [(c, p) for c, p in zip(crops, preds, strict=True)
+            if round(p.confidence, 4) >= min_confidence]
+    return {
+        "reading": "".join(p.label for _, p in kept),
+        "digits": [{"digit": p.digit, "confidence": round(p.confidence, 4), "box": list(c.box)}
+                   for c, p in kept],
+        "ms": {"preprocess": 1e3 * (t1 - t0) - inference, "inference": inference},
+    }
+
+
+def to_bgr(image: np.ndarray, color_order: str) -> np.ndarray:
+    """A frame as a new 3-channel BGR image, for display only (orders as in edge.digits.to_grey)."""
+    if image.ndim == 2 or image.shape[2] == 1:
+        return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
+    first = digits_mod._ORDERS.get(color_order.lower())  # the one table of colour orders
+    if first is None:
+        raise ValueError(f"unknown color_order {color_order!r}")
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR if first == "bgr" else cv2.COLOR_RGBA2BGR)
+    return image.copy() if first == "bgr" else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+
+
+def annotate(frame: Frame, record: dict) -> np.ndarray:
+    """The frame to show (its display view when it has one), digits boxed and labelled."""
+    image, order = frame.image, frame.color_order
+    if frame.display is not None:
+        image, order = frame.display, frame.display_order or "bgr"
+    out = to_bgr(image, order)
+    sy, sx = out.shape[0] / frame.image.shape[0], out.shape[1] / frame.image.shape[1]
+    thick = max(1, round(out.shape[0] / 240))
+    for d in record["digits"]:
+        x, y, w, h = d["box"]
+        p0, p1 = (round(x * sx), round(y * sy)), (round((x + w) * sx), round((y + h) * sy))
+        cv2.rectangle(out, p0, p1, (0, 200, 0), thick)
+        cv2.putText(out, f"{d['digit']} {d['confidence']:.2f}", (p0[0], max(12, p0[1] - 4)),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thick, (0, 200, 0), thick, cv2.LINE_AA)
+    label = record["reading"] or "-"
+    cv2.putText(out, label, (8, 16 * thick + 8), cv2.FONT_HERSHEY_SIMPLEX, 0.7 * thick, (0, 0, 255),
+                2 * thick, cv2.LINE_AA)
+    return out
+
+
+def _open_window() -> None:
+    """Fail with one line, before anything is opened, when --show cannot work here."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY")
+                                                 or os.environ.get("WAYLAND_DISPLAY")):
+        raise UserError("--show: no display here (DISPLAY is not set); on a headless device use "
+                        "--serve 0.0.0.0:8080 and open that address in a browser")
+    try:
+        cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE)
+    except cv2.error:
+        raise UserError("--show: this OpenCV has no window support (opencv-python-headless); "
+                        "pip install opencv-python, or use --serve HOST:PORT") from None
+
+
+def _window_open() -> bool:
+    """Pump the window's events; False once the user pressed q/Esc or closed it."""
+    key = cv2.waitKey(1) & 0xFF
+    return key not in (ord("q"), 27) and cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) >= 1
+
+
+def _check(cfg: CameraConfig) -> None:
+    if cfg.threads < 1:
+        raise UserError(f"--threads {cfg.threads}: expected 1 or more")
+    if not 0.0 <= cfg.min_confidence <= 1.0:
+        raise UserError(f"--min-confidence {cfg.min_confidence}: expected a number from 0 to 1")
+    if cfg.max_frames is not None and cfg.max_frames < 1:
+        raise UserError(f"--max-frames {cfg.max_frames}: expected 1 or more")
+    if cfg.fps < 0:
+        raise UserError(f"--fps {cfg.fps}: expected 0 (no limit) or more")
+    if cfg.max_retries < -1:
+        raise UserError(f"--max-retries {cfg.max_retries}: expected -1 (forever), 0 or more")
+
+
+def run(cfg: CameraConfig, source: Source | None = None, stop: threading.Event | None = None,
+        retry: RetryConfig | None = None, out=None) -> int:
+    """The capture loop. Returns 0 when the frames end or `stop` is set, 1 if the camera is lost.
+
+    `source` overrides cfg.source (e.g. a source of your own); the loop closes it when done.
+    """
+    _check(cfg)
+    stop = stop or threading.Event()
+    retry = retry or RetryConfig(max_retries=cfg.max_retries)
+    out = out or sys.stdout
+    address = web.parse_address(cfg.serve) if cfg.serve else None
+    with ExitStack() as stack:
+        if source is not None:
+            stack.callback(source.close)
+        if cfg.show:
+            _open_window()
+            stack.callback(cv2.destroyAllWindows)
+        model = resolve_model(cfg.model)  # cheap checks first, so a mistake is one line
+        if source is None:
+            source = open_source(cfg.source)
+            stack.callback(source.close)
+        hub = None
+        if address:
+            hub = web.FrameHub()
+            server = web.WebServer(*address, hub, title=source.name).start()
+            stack.callback(server.stop)
+            log.info("serving the live page on %s", server.url)
+        clf = Classifier(model, cfg.runtime, cfg.threads)
+        log.info("reading %s with %s (%s, %d thread%s), min confidence %.2f", source.name, model,
+                 clf.runtime, cfg.threads, "" if cfg.threads == 1 else "s", cfg.min_confidence)
+        count, t_start = 0, time.perf_counter()
+        t_ready = t_start  # when the loop was last ready for a frame
+        try:
+            for frame in frames(source, retry, stop):
+                t_got = time.perf_counter()
+                count += 1
+                try:
+                    record = {"t": round(frame.t, 3), "frame": frame.index, **read_frame(
+                        frame, clf, cfg.min_confidence)}
+                    if frame.name is not None:
+                        record["file"] = frame.name
+                    ms = record["ms"]
+                    ms["capture"] = 1e3 * (t_got - t_ready)
+                    ms["total"] = 1e3 * (time.perf_counter() - t_ready)
+                    record["ms"] = {k: round(ms[k], 2) for k in ("capture", "preprocess", "inference",
+                                                                 "total")}
+                    view = annotate(frame, record) if (hub or cfg.show) else None
+                except Exception as e:
+                    log.warning("frame %d: skipped (%s: %s)", frame.index, e.__class__.__name__, e)
+                    view = None
+                else:
+                    if not _emit(record, out):
+                        stop.set()  # nobody reads the readings any more: done, page or not
+                        break
+                    if hub:
+                        hub.publish(view, record)
+                    if cfg.show:
+                        cv2.imshow(WINDOW, view)
+                        if not _window_open():
+                            stop.set()
+                            break
+                if cfg.max_frames and count >= cfg.max_frames:
+                    break
+                if cfg.fps > 0 and stop.wait(max(0.0, t_got + 1.0 / cfg.fps - time.perf_counter())):
+                    break
+                t_ready = time.perf_counter()
+        except SourceLost as e:
+            log.error("%s", e)
+            return 1
+        seconds = time.perf_counter() - t_start
+        log.info("%d frame%s in %.1f s (%.1f frames/s)", count, "" if count == 1 else "s", seconds,
+                 count / seconds if seconds > 0 else 0.0)
+        if (hub or cfg.show) and not stop.is_set():
+            log.info("no more frames; %s until Ctrl-C", "still serving" if hub else "showing the last")
+            while not stop.wait(0.05 if cfg.show else 1.0):
+                if cfg.show and not _window_open():
+                    break
+    return 0
+
+
+def _emit(record: dict, out) -> bool:
+    """Print one JSON line; False if the reader went away (e.g. `| head`)."""
+    try:
+        print(json.dumps(record), file=out, flush=True)
+        return True
+    except BrokenPipeError:
+        if out is sys.stdout:  # no second error when Python flushes stdout at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        log.info("stdout closed; stopping")
+        return False
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser("mnist-edge camera", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="\n".join(__doc__.splitlines()[2:6]))
+    p.add_argument("--source", type=str, default="0",
+                   help=f"{SOURCE_HELP} (default: 0, the first USB camera; 'picamera' for a Pi camera)")
+    p.add_argument("--model", type=str, default=None,
+                   help="a .tflite or .onnx model (default: the shipped models/model_int8.tflite)")
+    p.add_argument("--runtime", type=str, default=None,
+                   help="litert, tflite-runtime or onnxruntime (default: the first installed)")
+    p.add_argument("--threads", type=int, default=1, help="interpreter threads (default: 1)")
+    p.add_argument("--min-confidence", type=float, default=0.6,
+                   help="drop digits less sure than this, 0..1 (default: 0.6)")
+    p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    p.add_argument("--fps", type=float, default=0.0,
+                   help="process at most this many frames per second (default: 0, no limit)")
+    p.add_argument("--show", action="store_true", help="show the frames in a window")
+    p.add_argument("--serve", type=str, default=None, metavar="HOST:PORT",
+                   help="serve a live page; a bare PORT binds 127.0.0.1, 0.0.0.0:PORT every interface")
+    p.add_argument("--max-retries", type=int, default=10,
+                   help="reconnect attempts when a camera stops giving frames (-1: forever; default 10)")
+    return p
+
+
+def main(args: argparse.Namespace) -> int:
+    cfg = CameraConfig(source=args.source, model=args.model, runtime=args.runtime,
+                       threads=args.threads, min_confidence=args.min_confidence,
+                       max_frames=args.max_frames, fps=args.fps, show=args.show, serve=args.serve,
+                       max_retries=args.max_retries)
+    stop = threading.Event()
+
+    def on_signal(signum, _frame):
+        log.info("%s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return run(cfg, stop=stop)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)

@@ -1,0 +1,210 @@
+"""`mnist-edge doctor`: what this device has, what is missing, and whether the model can run here.
+
+    mnist-edge doctor                          # the shipped models/model_int8.tflite
+    mnist-edge doctor --model artifacts/       # every model in a folder, hashes against its manifest
+
+Prints Python, platform, numpy (and its ABI: interpreters built for numpy 1 cannot load under 2),
+each interpreter, the camera libraries, each model file's SHA-256 against manifest.json (✓/✗), and
+whether each model loads and runs in each installed runtime that can take it. Exit 0 when a model
+runs in a runtime and no file disagrees with its manifest, 1 otherwise, with what to install.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.metadata
+import platform
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge import __version__
+from edge.backends import _MODULES, runtime_status
+from edge.errors import UserError
+from edge.models import MANIFEST, find_default_model, load_manifest, model_dirs
+from edge.provenance import sha256_file
+
+MODEL_SUFFIXES = (".tflite", ".onnx")
+OK, BAD, NA = "✓", "✗", "-"
+
+
+@dataclass
+class FileCheck:
+    name: str  # file name
+    status: str  # OK: hash matches; BAD: differs; NA: listed in the manifest but not here; "?": unlisted
+    detail: str  # what was compared
+
+
+def check_files(folder: Path, manifest: dict | None) -> list[FileCheck]:
+    """Each model file in `folder` and each file the manifest lists, hashed against the manifest."""
+    listed = (manifest or {}).get("files", {})
+    names = sorted({p.name for p in folder.iterdir() if p.suffix in MODEL_SUFFIXES} | set(listed))
+    out = []
+    for name in names:
+        path, want = folder / name, (listed.get(name) or {}).get("sha256")
+        if not path.is_file():
+            out.append(FileCheck(name, NA, "listed in the manifest, not here"))
+        elif want is None:
+            out.append(FileCheck(name, "?", "not in a manifest: not checked"))
+        else:
+            got = sha256_file(path)
+            out.append(FileCheck(name, OK, f"sha256 {got[:12]}… matches the manifest") if got == want
+                       else FileCheck(name, BAD, f"sha256 {got[:12]}… but the manifest says "
+                                                 f"{want[:12]}… (changed or corrupt)"))
+    return out
+
+
+def try_model(path: Path, runtime: str) -> tuple[bool, str]:
+    """Load the model in this runtime and classify one blank digit: (ok, what happened)."""
+    from edge.classifier import Classifier
+
+    try:
+        clf = Classifier(path, runtime, threads=1)
+        clf.classify(np.zeros((1, 28, 28), np.uint8))
+        clf.classify(np.zeros((1, 28, 28), np.uint8))  # the second call is the steady-state one
+    except Exception as e:
+        return False, f"{e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:160]
+    spec, t = clf.backend.input, clf.last_timing
+    return True, (f"input {spec.dtype} {tuple(spec.shape)}, "
+                  f"{t.preprocess_ms + t.inference_ms + t.postprocess_ms:.2f} ms per digit")
+
+
+def _numpy_line() -> str:
+    major = int(np.__version__.split(".")[0])
+    if major >= 2:
+        return f"{np.__version__} (numpy 2 ABI: interpreters built against numpy 1, such as " \
+               "tflite-runtime 2.14, need numpy<2)"
+    return f"{np.__version__} (numpy 1 ABI: wheels built for numpy 2 only will not load)"
+
+
+def _device() -> str:
+    model = Path("/proc/device-tree/model")
+    try:
+        return model.read_bytes().rstrip(b"\0").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _cv2_line() -> tuple[bool, str]:
+    try:
+        import cv2
+    except Exception as e:
+        return False, f"not importable ({e.__class__.__name__}: {e}); pip install 'mnist-edge[camera]'"
+    gui = next((ln.split(":", 1)[1].strip() for ln in cv2.getBuildInformation().splitlines()
+                if ln.strip().startswith("GUI:")), "?")
+    windows = "no window support: use --serve, not --show" if gui.upper() == "NONE" else f"GUI {gui}"
+    return True, f"{cv2.__version__} ({windows})"
+
+
+def _picamera2_line() -> tuple[bool, str]:
+    try:
+        importlib.import_module("picamera2")
+    except Exception as e:
+        why = "not installed" if isinstance(e, ModuleNotFoundError) else f"{e.__class__.__name__}: {e}"
+        return False, (f"{why} (only for --source picamera on a Raspberry Pi: sudo apt install "
+                       "python3-picamera2, in a venv made with --system-site-packages)")
+    try:
+        return True, importlib.metadata.version("picamera2")
+    except importlib.metadata.PackageNotFoundError:
+        return True, "installed"
+
+
+def _models(arg: str | None) -> tuple[Path | None, list[Path]]:
+    """(folder whose manifest applies, model files to try)."""
+    if arg is None:
+        path = find_default_model()
+        return (path.parent, [path]) if path else (None, [])
+    p = Path(arg)
+    if p.is_dir():
+        return p, sorted(q for q in p.iterdir() if q.suffix in MODEL_SUFFIXES)
+    if p.is_file():
+        return p.parent, [p]
+    raise UserError(f"--model {arg}: no such file or folder")
+
+
+def doctor(model: str | None = None, out=None) -> int:
+    """Print the report; 0 when ready, 1 otherwise."""
+    out = out or sys.stdout
+
+    def say(line: str = "") -> None:
+        print(line, file=out)
+
+    folder, models = _models(model)
+    hints: list[str] = []
+    say(f"mnist-edge {__version__} doctor")
+    say(f"  python    {platform.python_version()} ({platform.python_implementation()}, {sys.executable})")
+    device = _device()
+    say(f"  platform  {platform.platform()} ({platform.machine()}){'  ' + device if device else ''}")
+    say(f"  numpy     {_numpy_line()}")
+
+    say("runtimes")
+    status = runtime_status()
+    usable = {rt for rt, v in status.items() if not v.startswith("unavailable")}
+    for rt, v in status.items():
+        say(f"  {OK if rt in usable else BAD} {rt:<15} {v}")
+    if "tflite-runtime" not in usable and ("numpy" in status["tflite-runtime"].lower()
+                                           or "_ARRAY_API" in status["tflite-runtime"]):
+        hints.append("tflite-runtime is built against numpy 1: pip install 'numpy<2' "
+                     "(or use LiteRT: pip install 'mnist-edge[edge]')")
+
+    say("camera")
+    for name, (ok, line) in (("cv2", _cv2_line()), ("picamera2", _picamera2_line())):
+        say(f"  {OK if ok else BAD} {name:<15} {line}")
+        if name == "cv2" and not ok:
+            hints.append("camera and predict need OpenCV: pip install 'mnist-edge[camera]'")
+
+    bad_files = False
+    if folder is not None:
+        manifest = load_manifest(folder)
+        say(f"model files in {folder}" + ("" if manifest else f" (no {MANIFEST}: hashes not checked)"))
+        for c in check_files(folder, manifest):
+            say(f"  {c.status} {c.name:<22} {c.detail}")
+            bad_files |= c.status == BAD
+        if bad_files:
+            hints.append(f"a model file differs from {folder / MANIFEST}: export again or copy it again")
+
+    runs = []
+    say("models")
+    if not models:
+        where = " or ".join(str(d / "model_int8.tflite") for d in model_dirs())
+        say(f"  {BAD} no model ({where} not found)")
+        hints.append("pass --model PATH (a file or a folder from `mnist-edge export`), or put the "
+                     "shipped model_int8.tflite in ./models")
+    for path in models:
+        runtimes = ["onnxruntime"] if path.suffix == ".onnx" else ["litert", "tflite-runtime"]
+        tried = [rt for rt in runtimes if rt in usable]
+        for rt in tried:
+            ok, what = try_model(path, rt)
+            say(f"  {OK if ok else BAD} {path.name:<22} {rt:<15} {what}")
+            if ok:
+                runs.append((path.name, rt))
+        if not tried:
+            extra = "edge-onnx" if path.suffix == ".onnx" else "edge"
+            say(f"  {BAD} {path.name:<22} no runtime for {path.suffix} here "
+                f"({' or '.join(_MODULES[r][1] for r in runtimes)})")
+            hints.append(f"to run {path.suffix} models: pip install 'mnist-edge[{extra}]'")
+
+    ready = bool(runs) and not bad_files
+    if ready:
+        name, rt = min(runs, key=lambda r: (r[0] != "model_int8.tflite", r[0]))  # the default first
+        say(f"ready: {name} runs in {rt}" + (f" (and {len(runs) - 1} more)" if len(runs) > 1 else ""))
+    else:
+        say("not ready: " + ("a model file differs from its manifest" if runs
+                             else "no model runs in an installed runtime"))
+        for h in dict.fromkeys(hints):
+            say(f"  hint: {h}")
+    return 0 if ready else 1
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser("mnist-edge doctor", description=__doc__.splitlines()[0])
+    p.add_argument("--model", type=str, default=None,
+                   help="a model file or a folder of them (default: the shipped models/model_int8.tflite)")
+    return p
+
+
+def main(args: argparse.Namespace) -> int:
+    return doctor(args.model)

@@ -1,0 +1,262 @@
+"""A small live page for a headless device (stdlib http.server): the annotated stream and the reading.
+
+    >>> from edge.web import FrameHub, WebServer
+    >>> hub = FrameHub()
+    >>> server = WebServer("127.0.0.1", 8080, hub).start()     # then: hub.publish(bgr_image, record)
+    >>> server.url
+    'http://127.0.0.1:8080/'
+    >>> server.stop()
+
+Routes: `/` the page, `/stream.mjpg` the annotated frames as MJPEG, `/frame.jpg` the latest one,
+`/latest.json` the latest reading (the same record `mnist-edge camera` prints; `null` before the first
+frame). The camera loop hands frames over through a one-slot `FrameHub`: it never waits for a client,
+slow clients skip frames, and a frame is JPEG-encoded at most once, only when someone watches.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import socket
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+
+from edge.errors import UserError
+
+log = logging.getLogger(__name__)
+
+BOUNDARY = "mnistedgeframe"
+
+
+class FrameHub:
+    """The latest annotated frame and reading, handed from one producer to any number of readers."""
+
+    def __init__(self, jpeg_quality: int = 80):
+        self.jpeg_quality = jpeg_quality
+        self._cond = threading.Condition()
+        self._seq = 0  # images published so far
+        self._image: np.ndarray | None = None
+        self._record: dict | None = None
+        self._jpeg: tuple[int, bytes] | None = None  # (seq, bytes) of the last encoded frame
+        self.closed = False
+
+    def publish(self, image_bgr: np.ndarray | None, record: dict) -> None:
+        """Replace the latest reading, and the frame unless it is None (BGR uint8, kept by reference:
+        don't modify it afterwards)."""
+        with self._cond:
+            self._record = record
+            if image_bgr is not None:
+                self._seq += 1
+                self._image = image_bgr
+                self._cond.notify_all()
+
+    def latest(self) -> dict | None:
+        with self._cond:
+            return self._record
+
+    def wait_jpeg(self, after: int, timeout: float = 1.0) -> tuple[int, bytes] | None:
+        """The first frame newer than `after`, JPEG-encoded: (seq, bytes); None on timeout or close."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self.closed or self._seq > after, timeout):
+                return None
+            if self.closed or self._image is None:
+                return None
+            seq, image, cached = self._seq, self._image, self._jpeg
+        if cached is not None and cached[0] == seq:
+            return cached
+        import cv2
+
+        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
+        if not ok:
+            return None
+        with self._cond:
+            self._jpeg = (seq, buf.tobytes())
+            return self._jpeg
+
+    def close(self) -> None:
+        """Wake every waiting client so it can finish."""
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>mnist-edge: {title}</title>
+<style>
+ body {{ font-family: system-ui, sans-serif; margin: 1rem; background: #111; color: #eee; }}
+ #reading {{ font-size: 4rem; font-weight: 700; letter-spacing: .1em; min-height: 4.5rem; }}
+ #details, #status, #video-off {{ color: #aaa; font-size: .9rem; }}
+ a {{ color: #8cf; }}
+ img {{ max-width: 100%; border: 1px solid #444; display: block; margin-top: .5rem; }}
+</style></head>
+<body>
+<h1>mnist-edge <small>{title}</small></h1>
+<div>reading</div>
+<div id="reading" data-frame="">\u2014</div>
+<div id="details"></div>
+{video}
+<div id="status">waiting for the first frame</div>
+<script>
+const $ = (id) => document.getElementById(id);
+const img = $("stream");
+if (img) img.addEventListener("load", () => {{  // each decoded frame
+  img.dataset.size = img.naturalWidth + "x" + img.naturalHeight;
+}});
+function show(d) {{
+  if (!d) return;
+  $("reading").textContent = d.reading || "\u2014";
+  $("reading").dataset.frame = d.frame;
+  $("details").textContent = d.digits.map(
+    (x) => x.digit + " (" + (100 * x.confidence).toFixed(0) + "%)").join("  ");
+  $("status").textContent = "frame " + d.frame + ", " + d.ms.total.toFixed(1) + " ms"
+    + (d.file ? ", " + d.file : "");
+}}
+async function poll() {{
+  try {{
+    const r = await fetch("/latest.json", {{cache: "no-store"}});
+    show(await r.json());
+  }} catch (e) {{
+    $("status").textContent = "no connection to the device";
+  }}
+  setTimeout(poll, 500);
+}}
+show({latest});  // the reading when the page was served; then /latest.json every 0.5 s
+setTimeout(poll, 500);
+</script>
+</body></html>
+"""
+VIDEO_ON = ('<img id="stream" src="/stream.mjpg" data-size="" alt="live camera stream, digits boxed">'
+            '<div id="video-off"><a href="/?video=0">reading only</a> (saves bandwidth)</div>')
+VIDEO_OFF = '<div id="video-off">video off: <a href="/">show the stream</a></div>'
+
+
+def render_page(latest: dict | None, title: str, video: bool = True) -> str:
+    """The page, with the latest reading inlined so it is right before any script runs a fetch."""
+    data = json.dumps(latest).replace("</", "<\\/")  # safe inside <script>
+    return PAGE.format(title=html.escape(title), latest=data, video=VIDEO_ON if video else VIDEO_OFF)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        path, _, query = self.path.partition("?")
+        hub = self.server.hub
+        if path in ("/", "/index.html"):
+            video = "video=0" not in query.split("&")
+            page = render_page(hub.latest(), self.server.title, video)
+            self._send(HTTPStatus.OK, page.encode(), "text/html; charset=utf-8")
+        elif path == "/latest.json":
+            self._send(HTTPStatus.OK, json.dumps(hub.latest()).encode(), "application/json")
+        elif path == "/frame.jpg":
+            got = hub.wait_jpeg(0, timeout=0)
+            if got is None:
+                self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"no frame yet\n", "text/plain")
+            else:
+                self._send(HTTPStatus.OK, got[1], "image/jpeg")
+        elif path == "/stream.mjpg":
+            self._stream()
+        else:
+            self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
+
+    def _stream(self) -> None:
+        if not self.server.streams.acquire(blocking=False):
+            self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"too many viewers\n", "text/plain")
+            return
+        try:
+            self.send_response(HTTPStatus.OK)
+            self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            # Each frame is followed at once by the next part's boundary and headers: a browser shows
+            # a part only once the next one starts, and a finished folder sends no further frame.
+            # So the parts carry no Content-Length; the boundary ends them.
+            part = f"\r\n--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n\r\n".encode()
+            self.wfile.write(part[2:])
+            seq, hub = 0, self.server.hub
+            while not hub.closed:
+                got = hub.wait_jpeg(seq, timeout=1.0)
+                if got is None:
+                    continue
+                seq, jpeg = got
+                self.wfile.write(jpeg + part)
+                self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            pass  # the viewer went away
+        finally:
+            self.server.streams.release()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True  # a stuck client never blocks shutdown
+    allow_reuse_address = True
+
+    def __init__(self, address, hub: FrameHub, title: str, max_streams: int):
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, _Handler)
+        self.hub, self.title = hub, title
+        self.streams = threading.BoundedSemaphore(max_streams)
+
+
+class WebServer:
+    """Serves a FrameHub on HOST:PORT from a background thread."""
+
+    def __init__(self, host: str, port: int, hub: FrameHub, title: str = "", max_streams: int = 4):
+        self.hub = hub
+        try:
+            self.httpd = _Server((host, port), hub, title, max_streams)
+        except OSError as e:
+            raise UserError(f"--serve {host}:{port}: cannot listen there ({e.strerror or e})") from None
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="mnist-edge-web",
+                                        daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
+
+    def start(self) -> WebServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop accepting, end every stream, close the socket."""
+        self.hub.close()
+        if self._thread.is_alive():
+            self.httpd.shutdown()
+            self._thread.join(timeout=5)
+        self.httpd.server_close()
+
+
+def parse_address(spec: str) -> tuple[str, int]:
+    """'8080' | ':8080' | 'HOST:PORT' | '[::1]:8080' -> (host, port); the host defaults to 127.0.0.1."""
+    s = spec.strip()
+    host, sep, port = s.rpartition(":")
+    if not sep:
+        host, port = "", s
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit() or int(port) > 65535:
+        raise UserError(f"--serve {spec}: expected HOST:PORT or PORT, e.g. 127.0.0.1:8080 "
+                        "(0.0.0.0:8080 to be seen from other machines)")
+    return host, int(port)

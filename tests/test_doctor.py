@@ -1,0 +1,59 @@
+"""`mnist-edge doctor`: hashes against the manifest (✓/✗), runtimes, and its exit code."""
+
+from __future__ import annotations
+
+import shutil
+
+from tests.conftest import cli
+
+FILES = ("model_fp32.onnx", "model_fp32.tflite", "model_int8.onnx", "model_int8.tflite")
+
+
+def lines_for(stdout: str, name: str) -> list[str]:
+    """The ✓/✗ lines about one file: its hash, then each runtime it was tried in."""
+    return [line.strip() for line in stdout.splitlines()
+            if line.strip()[:1] in ("✓", "✗", "-", "?") and f" {name} " in line]
+
+
+def test_doctor_on_exported_folder(exported):
+    folder = exported[0]
+    r = cli("doctor", "--model", str(folder), timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for name in FILES:
+        hashes, runs = lines_for(r.stdout, name)
+        assert hashes.startswith("✓") and "matches the manifest" in hashes, hashes
+        assert runs.startswith("✓") and "ms per digit" in runs, runs
+    assert "✓ litert" in r.stdout and "✓ onnxruntime" in r.stdout
+    assert "numpy     2." in r.stdout or "numpy     1." in r.stdout
+    assert "ready: model_int8.tflite runs in litert (and 3 more)" in r.stdout
+
+
+def test_tampered_file_is_flagged_and_exits_1(exported, tmp_path):
+    folder = tmp_path / "copy"
+    shutil.copytree(exported[0], folder)
+    target = folder / "model_int8.tflite"
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit in the weights: still loads and runs, but not as exported
+    target.write_bytes(bytes(data))
+    r = cli("doctor", "--model", str(folder), timeout=120)
+    assert r.returncode == 1, r.stdout
+    hashes, runs = lines_for(r.stdout, "model_int8.tflite")
+    assert hashes.startswith("✗") and "but the manifest says" in hashes, hashes
+    assert runs.startswith("✓")  # it was the hash, not a broken file, that failed the check
+    for name in FILES[:3]:
+        assert lines_for(r.stdout, name)[0].startswith("✓")
+    assert "not ready: a model file differs from its manifest" in r.stdout
+    assert "hint: a model file differs from" in r.stdout
+
+
+def test_no_model_exits_1_with_a_hint(tmp_path):
+    r = cli("doctor", "--model", str(tmp_path), timeout=120)
+    assert r.returncode == 1
+    assert "✗ no model" in r.stdout and "hint: pass --model PATH" in r.stdout
+
+
+def test_missing_model_path_is_one_line(tmp_path):
+    r = cli("doctor", "--model", str(tmp_path / "nope.tflite"), timeout=120)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.strip() == f"mnist-edge doctor: error: --model {tmp_path / 'nope.tflite'}: " \
+                               "no such file or folder"

@@ -1,0 +1,188 @@
+"""A device's install, for real: fresh venvs with only what a device gets, no TensorFlow.
+
+1. `pip install 'mnist-edge[edge,camera]'` (non-editable): LiteRT + OpenCV + numpy 2.
+2. numpy 1 + tflite-runtime 2.14 + OpenCV 4.10 (what older Pi images run), the project --no-deps.
+
+The venvs are cached under build/venvs/, keyed by pyproject.toml's hash (a changed pyproject makes
+new ones and removes the old); the project itself is reinstalled from the working tree once per
+session, so the code under test is always the current one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.classifier import Classifier
+from edge.predict import predict_image
+from tests.conftest import REPO
+from tests.synthetic import make_frame
+
+pytestmark = pytest.mark.slow
+
+VENVS = REPO / "build" / "venvs"
+PACKAGES = ("edge", "train", "export", "benchmarks")  # [tool.setuptools] packages
+TFLITE_RUNTIME = ["numpy<2", "tflite-runtime==2.14.0", "opencv-python-headless<4.11"]
+
+
+def run(*cmd) -> subprocess.CompletedProcess:
+    """Run outside the checkout (cwd build/venvs/), so `python -c` cannot import the repo's edge/."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    VENVS.mkdir(parents=True, exist_ok=True)
+    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=900,
+                          cwd=VENVS, env={**env, "TF_CPP_MIN_LOG_LEVEL": "3", "PIP_NO_INPUT": "1"})
+
+
+def pip(venv: Path, *args) -> None:
+    r = run(venv / "bin" / "python", "-m", "pip", "--quiet", *args)
+    assert r.returncode == 0, f"pip {' '.join(map(str, args))} failed:\n{r.stdout[-2000:]}{r.stderr[-4000:]}"
+
+
+@contextmanager
+def _lock(name: str):
+    VENVS.mkdir(parents=True, exist_ok=True)
+    with open(VENVS / f".{name}.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # two test sessions never build the same venv at once
+        yield
+
+
+def source_copy(tmp_path_factory) -> Path:
+    """The working tree's package, copied clean (no build/, egg-info or caches in the repo)."""
+    dst = tmp_path_factory.mktemp("src") / "mnist-edge"
+    dst.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, dst / name)
+    for pkg in PACKAGES:
+        shutil.copytree(REPO / pkg, dst / pkg, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return dst
+
+
+def cached_venv(name: str, src: Path, requirements: list[str], with_deps: bool) -> Path:
+    """build/venvs/<name>-pyXY-<hash>: made once per pyproject.toml; the project reinstalled here."""
+    key = hashlib.sha256((REPO / "pyproject.toml").read_bytes() + repr(requirements).encode())
+    prefix = f"{name}-py{sys.version_info.major}{sys.version_info.minor}-"
+    venv = VENVS / (prefix + key.hexdigest()[:12])
+    with _lock(name):
+        if not (venv / ".ready").is_file():
+            for old in VENVS.glob(prefix + "*"):
+                shutil.rmtree(old, ignore_errors=True)
+            r = run(sys.executable, "-m", "venv", venv)
+            assert r.returncode == 0, r.stderr
+            pip(venv, "install", "--upgrade", "pip", "setuptools>=68", "wheel")
+            if requirements:
+                pip(venv, "install", "--only-binary=:all:", *requirements)
+            if with_deps:  # the project's own dependencies, from its extras
+                pip(venv, "install", "--prefer-binary", "--no-build-isolation", f"{src}[edge,camera]")
+            (venv / ".ready").write_text(json.dumps({"requirements": requirements}) + "\n")
+        # the code under test, not whatever was installed when the venv was made
+        pip(venv, "install", "--no-deps", "--no-build-isolation", "--force-reinstall", str(src))
+    return venv
+
+
+@pytest.fixture(scope="module")
+def src(tmp_path_factory) -> Path:
+    return source_copy(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def edge_venv(src) -> Path:
+    return cached_venv("edge", src, [], with_deps=True)
+
+
+@pytest.fixture(scope="module")
+def tflite_runtime_venv(src) -> Path:
+    if sys.version_info >= (3, 12) or platform.machine() not in ("x86_64", "aarch64"):
+        pytest.skip("tflite-runtime 2.14 has wheels only for CPython <= 3.11 on x86_64/aarch64")
+    return cached_venv("tflite-runtime", src, TFLITE_RUNTIME, with_deps=False)
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory, mnist, exported):
+    """(model, [image files], expected results from this venv's LiteRT, expected probabilities)."""
+    d = tmp_path_factory.mktemp("device")
+    picks = [int(np.flatnonzero(mnist.y_test == k)[0]) for k in (3, 8)]
+    files = []
+    for k, i in enumerate(picks):
+        files.append(d / f"digit{k}.png")
+        cv2.imwrite(str(files[-1]), mnist.x_test[i])
+    photo, _ = make_frame(list(mnist.x_test[picks]), np.random.default_rng(9))
+    files.append(d / "photo.png")
+    cv2.imwrite(str(files[-1]), photo)
+    model = exported[0] / "model_int8.tflite"
+    clf = Classifier(model, "litert")
+    expected = [predict_image(cv2.imread(str(f)), clf) for f in files]
+    probs = clf.probabilities(mnist.x_test[picks])
+    return model, files, expected, probs
+
+
+def same_results(got: list[dict], expected: list[dict]) -> None:
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected, strict=True):
+        assert g["reading"] == e["reading"] and len(g["digits"]) == len(e["digits"])
+        for a, b in zip(g["digits"], e["digits"], strict=True):
+            assert a["box"] == b["box"] and a["digit"] == b["digit"]
+            assert abs(a["confidence"] - b["confidence"]) <= 1 / 256 + 1e-4  # one int8 step
+
+
+def test_edge_install_has_no_tensorflow(edge_venv):
+    for module in ("tensorflow", "keras"):
+        r = run(edge_venv / "bin" / "python", "-c", f"import {module}")
+        assert r.returncode != 0 and f"No module named '{module}'" in r.stderr, (module, r.stderr)
+    r = run(edge_venv / "bin" / "python", "-c", "import numpy, ai_edge_litert, cv2; "
+            "print(numpy.__version__)")
+    assert r.returncode == 0, r.stderr
+
+
+def test_edge_install_predicts(edge_venv, samples):
+    model, files, expected, probs = samples
+    r = run(edge_venv / "bin" / "mnist-edge", "predict", "--json", "--model", model, *files)
+    assert r.returncode == 0, r.stderr[-2000:]
+    same_results([json.loads(line) for line in r.stdout.splitlines()], expected)
+    code = ("import sys, json, numpy as np, cv2; from edge.classifier import Classifier; "
+            "c = Classifier(sys.argv[1]); x = np.stack([cv2.imread(f, 0) for f in sys.argv[2:]]); "
+            "import edge; print(json.dumps({'runtime': c.runtime, 'p': c.probabilities(x).tolist(), "
+            "'edge': edge.__file__}))")
+    r = run(edge_venv / "bin" / "python", "-c", code, model, *files[:2])
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout)
+    assert out["runtime"] == "litert"
+    assert Path(out["edge"]).is_relative_to(edge_venv)  # the installed package, not the checkout
+    np.testing.assert_allclose(np.array(out["p"]), probs, atol=1e-6)
+
+
+def test_edge_install_runs_camera_and_doctor(edge_venv, samples, exported):
+    model, files, _, _ = samples
+    r = run(edge_venv / "bin" / "mnist-edge", "camera", "--source", files[-1], "--model", model)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads(r.stdout)["frame"] == 0
+    r = run(edge_venv / "bin" / "mnist-edge", "doctor", "--model", model)
+    assert r.returncode == 0, r.stdout
+    assert "✓ litert" in r.stdout and "✗ onnxruntime" in r.stdout
+
+
+def test_tflite_runtime_on_numpy_1(tflite_runtime_venv, samples):
+    model, files, expected, _ = samples
+    py = tflite_runtime_venv / "bin" / "python"
+    r = run(py, "-c", "import numpy, tflite_runtime; print(numpy.__version__)")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().split(".")[0] == "1"
+    assert run(py, "-c", "import ai_edge_litert").returncode != 0  # the interpreter really is tflite-runtime
+    r = run(tflite_runtime_venv / "bin" / "mnist-edge", "predict", "--json", "--runtime", "tflite-runtime",
+            "--model", model, *files)
+    assert r.returncode == 0, r.stderr[-2000:]
+    same_results([json.loads(line) for line in r.stdout.splitlines()], expected)
+    r = run(tflite_runtime_venv / "bin" / "mnist-edge", "doctor", "--model", model)
+    assert r.returncode == 0, r.stdout
+    assert "✓ tflite-runtime  2.14.0" in r.stdout and "numpy     1." in r.stdout

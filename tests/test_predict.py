@@ -1,0 +1,85 @@
+"""`mnist-edge predict`: MNIST-style 28x28 files, a photo of digits, and unreadable files."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.classifier import Classifier
+from tests.conftest import cli
+from tests.synthetic import make_frame
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory, mnist):
+    """Ten MNIST test digits as 28x28 PNGs, each also inverted (black on white), and one photo."""
+    d = tmp_path_factory.mktemp("predict")
+    picks = [int(np.flatnonzero(mnist.y_test == k)[0]) for k in range(10)]
+    for k, i in enumerate(picks):
+        cv2.imwrite(str(d / f"digit{k}.png"), mnist.x_test[i])
+        cv2.imwrite(str(d / f"inverted{k}.png"), 255 - mnist.x_test[i])
+    idx = [picks[2], picks[0], picks[2], picks[6]]
+    photo, boxes = make_frame(list(mnist.x_test[idx]), np.random.default_rng(5))
+    cv2.imwrite(str(d / "photo.jpg"), photo, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return d, [mnist.x_test[i] for i in picks], boxes
+
+
+def test_predict_json(images, exported):
+    d, digits, boxes = images
+    model = exported[0] / "model_int8.tflite"
+    files = [d / f"digit{k}.png" for k in range(10)] + [d / f"inverted{k}.png" for k in range(10)]
+    r = cli("predict", "--model", str(model), "--json", *map(str, files), str(d / "photo.jpg"),
+            timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [o["file"] for o in out] == [str(f) for f in files] + [str(d / "photo.jpg")]
+    # a 28x28 file is the classifier's input as is: same digit and confidence as in-process
+    direct = Classifier(model).classify(np.stack(digits))
+    for o, p in zip(out[:10], direct, strict=True):
+        assert o["digits"] == [{"digit": p.digit, "confidence": round(p.confidence, 4),
+                                "box": [0, 0, 28, 28]}]
+    assert [o["digits"] for o in out[10:20]] == [o["digits"] for o in out[:10]]  # polarity undone
+    assert sum(o["reading"] == str(k) for k, o in enumerate(out[:10])) >= 8  # even the tiny model
+    photo = out[20]
+    assert len(photo["digits"]) == 4 and photo["reading"] == "".join(str(x["digit"])
+                                                                     for x in photo["digits"])
+    for x, (bx, by, bw, bh) in zip(photo["digits"], boxes, strict=True):
+        X, Y, W, H = x["box"]
+        assert X <= bx + bw / 2 <= X + W and Y <= by + bh / 2 <= Y + H
+
+
+def test_predict_text_and_min_confidence(images, exported):
+    d, _, _ = images
+    model = str(exported[0] / "model_int8.tflite")
+    r = cli("predict", "--model", model, str(d / "digit7.png"), str(d / "photo.jpg"), timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    first, second = r.stdout.splitlines()
+    assert first.startswith(f"{d / 'digit7.png'}: ") and "(" in first
+    assert second.startswith(f"{d / 'photo.jpg'}: ")
+    r = cli("predict", "--model", model, "--min-confidence", "1", str(d / "digit7.png"), timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == f"{d / 'digit7.png'}: no digits"
+
+
+@pytest.mark.parametrize("kind, expect", [
+    ("missing", "missing.png: no such file"),
+    ("text", "notes.png: not an image file OpenCV can read"),
+    ("truncated", "truncated.png: cannot decode it as an image"),
+])
+def test_unreadable_image_is_one_line(tmp_path, images, exported, kind, expect):
+    d, _, _ = images
+    name = {"missing": "missing.png", "text": "notes.png", "truncated": "truncated.png"}[kind]
+    if kind == "text":
+        (tmp_path / name).write_text("hello")
+    elif kind == "truncated":  # a real PNG header, cut short: only decoding finds out
+        png = cv2.imencode(".png", np.zeros((50, 50), np.uint8))[1].tobytes()
+        (tmp_path / name).write_bytes(png[:60])
+    r = cli("predict", "--model", str(exported[0] / "model_int8.tflite"), str(d / "digit1.png"),
+            str(tmp_path / name), timeout=120)
+    assert r.returncode == 2
+    errors = [line for line in r.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1, r.stderr
+    assert errors[0].startswith(f"mnist-edge predict: error: {tmp_path}/{expect}"), errors[0]
+    assert "Traceback" not in r.stderr

@@ -1,0 +1,232 @@
+"""The live page of `mnist-edge camera --serve`: a real subprocess, urllib, and headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.web import FrameHub, WebServer, parse_address
+from tests.synthetic import make_frame
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _need_chromium() -> str:
+    if Path(CHROMIUM).is_file():
+        return CHROMIUM
+    if os.environ.get("CI"):
+        pytest.fail(f"{CHROMIUM} is missing: CI must install it (apt-get install -y chromium)")
+    pytest.skip(f"{CHROMIUM} not installed (apt-get install -y chromium)")
+
+
+def get(url: str, timeout: float = 10) -> tuple[int, str, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.headers.get("Content-Type", ""), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type", ""), e.read()
+
+
+class Camera:
+    """`mnist-edge camera --serve 127.0.0.1:0` in the background; the URL comes from its log."""
+
+    def __init__(self, *args: str):
+        exe = Path(sys.executable).parent / "mnist-edge"
+        self.proc = subprocess.Popen([str(exe), "camera", "--serve", "127.0.0.1:0", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        self.err: list[str] = []
+        urls: queue.Queue = queue.Queue()
+
+        def pump():
+            for line in self.proc.stderr:
+                self.err.append(line)
+                m = re.search(r"serving the live page on (http://\S+)", line)
+                if m:
+                    urls.put(m.group(1))
+            urls.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
+        self.url = urls.get(timeout=120)
+        assert self.url, "".join(self.err)[-3000:]
+
+    def wait_for_frame(self, n: int, timeout: float = 60) -> dict:
+        """/latest.json once it shows frame n."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            latest = json.loads(get(self.url + "latest.json")[2])
+            if latest and latest["frame"] >= n:
+                return latest
+            time.sleep(0.1)
+        raise AssertionError(f"frame {n} never showed up: {''.join(self.err)[-2000:]}")
+
+    def stop(self, sig=signal.SIGTERM) -> tuple[int, str]:
+        self.proc.send_signal(sig)
+        try:
+            out, _ = self.proc.communicate(timeout=30)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+        return self.proc.returncode, out
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, exported, mnist):
+    """A folder of 3 frames served; the last one (frame 2) has the digits 4, 0, 7."""
+    folder = tmp_path_factory.mktemp("served")
+    rng = np.random.default_rng(11)
+    ys = mnist.y_test
+    picks = [[int(np.flatnonzero(ys == d)[0])] for d in (1, 2)]
+    picks.append([int(np.flatnonzero(ys == d)[3]) for d in (4, 0, 7)])
+    for i, idx in enumerate(picks):
+        frame, _ = make_frame(list(mnist.x_test[idx]), rng)
+        cv2.imwrite(str(folder / f"{i}.png"), frame)
+    cam = Camera("--source", str(folder), "--model", str(exported[0] / "model_int8.tflite"),
+                 "--min-confidence", "0")
+    try:
+        latest = cam.wait_for_frame(2)
+        yield cam, latest, folder
+    finally:
+        code, out = cam.stop()
+        assert code == 0, "".join(cam.err)[-2000:]
+
+
+def test_latest_json_frame_and_stream(served):
+    cam, latest, _ = served
+    status, ctype, body = get(cam.url + "latest.json")
+    assert status == 200 and ctype == "application/json"
+    assert json.loads(body) == latest
+    assert latest["frame"] == 2 and latest["file"] == "2.png" and len(latest["digits"]) == 3
+    assert latest["reading"] == "".join(str(d["digit"]) for d in latest["digits"])
+    status, ctype, body = get(cam.url + "frame.jpg")
+    img = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+    assert status == 200 and ctype == "image/jpeg" and img.shape == (480, 640, 3)
+    with urllib.request.urlopen(cam.url + "stream.mjpg", timeout=10) as r:
+        assert r.headers["Content-Type"].startswith("multipart/x-mixed-replace; boundary=")
+        head = r.read(200)  # the first part's headers, then the start of a JPEG
+        assert head.startswith(b"--") and b"Content-Type: image/jpeg\r\n\r\n\xff\xd8" in head
+    assert get(cam.url + "nope")[0] == 404
+
+
+def chromium_dom(url: str, profile: Path, *timing: str) -> str:
+    cmd = [_need_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+           "--no-first-run", "--disable-background-networking", "--disable-component-update",
+           "--disable-sync", f"--user-data-dir={profile}", *timing, "--dump-dom", url]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "<html" in r.stdout, r.stderr[-2000:]
+    return r.stdout
+
+
+def shown(dom: str) -> dict:
+    """What the page's script put in the DOM."""
+    reading = re.search(r'<div id="reading" data-frame="(\d*)">([^<]*)</div>', dom)
+    status = re.search(r'<div id="status">([^<]*)</div>', dom)
+    img = re.search(r'<img id="stream" src="/stream.mjpg" data-size="([^"]*)"', dom)
+    assert reading and status, dom
+    return {"frame": reading.group(1), "reading": reading.group(2), "status": status.group(1),
+            "stream": img.group(1) if img else None}
+
+
+def test_page_in_headless_chromium(served, tmp_path):
+    cam, latest, _ = served
+    # The MJPEG stream never ends, so virtual time (which waits for pending fetches) would never
+    # run out; the DOM is dumped once the page has loaded, i.e. its first stream frame has.
+    dom = chromium_dom(cam.url, tmp_path / "profile", "--timeout=15000")
+    page = shown(dom)
+    assert page["frame"] == "2" and page["reading"] == (latest["reading"] or "\u2014")
+    assert page["status"].startswith("frame 2, ") and page["status"].endswith(", 2.png")
+    assert page["stream"] == "640x480", "the browser did not decode a frame of the MJPEG stream"
+
+
+def test_page_polls_latest_json(tmp_path):
+    """Served at frame 0; frame 1 is published only after the page was served, so only the
+    page's own polling of /latest.json can bring it into the DOM."""
+    record = {"t": 0.0, "frame": 0, "reading": "3", "ms": {"total": 1.0},
+              "digits": [{"digit": 3, "confidence": 0.9, "box": [1, 2, 3, 4]}]}
+    hub = FrameHub()
+    hub.publish(np.zeros((48, 64, 3), np.uint8), record)
+    served_once = threading.Event()
+    latest = hub.latest
+
+    def latest_then_next():
+        out = latest()
+        if not served_once.is_set():
+            served_once.set()
+            hub.publish(None, {**record, "frame": 1, "reading": "12", "digits": [
+                {"digit": 1, "confidence": 0.8, "box": [0, 0, 1, 1]},
+                {"digit": 2, "confidence": 0.7, "box": [2, 0, 1, 1]}]})
+        return out
+
+    hub.latest = latest_then_next
+    server = WebServer("127.0.0.1", 0, hub).start()
+    try:
+        dom = chromium_dom(server.url + "?video=0", tmp_path / "profile", "--virtual-time-budget=5000")
+    finally:
+        server.stop()
+    assert served_once.is_set()
+    page = shown(dom)
+    assert page == {"frame": "1", "reading": "12", "status": "frame 1, 1.0 ms", "stream": None}
+    assert '<div id="details">1 (80%)  2 (70%)</div>' in dom
+
+
+def test_sigterm_stops_the_server_and_exits_0(served, exported, tmp_path):
+    _, _, folder = served
+    (tmp_path / "one").mkdir()
+    shutil.copy(folder / "0.png", tmp_path / "one" / "0.png")
+    other = Camera("--source", str(tmp_path / "one"), "--model", str(exported[0] / "model_int8.tflite"))
+    other.wait_for_frame(0)
+    viewer = urllib.request.urlopen(other.url + "stream.mjpg", timeout=10)  # an open stream
+    viewer.read1(100)
+    t0 = time.monotonic()
+    code, out = other.stop(signal.SIGTERM)
+    assert code == 0 and time.monotonic() - t0 < 10, "".join(other.err)[-2000:]
+    assert [json.loads(line)["frame"] for line in out.splitlines()] == [0]
+    assert "SIGTERM: stopping" in "".join(other.err)
+    viewer.close()
+    host, port = parse_address(other.url.split("//")[1].rstrip("/"))
+    with pytest.raises(OSError), socket.create_connection((host, port), timeout=2):
+        pass
+
+
+def test_hub_bounds_viewers_and_closes_them():
+    hub = FrameHub()
+    server = WebServer("127.0.0.1", 0, hub, max_streams=2).start()
+    hub.publish(np.zeros((48, 64, 3), np.uint8), {"frame": 0, "reading": ""})
+    viewers = [urllib.request.urlopen(server.url + "stream.mjpg", timeout=10) for _ in range(2)]
+    for v in viewers:
+        assert v.read1(200).startswith(b"--")
+    assert get(server.url + "stream.mjpg")[0] == 503  # a third viewer is turned away
+    t0 = time.monotonic()
+    server.stop()
+    assert time.monotonic() - t0 < 5
+    for v in viewers:  # each open stream ends (EOF), no thread left blocking
+        deadline = time.monotonic() + 5
+        while v.read1(65536) and time.monotonic() < deadline:
+            pass
+        v.close()
+
+
+def test_parse_address():
+    assert parse_address("8080") == ("127.0.0.1", 8080)
+    assert parse_address(":8080") == ("127.0.0.1", 8080)
+    assert parse_address("0.0.0.0:80") == ("0.0.0.0", 80)
+    assert parse_address("[::1]:8080") == ("::1", 8080)
+    for bad in ("", "host", "host:", "1.2.3.4:99999"):
+        with pytest.raises(Exception, match="--serve"):
+            parse_address(bad)
