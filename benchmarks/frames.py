@@ -31,11 +31,7 @@ STAGES = ("to_grey", "segment", "classify", "total")
 
 def make_frames(n: int, seed: int, data: str | None) -> tuple[list[np.ndarray], list[str]]:
     """n BGR 640x480 frames of 1-4 MNIST test digits, and the true reading of each."""
-    try:
-        from tests.synthetic import make_frame
-    except ImportError:
-        raise UserError("benchmarks.frames: tests/synthetic.py not found; run it from a checkout "
-                        "of mnist-edge (python -m benchmarks.frames)") from None
+    from benchmarks.synthetic import make_frame
     from train.data import load_mnist
 
     mnist = load_mnist(data)

@@ -33,10 +33,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edge import digits as digits_mod
 from edge import web
 from edge.classifier import Classifier
-from edge.digits import SegmentConfig, segment, to_grey
+from edge.digits import SegmentConfig, segment, to_bgr, to_grey
 from edge.errors import UserError
 from edge.models import resolve_model
 from edge.sources import SOURCE_HELP, Frame, RetryConfig, Source, SourceLost, frames, open_source
@@ -78,18 +77,6 @@ def read_frame(frame: Frame, clf: Classifier, min_confidence: float,
                    for c, p in kept],
         "ms": {"preprocess": 1e3 * (t1 - t0) - inference, "inference": inference},
     }
-
-
-def to_bgr(image: np.ndarray, color_order: str) -> np.ndarray:
-    """A frame as a new 3-channel BGR image, for display only (orders as in edge.digits.to_grey)."""
-    if image.ndim == 2 or image.shape[2] == 1:
-        return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
-    first = digits_mod._ORDERS.get(color_order.lower())  # the one table of colour orders
-    if first is None:
-        raise ValueError(f"unknown color_order {color_order!r}")
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR if first == "bgr" else cv2.COLOR_RGBA2BGR)
-    return image.copy() if first == "bgr" else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
 
 
 def annotate(frame: Frame, record: dict) -> np.ndarray:

@@ -22,6 +22,9 @@ COMMANDS = {
     "doctor": ("edge.doctor", "what this device has and what is missing"),
 }
 
+EXTRAS = {"cv2": "camera", "tensorflow": "train", "keras": "train", "tf2onnx": "train", "onnx": "train",
+          "matplotlib": "train", "onnxruntime": "edge-onnx", "ai_edge_litert": "edge"}
+
 
 def usage() -> str:
     lines = ["usage: mnist-edge COMMAND [options]   (mnist-edge COMMAND --help for its options)", "",
@@ -50,10 +53,17 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ banner quiet
     for noisy in ("tensorflow", "tf2onnx", "absl", "onnxruntime", "h5py"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    module = import_module(COMMANDS[cmd][0])
-    args = module.get_args_parser().parse_args(rest)
     try:
+        module = import_module(COMMANDS[cmd][0])
+        args = module.get_args_parser().parse_args(rest)
         return int(module.main(args) or 0)
+    except ModuleNotFoundError as e:  # an extra this command needs is not installed
+        top = (e.name or "").split(".")[0]
+        if top not in EXTRAS:
+            raise
+        print(f"mnist-edge {cmd}: error: needs the Python module '{top}', which is not installed "
+              f"(pip install 'mnist-edge[{EXTRAS[top]}]')", file=sys.stderr)
+        return 2
     except UserError as e:
         print(f"mnist-edge {cmd}: error: {e}", file=sys.stderr)
         return 2

@@ -100,6 +100,18 @@ def to_grey(frame: np.ndarray, color_order: str = "bgr") -> np.ndarray:
     return cv2.cvtColor(a, cv2.COLOR_BGRA2GRAY if order == "bgr" else cv2.COLOR_RGBA2GRAY)
 
 
+def to_bgr(image: np.ndarray, color_order: str) -> np.ndarray:
+    """A frame as a new 3-channel BGR image, for display; same orders and table as `to_grey`."""
+    if image.ndim == 2 or image.shape[2] == 1:
+        return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
+    first = _ORDERS.get(str(color_order).lower())
+    if first is None:
+        raise ValueError(f"to_bgr: unknown color_order {color_order!r}; one of {sorted(_ORDERS)}")
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR if first == "bgr" else cv2.COLOR_RGBA2BGR)
+    return image.copy() if first == "bgr" else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+
+
 def mnist_style(patch: np.ndarray) -> np.ndarray:
     """A digit patch (white on black; bool, or numbers 0..255) -> 28x28 uint8, made as MNIST was.
 

@@ -22,13 +22,13 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.camera import CameraConfig, annotate, read_frame, run, to_bgr
+from benchmarks.synthetic import blank_frame, make_frame, noise_frame
+from edge.camera import CameraConfig, annotate, read_frame, run
 from edge.classifier import Classifier
-from edge.digits import to_grey
+from edge.digits import to_bgr, to_grey
 from edge.sources import Frame, OpenCVSource, PicameraSource, RetryConfig, Source, frames
 from edge.web import FrameHub, WebServer
 from tests.conftest import REPO, cli
-from tests.synthetic import blank_frame, make_frame, noise_frame
 
 KEYS = {"t", "frame", "reading", "digits", "ms"}
 MS_KEYS = {"capture", "preprocess", "inference", "total"}

@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
+from benchmarks.synthetic import blank_frame, make_frame, noise_frame
 from edge.digits import DigitCrop, SegmentConfig, mnist_style, segment, to_grey
-from tests.synthetic import blank_frame, make_frame, noise_frame
 
 RED_LUMA, GREEN_LUMA, BLUE_LUMA = 76, 150, 29  # ITU-R BT.601: 0.299, 0.587, 0.114 of 255
 

@@ -25,10 +25,10 @@ import cv2
 import numpy as np
 import pytest
 
+from benchmarks.synthetic import make_frame
 from edge.classifier import Classifier
 from edge.predict import predict_image
 from tests.conftest import REPO
-from tests.synthetic import make_frame
 
 pytestmark = pytest.mark.slow
 
@@ -143,6 +143,10 @@ def test_edge_install_has_no_tensorflow(edge_venv):
     r = run(edge_venv / "bin" / "python", "-c", "import numpy, ai_edge_litert, cv2; "
             "print(numpy.__version__)")
     assert r.returncode == 0, r.stderr
+    # A device asked to train says what to install, in one line, instead of a traceback.
+    r = run(edge_venv / "bin" / "mnist-edge", "export", "--model", str(REPO / "pyproject.toml"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert "pip install 'mnist-edge[train]'" in r.stderr
 
 
 def test_edge_install_predicts(edge_venv, samples):

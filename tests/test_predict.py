@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
+from benchmarks.synthetic import make_frame
 from edge.classifier import Classifier
 from tests.conftest import cli
-from tests.synthetic import make_frame
 
 
 @pytest.fixture(scope="module")

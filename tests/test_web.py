@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 import pytest
 
+from benchmarks.synthetic import make_frame
 from edge.web import FrameHub, WebServer, parse_address
-from tests.synthetic import make_frame
 
 CHROMIUM = "/usr/bin/chromium"
 

@@ -1,4 +1,4 @@
-"""Synthetic camera frames of MNIST digits on paper, for testing `edge.digits` (a helper).
+"""Synthetic camera frames of MNIST digits on paper, for tests and the frame benchmark.
 
     rng = np.random.default_rng(0)
     frame, boxes = make_frame([x_test[0], x_test[1]], rng)   # BGR uint8, [(x, y, w, h), ...]
