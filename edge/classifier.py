@@ -66,7 +66,7 @@ class Classifier:
             raise UserError(f"{model}: input shape {shape}, expected NHWC (N, 28, 28, 1)")
         self._lut = self._input_table()
         self._out_lut = self._output_table()
-        self.last_timing: Timing | None = None
+        self._stamps: tuple | None = None
 
     @property
     def runtime(self) -> str:
@@ -111,15 +111,21 @@ class Classifier:
         raw = self.backend.run(x)
         t2 = time.perf_counter()
         p = self.postprocess(raw)
-        t3 = time.perf_counter()
-        self.last_timing = Timing(1e3 * (t1 - t0), 1e3 * (t2 - t1), 1e3 * (t3 - t2))
+        self._stamps = (t0, t1, t2, time.perf_counter())  # Timing is built only when asked for
         return p
+
+    @property
+    def last_timing(self) -> Timing | None:
+        """Per-stage milliseconds of the last call (None before the first)."""
+        if self._stamps is None:
+            return None
+        t0, t1, t2, t3 = self._stamps
+        return Timing(1e3 * (t1 - t0), 1e3 * (t2 - t1), 1e3 * (t3 - t2))
 
     def classify(self, images: np.ndarray) -> list[Prediction]:
         p = self.probabilities(images)
-        digits = p.argmax(axis=1)
-        return [Prediction(int(d), self.labels[d], float(row[d]), row)
-                for d, row in zip(digits, p, strict=True)]
+        return [Prediction(d, self.labels[d], float(row[d]), row)
+                for d, row in zip(p.argmax(axis=1).tolist(), p, strict=True)]
 
     def predict_batches(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
         """Probabilities for many images, in batches (for evaluation)."""

@@ -25,9 +25,9 @@ def test_edge_arch_is_small_and_cheap():
     assert m.input_shape == (None, 28, 28, 1) and m.output_shape == (None, 10)
     assert m.count_params() < 100_000
     assert count_macs(m) == _reference_macs((
-        [(26, 26, 8, 3, 1), (24, 24, 16, 3, 8), (10, 10, 32, 3, 16), (8, 8, 32, 3, 32), (6, 6, 64, 3, 32)],
+        [(26, 26, 8, 3, 1), (11, 11, 16, 3, 8), (9, 9, 32, 3, 16), (7, 7, 32, 3, 32), (5, 5, 64, 3, 32)],
         [(64, 10)]))
-    assert count_macs(m) < 3_000_000
+    assert count_macs(m) < 2_000_000
     names = [type(layer).__name__ for layer in m.layers]
     assert "BatchNormalization" in names and "Dense" in names and names.count("Dense") == 1
 

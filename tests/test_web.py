@@ -62,7 +62,8 @@ class Camera:
                     urls.put(m.group(1))
             urls.put(None)
 
-        threading.Thread(target=pump, daemon=True).start()
+        self._pump = threading.Thread(target=pump, daemon=True)
+        self._pump.start()
         self.url = urls.get(timeout=120)
         assert self.url, "".join(self.err)[-3000:]
 
@@ -83,6 +84,7 @@ class Camera:
         finally:
             if self.proc.poll() is None:
                 self.proc.kill()
+        self._pump.join(timeout=10)  # stderr's last lines are still being read after exit
         return self.proc.returncode, out
 
 
