@@ -109,8 +109,11 @@ def tflite_runtime_venv(src) -> Path:
 
 
 @pytest.fixture(scope="module")
-def samples(tmp_path_factory, mnist, exported):
-    """(model, [image files], expected results from this venv's LiteRT, expected probabilities)."""
+def samples(tmp_path_factory, mnist):
+    """(model, [image files], expected results from this venv's LiteRT, expected probabilities).
+
+    The shipped model, as a device runs it: a quick-trained model's near-tied scores could flip
+    between interpreters on a rounding difference, which says nothing about the runtime."""
     d = tmp_path_factory.mktemp("device")
     picks = [int(np.flatnonzero(mnist.y_test == k)[0]) for k in (3, 8)]
     files = []
@@ -120,7 +123,7 @@ def samples(tmp_path_factory, mnist, exported):
     photo, _ = make_frame(list(mnist.x_test[picks]), np.random.default_rng(9))
     files.append(d / "photo.png")
     cv2.imwrite(str(files[-1]), photo)
-    model = exported[0] / "model_int8.tflite"
+    model = REPO / "models" / "model_int8.tflite"
     clf = Classifier(model, "litert")
     expected = [predict_image(cv2.imread(str(f)), clf) for f in files]
     probs = clf.probabilities(mnist.x_test[picks])
