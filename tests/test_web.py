@@ -80,11 +80,13 @@ class Camera:
     def stop(self, sig=signal.SIGTERM) -> tuple[int, str]:
         self.proc.send_signal(sig)
         try:
-            out, _ = self.proc.communicate(timeout=30)
+            self.proc.wait(timeout=30)
         finally:
             if self.proc.poll() is None:
                 self.proc.kill()
-        self._pump.join(timeout=10)  # stderr's last lines are still being read after exit
+                self.proc.wait()
+        out = self.proc.stdout.read()  # stderr has one reader only: the pump thread
+        self._pump.join(timeout=10)
         return self.proc.returncode, out
 
 
