@@ -21,14 +21,15 @@ from pathlib import Path
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike):
+def atomic_path(path: str | os.PathLike, suffix: str = ".tmp"):
     """Yield a temporary path beside `path`; rename it into place only if the block succeeds.
 
-    An interrupted or failed write leaves nothing at `path` (and no temp file behind).
+    An interrupted or failed write leaves nothing at `path` (and no temp file behind). `suffix`
+    is for writers that insist on an extension (Keras wants ".keras").
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)

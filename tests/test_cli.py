@@ -24,6 +24,12 @@ def test_bad_flag_value_is_one_argparse_line():
     assert "--epochs: invalid int value: 'ten'" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_non_positive_batch_size(tmp_path):
+    r = cli("train", "--quick", "--batch-size", "0", "--out", str(tmp_path))
+    assert r.returncode == 2 and "--batch-size and --epochs must be positive" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
 def test_bad_arch_is_rejected():
     r = cli("train", "--arch", "vgg")
     assert r.returncode == 2 and "--arch: invalid choice" in r.stderr

@@ -99,9 +99,8 @@ def train(cfg: TrainConfig) -> dict:
     test_loss, test_acc = model.evaluate(preprocess(data.x_test), data.y_test.astype(np.int64),
                                          batch_size=1000, verbose=0)
     out = Path(cfg.out)
-    with atomic_path(out / "model.keras") as tmp:
-        model.save(tmp.with_suffix(".keras"))
-        tmp.with_suffix(".keras").replace(tmp)
+    with atomic_path(out / "model.keras", suffix=".keras") as tmp:
+        model.save(tmp)
     report = {
         "arch": cfg.arch,
         "params": int(model.count_params()),
