@@ -81,7 +81,7 @@ def run_export(cfg: ExportConfig) -> tuple[list, dict]:
         "data": data.identity(),
         "calibration": None if calib is None else calib.describe() | {
             "onnx_method": cfg.calib_method, "onnx_per_channel": cfg.per_channel,
-            "tflite_io": cfg.io},
+            "onnx_reduce_range": onnx_exporter.REDUCE_RANGE, "tflite_io": cfg.io},
         "environment": environment(*VERSIONS),
     }
     precisions = ["fp32", "int8"] if cfg.int8 else ["fp32"]
