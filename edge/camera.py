@@ -38,7 +38,9 @@ from edge.classifier import Classifier
 from edge.digits import SegmentConfig, segment, to_bgr, to_grey
 from edge.errors import UserError
 from edge.models import resolve_model
+from edge.mqtt import PASSWORD_ENV, MqttConfig, start_publisher
 from edge.sources import SOURCE_HELP, Frame, RetryConfig, Source, SourceLost, frames, open_source
+from edge.stable import Stabilizer, StableConfig
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,13 @@ class CameraConfig:
     show: bool = False  # draw the frames in a window (needs a display and OpenCV with GUI)
     serve: str | None = None  # HOST:PORT for the live page; a bare PORT binds 127.0.0.1
     max_retries: int = 10  # reconnect attempts when a camera stops giving frames; -1: forever
+    stable: int = StableConfig.frames  # frames whose per-digit votes make a stable reading (edge.stable)
+    monotonic: bool = False  # a counter that only goes up: a smaller stable reading is flagged suspect
+    max_step: int | None = None  # a stable reading moving by more than this is flagged suspect
+    mqtt: str | None = None  # mqtt[s]://[user[:password]@]HOST[:PORT][/PREFIX]: publish there (edge.mqtt)
+    device_id: str | None = None  # this device's name on the broker and in Home Assistant; None: hostname
+    mqtt_interval: float = MqttConfig.interval  # republish an unchanged stable reading this often (s)
+    discovery: bool = True  # publish Home Assistant discovery configs with --mqtt
 
 
 def read_frame(frame: Frame, clf: Classifier, min_confidence: float,
@@ -142,6 +151,7 @@ def run(cfg: CameraConfig, source: Source | None = None, stop: threading.Event |
     retry = retry or RetryConfig(max_retries=cfg.max_retries)
     out = out or sys.stdout
     address = web.parse_address(cfg.serve) if cfg.serve else None
+    stabilizer = Stabilizer(StableConfig(cfg.stable, cfg.monotonic, cfg.max_step))
     with ExitStack() as stack:
         if source is not None:
             stack.callback(source.close)
@@ -149,6 +159,11 @@ def run(cfg: CameraConfig, source: Source | None = None, stop: threading.Event |
             _open_window()
             stack.callback(cv2.destroyAllWindows)
         model = resolve_model(cfg.model)  # cheap checks first, so a mistake is one line
+        publisher = None
+        if cfg.mqtt:  # a broker that is not there or refuses us: one line, before the camera opens
+            publisher = start_publisher(MqttConfig(cfg.mqtt, cfg.device_id, cfg.mqtt_interval,
+                                                   cfg.discovery), model)
+            stack.callback(publisher.close)
         if source is None:
             source = open_source(cfg.source)
             stack.callback(source.close)
@@ -177,6 +192,7 @@ def run(cfg: CameraConfig, source: Source | None = None, stop: threading.Event |
                     ms["total"] = 1e3 * (time.perf_counter() - t_ready)
                     record["ms"] = {k: round(ms[k], 2) for k in ("capture", "preprocess", "inference",
                                                                  "total")}
+                    record.update(stabilizer.update(record))  # "stable", "changed" (+ "suspect")
                     view = annotate(frame, record) if (hub or cfg.show) else None
                 except Exception as e:
                     log.warning("frame %d: skipped (%s: %s)", frame.index, e.__class__.__name__, e)
@@ -185,6 +201,8 @@ def run(cfg: CameraConfig, source: Source | None = None, stop: threading.Event |
                     if not _emit(record, out):
                         stop.set()  # nobody reads the readings any more: done, page or not
                         break
+                    if publisher:
+                        publisher.on_record(record, stabilizer)  # never blocks: queued while away
                     if hub:
                         hub.publish(view, record)
                     if cfg.show:
@@ -244,6 +262,23 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="serve a live page; a bare PORT binds 127.0.0.1, 0.0.0.0:PORT every interface")
     p.add_argument("--max-retries", type=int, default=10,
                    help="reconnect attempts when a camera stops giving frames (-1: forever; default 10)")
+    p.add_argument("--stable", type=int, default=StableConfig.frames, metavar="N",
+                   help="a reading is stable when most of the last N frames agree digit by digit "
+                        f"(default: {StableConfig.frames}; 1: every frame)")
+    p.add_argument("--monotonic", action="store_true",
+                   help="a counter that only goes up: flag a smaller stable reading as suspect")
+    p.add_argument("--max-step", type=int, default=None, metavar="K",
+                   help="flag a stable reading that moves by more than K as suspect")
+    p.add_argument("--mqtt", type=str, default=None, metavar="URL",
+                   help="publish stable readings to mqtt[s]://[user[:password]@]HOST[:PORT][/PREFIX] "
+                        f"(password also from {PASSWORD_ENV}; default prefix mnist-edge/DEVICE_ID)")
+    p.add_argument("--device-id", type=str, default=None,
+                   help="this device's name on the broker and in Home Assistant (default: the hostname)")
+    p.add_argument("--mqtt-interval", type=float, default=MqttConfig.interval, metavar="SECONDS",
+                   help="republish an unchanged stable reading this often "
+                        f"(default: {MqttConfig.interval:g}; 0: only when it changes)")
+    p.add_argument("--no-discovery", action="store_true",
+                   help="with --mqtt, do not publish Home Assistant discovery configs")
     return p
 
 
@@ -251,7 +286,9 @@ def main(args: argparse.Namespace) -> int:
     cfg = CameraConfig(source=args.source, model=args.model, runtime=args.runtime,
                        threads=args.threads, min_confidence=args.min_confidence,
                        max_frames=args.max_frames, fps=args.fps, show=args.show, serve=args.serve,
-                       max_retries=args.max_retries)
+                       max_retries=args.max_retries, stable=args.stable, monotonic=args.monotonic,
+                       max_step=args.max_step, mqtt=args.mqtt, device_id=args.device_id,
+                       mqtt_interval=args.mqtt_interval, discovery=not args.no_discovery)
     stop = threading.Event()
 
     def on_signal(signum, _frame):

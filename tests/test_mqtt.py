@@ -1,0 +1,294 @@
+"""`mnist-edge camera --mqtt` against a real broker: Debian's mosquitto on 127.0.0.1, started per test.
+
+The camera runs as a subprocess on a folder of synthetic frames of MNIST test digits (the shipped
+int8 model reads them); a paho client in the test subscribes like Home Assistant would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from benchmarks.broker import Mosquitto
+from benchmarks.synthetic import blank_frame, make_frame
+from edge.camera import read_frame
+from edge.classifier import Classifier
+from edge.mqtt import MqttConfig, Publisher, parse_url
+from edge.provenance import sha256_file
+from edge.sources import Frame
+from tests.conftest import REPO, cli
+
+if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
+    pytest.fail("mosquitto is not installed: apt-get install mosquitto mosquitto-clients (.ci/run does)")
+
+SHIPPED = REPO / "models" / "model_int8.tflite"
+DEVICE = "test-meter"
+PREFIX = f"mnist-edge/{DEVICE}"
+EXE = Path(sys.executable).parent / "mnist-edge"
+
+
+class Listener:
+    """A paho subscriber that records (receive time, topic, payload, retained) and resubscribes."""
+
+    def __init__(self, port: int, topics=("#",), auth: tuple[str, str] | None = None):
+        import paho.mqtt.client as mqtt
+
+        self.messages: list[tuple[float, str, str, bool]] = []
+        self._cond = threading.Condition()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"listener-{time.time_ns()}")
+        if auth:
+            self.client.username_pw_set(*auth)
+        self.client.reconnect_delay_set(0.2, 0.5)
+        self.client.on_connect = lambda c, *a: [c.subscribe(t, qos=1) for t in topics]
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port, 30)
+        self.client.loop_start()
+
+    def _on_message(self, client, userdata, msg):
+        with self._cond:
+            self.messages.append((time.time(), msg.topic, msg.payload.decode(), bool(msg.retain)))
+            self._cond.notify_all()
+
+    def on(self, topic: str) -> list[str]:
+        with self._cond:
+            return [m[2] for m in self.messages if m[1] == topic]
+
+    def wait(self, predicate, timeout: float = 20.0) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: predicate(self), timeout)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def states(listener: Listener) -> list[dict]:
+    return [json.loads(p) for p in listener.on(f"{PREFIX}/state")]
+
+
+@pytest.fixture(scope="module")
+def readings(mnist) -> dict[str, np.ndarray]:
+    """Three frames the shipped model reads right: their true readings -> BGR frames."""
+    clf, rng, out = Classifier(SHIPPED), np.random.default_rng(12), {}
+    while len(out) < 3:
+        idx = rng.integers(0, len(mnist.x_test), int(rng.integers(2, 5)))
+        frame, _ = make_frame(list(mnist.x_test[idx]), rng)
+        truth = "".join(str(int(d)) for d in mnist.y_test[idx])
+        if truth not in out and read_frame(Frame(frame, "bgr", 0.0, 0), clf, 0.6)["reading"] == truth:
+            out[truth] = frame
+    return out
+
+
+def write_folder(folder: Path, frames: list[np.ndarray]) -> Path:
+    folder.mkdir()
+    for i, f in enumerate(frames):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), f)
+    return folder
+
+
+@pytest.fixture()
+def broker(tmp_path):
+    with Mosquitto(tmp_path / "broker", users={"meter": "s3cret pass"}) as b:
+        yield b
+
+
+def camera(*args: str, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen([str(EXE), "camera", "--model", str(SHIPPED), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})})
+
+
+def test_state_carries_the_stable_readings_and_discovery_is_retained(tmp_path, broker, readings):
+    (a, fa), (b, fb), (c, fc) = readings.items()
+    blank = blank_frame(np.random.default_rng(0))
+    # a, then a blank frame inside a's run (it must not unsettle a), then b, then c
+    folder = write_folder(tmp_path / "frames", [fa] * 4 + [blank, fa] + [fb] * 4 + [fc] * 2)
+    live = Listener(broker.port, auth=("meter", "s3cret pass"))
+    try:
+        url = f"mqtt://meter@127.0.0.1:{broker.port}"  # the password comes from the environment
+        r = cli("camera", "--source", str(folder), "--model", str(SHIPPED), "--mqtt", url,
+                "--device-id", DEVICE, "--mqtt-interval", "0",
+                env={"MNIST_EDGE_MQTT_PASSWORD": "s3cret pass"}, timeout=60)
+        assert r.returncode == 0, r.stderr[-3000:]
+        lines = [json.loads(x) for x in r.stdout.splitlines()]
+        assert [x["stable"] for x in lines] == [None] + [a] * 6 + [b] * 4 + [c]
+        assert [x["frame"] for x in lines if x["changed"]] == [1, 7, 11]
+        assert live.wait(lambda s: s.on(f"{PREFIX}/availability")[-1:] == ["offline"], 10)
+    finally:
+        live.close()
+    got = states(live)
+    assert [s["stable"] for s in got] == [a, b, c]  # one message per change: --mqtt-interval 0
+    for s, frame in zip(got, (1, 7, 11), strict=True):
+        assert set(s) == {"reading", "stable", "confidence", "digits", "t"}
+        assert s["t"] == lines[frame]["t"] and s["reading"] == lines[frame]["reading"]
+        assert [d["digit"] for d in s["digits"]] == [int(ch) for ch in s["stable"]]
+        assert s["confidence"] == min(d["confidence"] for d in s["digits"]) >= 0.6
+    assert live.on(f"{PREFIX}/availability") == ["online", "offline"]
+
+    late = Listener(broker.port, auth=("meter", "s3cret pass"))  # what Home Assistant finds on start
+    try:
+        assert late.wait(lambda s: len(s.messages) >= 4, 10)
+        time.sleep(0.3)
+    finally:
+        late.close()
+    retained = {topic: payload for _, topic, payload, ret in late.messages if ret}
+    assert retained[f"{PREFIX}/availability"] == "offline"
+    assert json.loads(retained[f"{PREFIX}/state"])["stable"] == c
+    reading = json.loads(retained[f"homeassistant/sensor/{DEVICE}/reading/config"])
+    confidence = json.loads(retained[f"homeassistant/sensor/{DEVICE}/confidence/config"])
+    for config in (reading, confidence):
+        assert config["state_topic"] == f"{PREFIX}/state"
+        assert config["availability_topic"] == f"{PREFIX}/availability"
+        assert config["device"]["identifiers"] == [f"mnist-edge_{DEVICE}"]
+        assert config["device"]["model_id"] == f"sha256:{sha256_file(SHIPPED)}"
+        assert config["device"]["sw_version"] == "0.1.0"
+    assert reading["value_template"] == "{{ value_json.stable }}"
+    assert reading["unique_id"] != confidence["unique_id"]
+    assert "value_json.confidence" in confidence["value_template"]
+
+
+def test_no_discovery_and_a_prefix_from_the_url(tmp_path, broker, readings):
+    frame = next(iter(readings.values()))
+    folder = write_folder(tmp_path / "frames", [frame] * 2)
+    r = cli("camera", "--source", str(folder), "--model", str(SHIPPED), "--no-discovery",
+            "--mqtt", f"mqtt://meter:s3cret%20pass@127.0.0.1:{broker.port}/site/kitchen",
+            "--device-id", DEVICE, timeout=60)
+    assert r.returncode == 0, r.stderr[-3000:]
+    late = Listener(broker.port, auth=("meter", "s3cret pass"))
+    try:
+        assert late.wait(lambda s: len(s.messages) >= 2, 10)
+        time.sleep(0.3)
+    finally:
+        late.close()
+    topics = {m[1] for m in late.messages}
+    assert topics == {"site/kitchen/availability", "site/kitchen/state"}
+
+
+def test_last_will_says_offline_when_the_camera_is_killed(tmp_path, broker, readings):
+    frame = next(iter(readings.values()))
+    folder = write_folder(tmp_path / "frames", [frame] * 50)
+    live = Listener(broker.port, auth=("meter", "s3cret pass"))
+    p = camera("--source", str(folder), "--fps", "5", "--device-id", DEVICE,
+               "--mqtt", f"mqtt://meter:s3cret%20pass@127.0.0.1:{broker.port}")
+    try:
+        assert live.wait(lambda s: len(s.on(f"{PREFIX}/state")) >= 1), p.stderr.read() if p.poll() else ""
+        assert live.on(f"{PREFIX}/availability") == ["online"]
+        p.send_signal(signal.SIGKILL)
+        p.wait(10)
+        assert live.wait(lambda s: s.on(f"{PREFIX}/availability")[-1:] == ["offline"], 10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.communicate()
+        live.close()
+    assert p.returncode == -signal.SIGKILL
+
+
+def test_broker_outage_never_stops_the_camera(tmp_path, broker, readings):
+    (a, fa), (b, fb), _ = readings.items()
+    folder = write_folder(tmp_path / "frames", ([fa] * 3 + [fb] * 3) * 20)  # a change every 3 frames
+    live = Listener(broker.port, auth=("meter", "s3cret pass"))
+    p = camera("--source", str(folder), "--fps", "10", "--device-id", DEVICE, "--mqtt-interval", "0",
+               "--mqtt", f"mqtt://meter:s3cret%20pass@127.0.0.1:{broker.port}")
+    printed: list[tuple[float, dict]] = []
+
+    def read_stdout():
+        for line in p.stdout:
+            printed.append((time.time(), json.loads(line)))
+
+    reader = threading.Thread(target=read_stdout, daemon=True)
+    reader.start()
+    try:
+        assert live.wait(lambda s: len(s.on(f"{PREFIX}/state")) >= 2)
+        broker.stop()
+        t_down = time.time()
+        time.sleep(2.0)
+        broker.start()
+        t_up = time.time()
+        before = len(states(live))
+        assert live.wait(lambda s: len(s.on(f"{PREFIX}/state")) >= before + 2, 30)
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=20)
+        reader.join(5)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        live.close()
+    assert p.returncode == 0, err[-3000:]
+    during = [r for t, r in printed if t_down < t < t_up]
+    assert len(during) >= 10, f"{len(during)} frames printed while the broker was down"
+    assert sum(r["changed"] for r in during) >= 3  # stable changes kept happening, and were queued
+    lost = [x for x in err.splitlines() if "MQTT: lost" in x]
+    assert len(lost) == 1, err  # one line per outage, however many reconnects failed
+    assert "is back after" in err and "Traceback" not in err
+    after = states(live)[before:]
+    stable_after = {r["stable"] for t, r in printed if t > t_up}
+    assert {s["stable"] for s in after} <= {a, b} and stable_after & {s["stable"] for s in after}
+
+
+def test_queue_is_bounded_and_flushed_when_the_broker_returns(tmp_path, broker):
+    url = f"mqtt://meter:s3cret%20pass@127.0.0.1:{broker.port}"
+    pub = Publisher(MqttConfig(url, DEVICE, queue=4, discovery=False), SHIPPED, "0" * 64, "0.1.0").start()
+    try:
+        broker.stop()
+        time.sleep(0.3)
+        for i in range(10):
+            pub.publish(f"{PREFIX}/test/{i}", str(i))  # never raises, never blocks
+        assert pub.dropped == 6
+        broker.start()
+        late = Listener(broker.port, topics=(f"{PREFIX}/test/#",), auth=("meter", "s3cret pass"))
+        try:
+            assert late.wait(lambda s: len(s.messages) >= 4, 30)
+            time.sleep(0.3)
+        finally:
+            late.close()
+    finally:
+        pub.close()
+    assert sorted(m[2] for m in late.messages) == ["6", "7", "8", "9"]  # the newest 4 survive
+
+
+@pytest.mark.parametrize("url, expect", [
+    ("mqtt://meter:wrong@127.0.0.1:{port}", "the broker refused the connection (Not authorized); "
+                                           "check the user name and password"),
+    ("mqtt://127.0.0.1:{closed}", "cannot reach the broker (Connection refused)"),
+    ("http://127.0.0.1:{port}", "expected mqtt://[user[:password]@]HOST[:PORT][/PREFIX]"),
+    ("mqtt://127.0.0.1:99999", "the port is not a number from 1 to 65535"),
+    ("mqtt://127.0.0.1:{port}/a/+/b", "must not contain MQTT wildcards"),
+])
+def test_broker_mistakes_are_one_line_at_start(tmp_path, broker, readings, url, expect):
+    from benchmarks.broker import free_port
+
+    folder = write_folder(tmp_path / "frames", list(readings.values())[:1])
+    url = url.format(port=broker.port, closed=free_port())
+    r = cli("camera", "--source", str(folder), "--model", str(SHIPPED), "--mqtt", url, timeout=60)
+    assert r.returncode == 2, r.stderr
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("mnist-edge camera: error: --mqtt "), lines
+    assert expect in lines[0] and "wrong" not in lines[0]  # never the password
+    assert r.stdout == ""
+
+
+def test_bad_device_id_is_one_line(tmp_path, broker, readings):
+    folder = write_folder(tmp_path / "frames", list(readings.values())[:1])
+    r = cli("camera", "--source", str(folder), "--model", str(SHIPPED), "--device-id", "my meter/1",
+            "--mqtt", f"mqtt://127.0.0.1:{broker.port}", timeout=60)
+    assert r.returncode == 2 and "--device-id my meter/1: expected letters, digits" in r.stderr
+
+
+def test_password_in_the_url_wins_over_the_environment():
+    b = parse_url("mqtts://u:p%40ss@broker.lan/x/", env={"MNIST_EDGE_MQTT_PASSWORD": "env"})
+    assert (b.tls, b.host, b.port, b.username, b.password, b.path) == (True, "broker.lan", 8883, "u",
+                                                                       "p@ss", "x")
+    assert parse_url("mqtt://u@h", env={"MNIST_EDGE_MQTT_PASSWORD": "env"}).password == "env"
+    assert str(b) == "mqtts://u@broker.lan:8883"  # what messages show: no password
