@@ -2,6 +2,7 @@
 
     with Mosquitto(tmp_path, users={"meter": "s3cret"}) as broker:   # Debian's `mosquitto` binary
         print(broker.url)                                           # mqtt://127.0.0.1:PORT
+    Mosquitto(tmp_path, tls=(cert_pem, key_pem))                    # mqtts://127.0.0.1:PORT
         broker.stop(); broker.start()                               # same port, retained messages lost
 
 Its own config file in `folder` (never the system service's), no persistence, a free port.
@@ -24,7 +25,9 @@ def free_port() -> int:
 
 
 class Mosquitto:
-    def __init__(self, folder: Path, port: int | None = None, users: dict[str, str] | None = None):
+    def __init__(self, folder: Path, port: int | None = None, users: dict[str, str] | None = None,
+                 tls: tuple[Path, Path] | None = None):
+        """`users`: name -> password (else anonymous); `tls`: (certificate, key) PEM files for mqtts."""
         self.exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(self.exe).exists():
             raise RuntimeError("mosquitto is not installed (apt-get install mosquitto mosquitto-clients)")
@@ -35,6 +38,9 @@ class Mosquitto:
         lines = [f"listener {self.port} 127.0.0.1", "persistence false", f"log_dest file {self.log}",
                  "log_type error", "log_type warning", "log_type notice", f"user {getpass.getuser()}",
                  "max_keepalive 65535"]
+        self.tls = tls is not None
+        if tls:
+            lines += [f"certfile {tls[0]}", f"keyfile {tls[1]}"]
         if self.users:
             passwd = self.folder / "passwd"
             for i, (user, password) in enumerate(self.users.items()):
@@ -49,7 +55,7 @@ class Mosquitto:
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 10.0) -> Mosquitto:
         self.proc = subprocess.Popen([self.exe, "-c", str(self.conf)], stdout=subprocess.DEVNULL,

@@ -26,6 +26,7 @@ import logging
 import os
 import re
 import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -159,6 +160,9 @@ def connect(client, broker: Broker, timeout: float, keepalive: int, flag: str = 
     client.on_connect = first
     try:
         client.connect(broker.host, broker.port, keepalive)
+    except ssl.SSLCertVerificationError as e:
+        raise UserError(f"{flag} {broker}: the broker's certificate did not verify against the system CA "
+                        f"bundle ({e.verify_message}); SSL_CERT_FILE=ca.pem names another CA") from None
     except (OSError, ValueError) as e:
         why = e.strerror or str(e) if isinstance(e, OSError) else str(e)
         raise UserError(f"{flag} {broker}: cannot reach the broker ({why})") from None

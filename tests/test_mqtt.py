@@ -292,3 +292,41 @@ def test_password_in_the_url_wins_over_the_environment():
                                                                        "p@ss", "x")
     assert parse_url("mqtt://u@h", env={"MNIST_EDGE_MQTT_PASSWORD": "env"}).password == "env"
     assert str(b) == "mqtts://u@broker.lan:8883"  # what messages show: no password
+
+
+def make_ca_and_server_cert(folder: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1 it signed: (ca.pem, server.pem, key)."""
+    def ssl(*args):
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "1",
+        "-subj", "/CN=mnist-edge test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+        "-subj", "/CN=127.0.0.1")
+    (folder / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                                    "basicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n"
+                                    "authorityKeyIdentifier=keyid\nsubjectKeyIdentifier=hash\n")
+    ssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "server.pem", "-days", "1", "-extfile", "ext.cnf")
+    return folder / "ca.pem", folder / "server.pem", folder / "server.key"
+
+
+def test_mqtts_verifies_the_broker_against_the_system_ca_bundle(tmp_path, readings):
+    """The CA comes the way a system bundle does (SSL_CERT_FILE); a broker it did not sign is refused."""
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    ca, cert, key = make_ca_and_server_cert(certs)
+    folder = write_folder(tmp_path / "frames", list(readings.values())[:1] * 2)
+    with Mosquitto(tmp_path / "broker", tls=(cert, key)) as broker:
+        assert broker.url.startswith("mqtts://")
+        args = ("camera", "--source", str(folder), "--model", str(SHIPPED), "--mqtt", broker.url,
+                "--device-id", DEVICE)
+        r = cli(*args, env={"SSL_CERT_FILE": str(ca)}, timeout=60)
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert f"MQTT: connected to {broker.url}" in r.stderr
+        r = cli(*args, timeout=60)  # the real system bundle: it never signed this broker
+        assert r.returncode == 2
+        lines = [x for x in r.stderr.splitlines() if x.strip()]
+        assert len(lines) == 1 and "the broker's certificate did not verify" in lines[0], lines
+        assert "unable to get local issuer certificate" in lines[0]
