@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import report
+from benchmarks import fleet, report
 from benchmarks.compare import SCHEMA, compare
 from benchmarks.device import fingerprint, temperature_c, usable_cores
 from benchmarks.worker import RESULT_TAG
@@ -262,12 +262,13 @@ def get_args_parser() -> argparse.ArgumentParser:
                    "--repeats)")
     p.add_argument("--compare", type=str, nargs="+", default=None, metavar="BENCH_JSON",
                    help="merge bench.json files from several devices into one table and plot; no measuring")
+    fleet.add_arguments(p)  # --mqtt, --device-id; mqtt:// URLs in --compare gather a fleet
     return p
 
 
 def main(args: argparse.Namespace) -> int:
     if args.compare:
-        return compare([Path(f) for f in args.compare], Path(args.out or "."))
+        return compare(args.compare, Path(args.out or "."))
     for flag, value, low in (("--runs", args.runs, 1), ("--repeats", args.repeats, 1),
                              ("--batch", args.batch, 1), ("--min-seconds", args.min_seconds, 0)):
         if value < low:
@@ -298,4 +299,6 @@ def main(args: argparse.Namespace) -> int:
     if cfg.quick:
         print("--quick: a smoke test with a few timed runs; the timings are not measurements")
     print(f"wrote {out / 'bench.json'}, bench.md, bench.png")
+    if args.mqtt:
+        fleet.publish(args.mqtt, args.device_id, result)
     return 0 if gate["passed"] else 1

@@ -1,6 +1,7 @@
 """`mnist-edge bench --compare`: several devices' bench.json files in one table and one plot.
 
     mnist-edge bench --compare pi4/bench.json pi5/bench.json laptop/bench.json --out cmp
+    mnist-edge bench --compare mqtt://broker.lan --out cmp   # every device's retained result
     # -> cmp/compare.{json,md,png}; nothing is measured
 
 Each row is tagged with its device's name from the file's fingerprint (made unique with #2, #3 when
@@ -30,13 +31,18 @@ def load_bench(path: Path) -> dict:
         raise UserError(f"{path}: no such file (expected a bench.json from mnist-edge bench)") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise UserError(f"{path}: not a readable bench.json ({e.__class__.__name__}: {e})") from None
+    return check_bench(result, path)
+
+
+def check_bench(result, name) -> dict:
+    """`result` if it looks like mnist-edge bench output, else a UserError naming `name` (a file or topic)."""
     if not isinstance(result, dict) or result.get("schema") != SCHEMA:
         found = result.get("schema") if isinstance(result, dict) else type(result).__name__
-        raise UserError(f"{path}: schema {found!r}, expected {SCHEMA!r}")
+        raise UserError(f"{name}: schema {found!r}, expected {SCHEMA!r}")
     rows = result.get("rows")
     if not isinstance(rows, list) or not isinstance(result.get("device"), dict) or not all(
             isinstance(r, dict) and all(k in r for k in ROW_KEYS) for r in rows):
-        raise UserError(f"{path}: missing or malformed 'device' or 'rows' (expected mnist-edge bench output)")
+        raise UserError(f"{name}: missing or malformed 'device' or 'rows' (expected mnist-edge bench output)")
     return result
 
 
@@ -55,8 +61,11 @@ def merge(results: list[dict]) -> tuple[list[dict], list[dict]]:
     return rows, devices
 
 
-def compare(paths: list[Path], out: Path) -> int:
-    results = [load_bench(p) for p in paths]
+def compare(paths: list[str | Path], out: Path) -> int:
+    """bench.json files and mqtt:// fleets (benchmarks.fleet) -> compare.{json,md,png} in `out`."""
+    from benchmarks.fleet import load_sources
+
+    paths, results = load_sources([str(p) for p in paths])
     rows, devices = merge(results)
     sources = {r.get("data", {}).get("source") for r in results}
     if len({r.get("data", {}).get("sha256", {}).get("x_test") for r in results}) > 1:
