@@ -3,16 +3,20 @@
     mnist-edge camera --source picamera --serve 0.0.0.0:8080    # a Pi camera, watched from a browser
     mnist-edge camera --source 0 --show                          # a USB camera, in a window
     mnist-edge camera --source clip.avi --max-frames 100 > readings.jsonl
+    mnist-edge camera --source picamera --monotonic --mqtt mqtt://broker.lan   # a meter, to Home Assistant
 
 Each frame: capture -> edge.digits.to_grey -> segment -> ONE batched Classifier call for all crops ->
 one JSON line on stdout:
 
     {"t": 1767225600.123, "frame": 0, "reading": "2026",
      "digits": [{"digit": 2, "confidence": 0.99, "box": [x, y, w, h]}, ...],
-     "ms": {"capture": 3.1, "preprocess": 4.2, "inference": 1.3, "total": 8.6}}
+     "ms": {"capture": 3.1, "preprocess": 4.2, "inference": 1.3, "total": 8.6},
+     "stable": "2026", "changed": false}
 
 "reading" is the digits left to right ("" when none reach --min-confidence); frames from a folder
-also carry "file". Logs go to stderr. A frame that fails is logged and skipped; a camera that stops
+also carry "file". "stable" is the last reading most of the last --stable N frames agreed on, digit
+by digit (edge.stable; "suspect" says why a candidate failed --monotonic or --max-step), "changed"
+marks the frame it changed; --mqtt publishes it (edge.mqtt). Logs go to stderr. A frame that fails is logged and skipped; a camera that stops
 is reconnected with backoff (exit 1 if it never comes back); SIGINT/SIGTERM stop cleanly (exit 0).
 With --serve or --show the last frame stays up after a file or folder ends, until Ctrl-C.
 """

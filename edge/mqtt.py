@@ -259,7 +259,11 @@ class Publisher:
         if not (record.get("changed") or due):
             return False
         self._last_state = now
-        self.publish(self.state_topic, json.dumps(state_message(record, stable)))
+        try:
+            self.publish(self.state_topic, json.dumps(state_message(record, stable)))
+        except Exception as e:  # whatever the client does, the camera loop goes on
+            log.warning("MQTT: state not published (%s: %s)", e.__class__.__name__, e)
+            return False
         self.published += 1
         return True
 
@@ -269,8 +273,10 @@ class Publisher:
         if client is None:
             return
         with self._lock:
-            connected = self._connected
+            connected, unsent = self._connected, len(self._pending)
             self._connected = False
+        if unsent:
+            log.warning("MQTT: stopping with %d message(s) unsent: %s is still away", unsent, self.broker)
         if connected:
             info = client.publish(self.availability, "offline", qos=1, retain=True)
             try:
