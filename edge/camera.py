@@ -17,7 +17,8 @@ one JSON line on stdout:
 also carry "file". "stable" is the last reading most of the last --stable N frames agreed on, digit
 by digit (edge.stable; "suspect" says why a candidate failed --monotonic or --max-step), "changed"
 marks the frame it changed; --mqtt publishes it (edge.mqtt). Logs go to stderr. A frame that
-fails is logged and skipped; a camera that stops is reconnected with backoff (exit 1 if it never comes back); SIGINT/SIGTERM stop cleanly (exit 0).
+fails is logged and skipped; a camera that stops is reconnected with backoff (exit 1 if it never
+comes back); SIGINT/SIGTERM stop cleanly (exit 0).
 With --serve or --show the last frame stays up after a file or folder ends, until Ctrl-C.
 """
 
