@@ -50,10 +50,13 @@ class Listener:
         if auth:
             self.client.username_pw_set(*auth)
         self.client.reconnect_delay_set(0.2, 0.5)
+        subscribed = threading.Event()
         self.client.on_connect = lambda c, *a: [c.subscribe(t, qos=1) for t in topics]
+        self.client.on_subscribe = lambda *a: subscribed.set()
         self.client.on_message = self._on_message
         self.client.connect("127.0.0.1", port, 30)
         self.client.loop_start()
+        assert subscribed.wait(10), "the broker did not confirm the subscription"
 
     def _on_message(self, client, userdata, msg):
         with self._cond:
@@ -221,6 +224,7 @@ def test_broker_outage_never_stops_the_camera(tmp_path, broker, readings):
         p.send_signal(signal.SIGTERM)
         _, err = p.communicate(timeout=20)
         reader.join(5)
+        assert live.wait(lambda s: s.on(f"{PREFIX}/availability")[-1:] == ["offline"], 10)  # a clean stop
     finally:
         if p.poll() is None:
             p.kill()
