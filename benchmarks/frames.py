@@ -1,13 +1,14 @@
-"""The camera pipeline's speed per frame: to_grey, segment and classify on synthetic 640x480 frames.
+"""The frame benchmark: how well and how fast whole 640x480 frames are read, as `camera` reads them.
 
-    python -m benchmarks.frames                                    # shipped models/model_int8.tflite
+    python -m benchmarks.frames --scene desk          # notebook paper, pens and pencils, a desk lamp
+    python -m benchmarks.frames --scene clean         # dark digits on plain, evenly lit paper
     python -m benchmarks.frames --model artifacts/model_int8.onnx --frames 500
 
-Frames of 1 to 4 MNIST test digits on unevenly lit, noisy paper (tests/synthetic.py) are made first,
-untimed; each is then run through exactly what `mnist-edge camera` runs per frame (to_grey -> segment
--> one batched Classifier call), with one interpreter thread and, by default, one OpenCV thread.
-Prints p50/p90/mean per stage, frames per second, and how many readings were exactly right. Run it
-from a checkout (it needs tests/synthetic.py and MNIST: --data or MNIST_EDGE_DATA).
+Scenes are made first, untimed, from MNIST *test* digits (benchmarks/desk.py, benchmarks/synthetic.py);
+each is then read by `edge.reader.read`, exactly what `mnist-edge camera` and `predict` run, with one
+interpreter thread and, by default, one OpenCV thread. Reports the share of frames read exactly,
+digit accuracy (1 - edit distance / true digits), false readings on blank scenes, frames per second,
+and on desk scenes the same broken down by paper and by ink. Needs MNIST (--data or MNIST_EDGE_DATA).
 """
 
 from __future__ import annotations
@@ -17,68 +18,128 @@ import logging
 import os
 import platform
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from edge.classifier import Classifier
-from edge.digits import segment, to_grey
 from edge.errors import UserError
 from edge.models import resolve_model
+from edge.reader import read
 
 log = logging.getLogger(__name__)
-STAGES = ("to_grey", "segment", "classify", "total")
+SCENES = ("desk", "clean")
 
 
-def make_frames(n: int, seed: int, data: str | None) -> tuple[list[np.ndarray], list[str]]:
-    """n BGR 640x480 frames of 1-4 MNIST test digits, and the true reading of each."""
-    from benchmarks.synthetic import make_frame
+@dataclass
+class Frame:
+    image: np.ndarray  # BGR uint8
+    truth: str  # the digits left to right; "" on a blank scene
+    paper: str = "plain"  # the kind of paper (desk scenes)
+    ink: str = "marker"  # the kind of pen ("" on a blank scene)
+
+
+def make_frames(scene: str, n: int, seed: int, data: str | None) -> list[Frame]:
+    """n frames of MNIST *test* digits: desk scenes, or the clean set of 1-4 digits on plain paper."""
     from train.data import load_mnist
 
     mnist = load_mnist(data)
+    if scene == "desk":
+        from benchmarks.desk import scene_set
+
+        return [Frame(s.image, s.truth, s.paper, s.ink)
+                for s in scene_set(mnist.x_test, mnist.y_test, n, seed)]
+    from benchmarks.synthetic import make_frame
+
     rng = np.random.default_rng(seed)
-    frames, truth = [], []
+    frames = []
     for _ in range(n):
         idx = rng.integers(0, len(mnist.x_test), int(rng.integers(1, 5)))
-        frame, _ = make_frame(list(mnist.x_test[idx]), rng)
-        frames.append(frame)
-        truth.append("".join(str(int(d)) for d in mnist.y_test[idx]))
-    return frames, truth
+        image, _ = make_frame(list(mnist.x_test[idx]), rng)
+        frames.append(Frame(image, "".join(str(int(d)) for d in mnist.y_test[idx])))
+    return frames
 
 
-def measure(frames: list[np.ndarray], clf: Classifier, warmup: int = 5) -> tuple[dict, list[str]]:
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance: digits missed, added or misread."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
+def score(frames: list[Frame], readings: list[str]) -> dict:
+    """exact (share of frames read exactly), digit_accuracy, blank_false (share of blank frames
+    with any reading), and the counts behind them."""
+    pairs = list(zip(frames, readings, strict=True))
+    digits = sum(len(f.truth) for f in frames)
+    errors = sum(edit_distance(r, f.truth) for f, r in pairs if f.truth)
+    blanks = [r for f, r in pairs if not f.truth]
+    return {"frames": len(frames), "exact": sum(r == f.truth for f, r in pairs) / max(1, len(pairs)),
+            "digits": digits, "digit_accuracy": 1 - errors / digits if digits else float("nan"),
+            "blank": len(blanks),
+            "blank_false": sum(bool(r) for r in blanks) / len(blanks) if blanks else float("nan")}
+
+
+def measure(frames: list[Frame], clf: Classifier, warmup: int = 5) -> tuple[dict, list[str]]:
     """Per-stage milliseconds for each frame (after `warmup` untimed frames) and each reading."""
     for f in frames[:warmup]:
-        crops = segment(to_grey(f, "bgr"))
-        if crops:
-            clf.classify(np.stack([c.image for c in crops]))
-    ms = {s: [] for s in STAGES}
+        read(f.image, clf)
+    ms = {"segment": [], "classify": [], "total": []}
     readings = []
     for f in frames:
         t0 = time.perf_counter()
-        grey = to_grey(f, "bgr")
-        t1 = time.perf_counter()
-        crops = segment(grey)
-        t2 = time.perf_counter()
-        preds = clf.classify(np.stack([c.image for c in crops])) if crops else []
-        t3 = time.perf_counter()
-        for stage, a, b in (("to_grey", t0, t1), ("segment", t1, t2), ("classify", t2, t3),
-                            ("total", t0, t3)):
-            ms[stage].append(1e3 * (b - a))
-        readings.append("".join(p.label for p in preds))
+        r = read(f.image, clf)
+        ms["total"].append(1e3 * (time.perf_counter() - t0))
+        ms["segment"].append(r.segment_ms)
+        ms["classify"].append(r.classify_ms)
+        readings.append(r.text)
     return {s: np.array(v) for s, v in ms.items()}, readings
+
+
+def _row(name: str, s: dict) -> str:
+    blank = f"{100 * s['blank_false']:5.1f} % of {s['blank']}" if s["blank"] else "-"
+    return (f"{name:<12}{s['frames']:>7}{100 * s['exact']:>9.1f} %{100 * s['digit_accuracy']:>9.1f} %"
+            f"   {blank}")
+
+
+def report(frames: list[Frame], readings: list[str], ms: dict, scene: str) -> str:
+    lines = [f"{'':<12}{'frames':>7}{'exact':>11}{'digits':>11}   blank scenes read as digits",
+             _row("all", score(frames, readings))]
+    if scene == "desk":
+        from benchmarks.desk import INKS, PAPERS
+
+        for key, kinds in (("paper", PAPERS), ("ink", INKS)):
+            for kind in kinds:
+                sel = [i for i, f in enumerate(frames) if getattr(f, key) == kind]
+                lines.append(_row(f"{key} {kind}", score([frames[i] for i in sel],
+                                                          [readings[i] for i in sel])))
+    lines.append(f"{'stage':<12}{'p50 ms':>9}{'p90 ms':>9}{'mean ms':>9}")
+    for stage, v in ms.items():
+        lines.append(f"{stage:<12}{np.percentile(v, 50):>9.2f}{np.percentile(v, 90):>9.2f}{v.mean():>9.2f}")
+    total = ms["total"]
+    lines.append(f"frames/s: {1e3 / total.mean():.1f} (from the mean), {1e3 / np.median(total):.1f} "
+                 "(from the median)")
+    return "\n".join(lines)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser("python -m benchmarks.frames", description=__doc__.splitlines()[0])
+    p.add_argument("--scene", type=str, default="desk", choices=SCENES,
+                   help="desk: paper, pens, lamp and camera as on a desk; clean: plain paper (default: desk)")
     p.add_argument("--model", type=str, default=None,
                    help="a .tflite or .onnx model (default: the shipped models/model_int8.tflite)")
     p.add_argument("--runtime", type=str, default=None,
                    help="litert, tflite-runtime or onnxruntime (default: the first installed)")
-    p.add_argument("--frames", type=int, default=200, help="frames to time (default: 200)")
+    p.add_argument("--frames", type=int, default=300, help="frames to read (default: 300)")
     p.add_argument("--cv-threads", type=int, default=1,
                    help="OpenCV threads (default: 1; 0 lets OpenCV pick, as mnist-edge camera does)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic frames")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generated scenes")
     p.add_argument("--data", type=str, default=None, help="MNIST (default: $MNIST_EDGE_DATA, ...)")
+    p.add_argument("--show-misses", type=int, default=0, metavar="N",
+                   help="list the first N frames read wrong, with what was read")
     return p
 
 
@@ -91,35 +152,26 @@ def main(args: argparse.Namespace) -> int:
         cv2.setNumThreads(args.cv_threads)
     model = resolve_model(args.model)
     clf = Classifier(model, args.runtime, threads=1)
-    frames, truth = make_frames(args.frames, args.seed, args.data)
+    frames = make_frames(args.scene, args.frames, args.seed, args.data)
     ms, readings = measure(frames, clf)
-    n_digits = sum(len(t) for t in truth)
-    right = sum(r == t for r, t in zip(readings, truth, strict=True))
-    digits_right = sum(sum(a == b for a, b in zip(r, t, strict=False)) for r, t in
-                       zip(readings, truth, strict=True) if len(r) == len(t))
     cv_threads = args.cv_threads if args.cv_threads > 0 else f"OpenCV's choice ({cv2.getNumThreads()})"
-    print(f"{args.frames} synthetic 640x480 frames, 1-4 MNIST test digits each ({n_digits} digits)")
-    print(f"model {model} in {clf.runtime}, 1 interpreter thread, OpenCV threads: {cv_threads}")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"{platform.machine()}, {platform.platform()}, Python {platform.python_version()}, "
-          f"{os.cpu_count()} cores, load average {load:.1f} (other work slows every stage)")
-    print(f"{'stage':<10}{'p50 ms':>9}{'p90 ms':>9}{'mean ms':>9}")
-    for s in STAGES:
-        v = ms[s]
-        print(f"{s:<10}{np.percentile(v, 50):>9.2f}{np.percentile(v, 90):>9.2f}{v.mean():>9.2f}")
-    total = ms["total"]
-    print(f"frames/s: {1e3 / total.mean():.1f} (from the mean total), {1e3 / np.median(total):.1f} "
-          "(from the median)")
-    print(f"readings exactly right: {right}/{len(truth)} ({100 * right / len(truth):.1f} %); digits "
-          f"right where the count matched: {digits_right}/{n_digits} ({100 * digits_right / n_digits:.1f} %)")
+    print(f"{args.frames} {args.scene} scenes, 640x480, MNIST test digits, seed {args.seed}")
+    print(f"model {model} in {clf.runtime}, 1 interpreter thread, OpenCV threads: {cv_threads}")
+    print(f"{platform.machine()} {platform.processor() or ''}, {platform.platform()}, Python "
+          f"{platform.python_version()}, {os.cpu_count()} cores, load average {load:.1f} "
+          "(other work slows every stage)")
+    print(report(frames, readings, ms, args.scene))
+    misses = [(i, f, r) for i, (f, r) in enumerate(zip(frames, readings, strict=True)) if r != f.truth]
+    for i, f, r in misses[:args.show_misses]:
+        print(f"  frame {i}: {f.paper}/{f.ink or '-'}: truth {f.truth or '-'!s:<7} read {r or '-'}")
     return 0
 
 
 if __name__ == "__main__":
-    import logging as _logging
     import sys
 
-    _logging.basicConfig(level=_logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         sys.exit(main(get_args_parser().parse_args()))
     except UserError as e:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -46,7 +47,7 @@ class SegmentConfig:
     close_px: int = 3  # closing of the ink mask, bridging 1-px breaks (0: off)
     cc_pool: int = 2  # components are found on a cc_pool x cc_pool max-pooled mask (1: off)
     max_ink_frac: float = 0.3  # more "ink" than this fraction of the frame: not a page of digits
-    min_height_frac: float = 0.08  # digit box height / frame height, minimum
+    min_height_frac: float = 0.05  # digit box height / frame height, minimum
     max_height_frac: float = 0.9  # digit box height / frame height, maximum
     min_aspect: float = 0.08  # box width / height, minimum (a plain "1" is very narrow)
     max_aspect: float = 2.0  # box width / height, maximum (wider: a line, a smear, two digits)
@@ -59,6 +60,13 @@ class SegmentConfig:
     merge_overlap: float = 0.4  # column overlap that makes pieces "stacked" (x narrower's w)
     merge_max_growth: float = 2.0  # merged height <= this x the taller piece (rows stay apart)
     ink_percentile: float = 90.0  # this percentile of a digit's darkness becomes 255 in its crop
+    min_stroke: float = 2.2  # px in the 20-px digit box: thinner strokes (ballpoint, pencil) are
+    #                          thickened to this, as thin as MNIST's thinnest pen
+    remove_lines: bool = True  # ruled and grid lines (long, thin, straight) are not a digit's ink
+    line_len_frac: float = 0.6  # ...a line spans at least this fraction of the frame's width/height
+    line_band: int = 5  # px: a line may wander this much across its length (tilt, perspective)
+    split_aspect: float = 1.1  # a piece at least this wide (x its height) may be two touching digits
+    split_confidence: float = 0.9  # ...and is read as two when both halves are at least this sure
 
 
 @dataclass
@@ -67,6 +75,7 @@ class DigitCrop:
 
     box: tuple[int, int, int, int]  # x, y, w, h in the frame's pixel coordinates
     image: np.ndarray  # 28x28 uint8, white digit on black, MNIST-centred
+    halves: tuple[DigitCrop, DigitCrop] | None = None  # a wide piece cut at its thinnest column
 
 
 def to_grey(frame: np.ndarray, color_order: str = "bgr") -> np.ndarray:
@@ -157,6 +166,31 @@ def segment(grey: np.ndarray, cfg: SegmentConfig | None = None) -> list[DigitCro
     p = max(1, cfg.cc_pool)
     if min(h, w) < 16 * p:
         return []
+    dark, mask, thr = ink_mask(work, cfg)
+    if cfg.remove_lines:  # found on a fainter mask: a faint line is whole there, not dashes
+        mask = remove_lines(mask, cfg, cv2.threshold(dark, 0.5 * thr, 255, cv2.THRESH_BINARY)[1])
+    ink = cv2.countNonZero(mask)
+    if ink > cfg.max_ink_frac * h * w:
+        log.debug("segment: %.0f%% of the frame is ink; not a page of digits", 100 * ink / (h * w))
+        return []
+    # Components on a max-pooled mask (OpenCV's stats pass is slow at full size); `_crop` goes
+    # back to the exact full-resolution pixels.
+    hp, wp = h // p, w // p
+    pooled = mask if p == 1 else cv2.resize(mask[:hp * p, :wp * p], (wp, hp),
+                                            interpolation=cv2.INTER_AREA)
+    _, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
+        pooled, 8, cv2.CV_32S, cv2.CCL_GRANA)  # ~3x faster here than the default (Spaghetti)
+    groups = _merge_pieces(stats[1:, :5] * [p, p, p, p, p * p], h, hp * p, wp * p, cfg)
+    maps = _Maps(dark, mask, labels, p, thr)
+    crops = [c for box, members in groups if (c := _crop(maps, [i + 1 for i in members], box, cfg))]
+    crops.sort(key=lambda c: c.box[0] + c.box[2] / 2)
+    return [_to_frame(c, 1.0 / scale) for c in crops]
+
+
+def ink_mask(work: np.ndarray, cfg: SegmentConfig) -> tuple[np.ndarray, np.ndarray, float]:
+    """grey working image -> (darkness 0..255, (paper - pixel) / paper; ink mask 0/255; the
+    threshold used on the darkness). Lighting divides out; ink polarity is decided here."""
+    h, w = work.shape
     tiny = cv2.resize(work, (max(3, round(w / cfg.bg_cell)), max(3, round(h / cfg.bg_cell))),
                       interpolation=cv2.INTER_AREA)
     if not _dark_ink(work, tiny, cfg):
@@ -179,25 +213,50 @@ def segment(grey: np.ndarray, cfg: SegmentConfig | None = None) -> list[DigitCro
     mask = cv2.bitwise_and(mask, strong)
     if cfg.close_px > 1:
         mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((cfg.close_px,) * 2, np.uint8))
-    ink = cv2.countNonZero(mask)
-    if ink > cfg.max_ink_frac * h * w:
-        log.debug("segment: %.0f%% of the frame is ink; not a page of digits", 100 * ink / (h * w))
-        return []
-    # Components on a max-pooled mask (OpenCV's stats pass is slow at full size); `_crop` goes
-    # back to the exact full-resolution pixels.
-    hp, wp = h // p, w // p
-    pooled = mask if p == 1 else cv2.resize(mask[:hp * p, :wp * p], (wp, hp),
-                                            interpolation=cv2.INTER_AREA)
-    _, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
-        pooled, 8, cv2.CV_32S, cv2.CCL_GRANA)  # ~3x faster here than the default (Spaghetti)
-    groups = _merge_pieces(stats[1:, :5] * [p, p, p, p, p * p], h, hp * p, wp * p, cfg)
-    crops = [c for box, members in groups
-             if (c := _crop(dark, mask, labels, p, [i + 1 for i in members], box, thr, cfg))]
-    crops.sort(key=lambda c: c[0][0] + c[0][2] / 2)
-    inv = 1.0 / scale
-    return [DigitCrop(box=(int(x * inv), int(y * inv), math.ceil((x + bw) * inv) - int(x * inv),
-                           math.ceil((y + bh) * inv) - int(y * inv)), image=img)
-            for (x, y, bw, bh), img in crops]
+    return dark, mask, thr
+
+
+def remove_lines(mask: np.ndarray, cfg: SegmentConfig, faint: np.ndarray | None = None) -> np.ndarray:
+    """Ink mask -> the same without ruled or grid lines, strokes that cross a line re-joined.
+
+    A line is a run of ink along a row (or column) band `line_band` px thick, at least
+    `line_len_frac` of the frame long: a digit is never that long. Its pixels are dropped, then
+    restored where ink continues right across the band (a stroke crossing the line). Lines are
+    looked for in `faint` (a mask at a lower threshold) when given, else in `mask`.
+    """
+    faint = mask if faint is None else faint
+    out = mask
+    h, w = mask.shape
+    seg = max(3, min(h, w) // 12)
+    for horizontal in (True, False):
+        # kernels as (rows, cols): smear across the line, open along it, bridge across it
+        smear, along, bridge = (cfg.line_band, 1), (1, seg), (2 * cfg.line_band + 3, 1)
+        if not horizontal:
+            smear, along, bridge = smear[::-1], along[::-1], bridge[::-1]
+        runs = cv2.morphologyEx(cv2.dilate(faint, np.ones(smear, np.uint8)), cv2.MORPH_OPEN,
+                                np.ones(along, np.uint8))
+        if not runs.any():
+            continue
+        _, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
+            runs, 8, cv2.CV_32S, cv2.CCL_GRANA)
+        extent = stats[1:, cv2.CC_STAT_WIDTH if horizontal else cv2.CC_STAT_HEIGHT]
+        long = np.flatnonzero(extent >= cfg.line_len_frac * (w if horizontal else h)) + 1
+        if not long.size:
+            continue
+        lines = (np.isin(labels, long) * 255).astype(np.uint8)
+        kept = cv2.bitwise_and(out, cv2.bitwise_not(lines))
+        bridged = cv2.morphologyEx(kept, cv2.MORPH_CLOSE, np.ones(bridge, np.uint8))
+        out = cv2.bitwise_or(kept, cv2.bitwise_and(bridged, cv2.bitwise_and(lines, out)))
+    return out
+
+
+def _to_frame(c: DigitCrop, inv: float) -> DigitCrop:
+    """A crop found in the working image, with its box (and its halves') in frame pixels."""
+    x, y, w, h = c.box
+    box = (int(x * inv), int(y * inv), math.ceil((x + w) * inv) - int(x * inv),
+           math.ceil((y + h) * inv) - int(y * inv))
+    halves = None if c.halves is None else tuple(_to_frame(h, inv) for h in c.halves)
+    return DigitCrop(box, c.image, halves)
 
 
 def _dark_ink(work: np.ndarray, tiny: np.ndarray, cfg: SegmentConfig) -> bool:
@@ -263,27 +322,71 @@ def _joinable(b: np.ndarray, max_h: float, cfg: SegmentConfig) -> np.ndarray:
     return ok
 
 
-def _crop(dark, mask, labels, p, members, box, thr, cfg):
-    """One digit's soft crop from the darkness map, other ink masked out -> (exact box, 28x28),
-    or None if its exact ink fill is out of range. box: working pixels, on the grid of `labels`."""
+class _Maps(NamedTuple):
+    """What `segment` computed for the whole working image, as `_crop` needs it."""
+
+    dark: np.ndarray  # uint8 darkness, (paper - pixel) / paper, of every working pixel
+    mask: np.ndarray  # uint8 0/255: ink
+    labels: np.ndarray  # int32 component labels, on the pooled grid
+    pool: int  # the pooled grid's cell size, in working pixels
+    thr: float  # the ink threshold on `dark`
+
+
+def _crop(m: _Maps, members: list[int], box: tuple[int, int, int, int],
+          cfg: SegmentConfig) -> DigitCrop | None:
+    """One digit's soft crop from the darkness map, other ink masked out, or None if its exact ink
+    fill is out of range. box: working pixels, on the grid of `labels`. A piece wide enough to be
+    two touching digits also carries its two halves, cut at the column with the least ink."""
     x, y, bw, bh = box
+    p = m.pool
     r = max(1, bh // 40)  # keep the anti-aliased rim just outside the thresholded mask
     rp = -(-r // p)
     px0, py0 = max(0, x // p - rp), max(0, y // p - rp)
-    px1, py1 = min(labels.shape[1], (x + bw) // p + rp), min(labels.shape[0], (y + bh) // p + rp)
-    lab = labels[py0:py1, px0:px1]
+    px1, py1 = min(m.labels.shape[1], (x + bw) // p + rp), min(m.labels.shape[0], (y + bh) // p + rp)
+    lab = m.labels[py0:py1, px0:px1]
     sel = lab == members[0] if len(members) == 1 else np.isin(lab, members)
     if p > 1:
         sel = np.repeat(np.repeat(sel, p, axis=0), p, axis=1)
     x0, y0, x1, y1 = px0 * p, py0 * p, px1 * p, py1 * p
-    core = sel & (mask[y0:y1, x0:x1] > 0)
+    core = sel & (m.mask[y0:y1, x0:x1] > 0)
     rows, cols = np.flatnonzero(core.any(axis=1)), np.flatnonzero(core.any(axis=0))
     ex, ey, ew, eh = cols[0], rows[0], cols[-1] + 1 - cols[0], rows[-1] + 1 - rows[0]
     if not cfg.min_fill <= np.count_nonzero(core) / (ew * eh) <= cfg.max_fill:
         return None
     rim = cv2.dilate(core.view(np.uint8), np.ones((2 * r + 1,) * 2, np.uint8)).view(bool)
-    d = dark[y0:y1, x0:x1].astype(np.float32)
-    floor = 0.5 * thr  # paper noise below this is zeroed: MNIST's background is exactly 0
-    level = max(float(np.percentile(d[core], cfg.ink_percentile)), thr + 1.0)
-    img = mnist_style(np.clip((d - floor) * (255.0 / (level - floor)), 0, 255) * rim)
-    return ((int(x0 + ex), int(y0 + ey), int(ew), int(eh)), img) if img.any() else None
+    d = m.dark[y0:y1, x0:x1].astype(np.float32)
+    floor = 0.5 * m.thr  # paper noise below this is zeroed: MNIST's background is exactly 0
+    level = max(float(np.percentile(d[core], cfg.ink_percentile)), m.thr + 1.0)
+    soft = np.clip((d - floor) * (255.0 / (level - floor)), 0, 255) * rim
+    # Stroke width ~ 2 x ink area / outline length; in the 20-px box it is that x 20 / longest side.
+    ink = np.count_nonzero(core)
+    outline = ink - np.count_nonzero(cv2.erode(core.view(np.uint8), np.ones((3, 3), np.uint8)))
+    stroke = 2.0 * ink / max(1, outline) * 20.0 / max(ew, eh)
+    grow = round((cfg.min_stroke - stroke) * max(ew, eh) / 20.0)
+    if grow >= 1:
+        soft = cv2.dilate(soft, np.ones((grow + 1, grow + 1), np.uint8))
+    img = mnist_style(soft)
+    if not img.any():
+        return None
+    halves = None
+    if ew >= cfg.split_aspect * eh:
+        profile = core[:, ex:ex + ew].sum(axis=0).astype(np.float32)
+        lo, hi = ex + int(0.3 * ew), ex + max(int(0.3 * ew) + 1, int(0.7 * ew))
+        centre = np.abs(np.arange(lo, hi) - (ex + ew / 2)) / ew  # ties go to the middle
+        cut = lo + int(np.argmin(profile[lo - ex:hi - ex] + 0.5 * centre))
+        parts = [_part(core, soft, x0, y0, 0, cut), _part(core, soft, x0, y0, cut, core.shape[1])]
+        if parts[0] and parts[1]:
+            halves = (parts[0], parts[1])
+    return DigitCrop((int(x0 + ex), int(y0 + ey), int(ew), int(eh)), img, halves)
+
+
+def _part(core: np.ndarray, soft: np.ndarray, x0: int, y0: int, c0: int, c1: int) -> DigitCrop | None:
+    """The columns c0:c1 of a crop as a digit of its own (None if they hold no ink)."""
+    piece = core[:, c0:c1]
+    rows, cols = np.flatnonzero(piece.any(axis=1)), np.flatnonzero(piece.any(axis=0))
+    if rows.size == 0:
+        return None
+    img = mnist_style(soft[:, c0:c1])
+    box = (int(x0 + c0 + cols[0]), int(y0 + rows[0]), int(cols[-1] + 1 - cols[0]),
+           int(rows[-1] + 1 - rows[0]))
+    return DigitCrop(box, img) if img.any() else None

@@ -1,0 +1,102 @@
+"""Frame -> reading: THE one path from a picture to the digits on it, for camera, predict and bench.
+
+    >>> import cv2, numpy as np
+    >>> from edge.classifier import Classifier
+    >>> from edge.reader import read
+    >>> frame = np.full((480, 640, 3), 200, np.uint8)
+    >>> _ = cv2.putText(frame, "42", (200, 320), cv2.FONT_HERSHEY_SIMPLEX, 6, (40, 40, 40), 20)
+    >>> read(frame, Classifier("models/model_int8.tflite")).text
+    '42'
+
+to_grey (colour order handled there only) -> `edge.digits.segment` (paper, lines and ink, digit
+crops) -> ONE batched Classifier call -> pieces too wide for one digit are tried as two -> digits
+under `min_confidence` dropped. A 28x28 image is taken as one MNIST-style digit.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edge.classifier import Classifier, Prediction
+from edge.digits import DigitCrop, SegmentConfig, segment, to_grey
+
+MIN_CONFIDENCE = 0.6  # digits less sure than this are dropped: the default of camera and predict
+
+
+@dataclass
+class Digit:
+    """One digit read in a frame."""
+
+    digit: int  # the class index
+    label: str  # its label from the model's metadata
+    confidence: float  # its probability, rounded to 4 decimals (what is printed is what is judged)
+    box: tuple[int, int, int, int]  # x, y, w, h in the frame's pixels
+
+
+@dataclass
+class Reading:
+    """What one frame says, left to right, with where the time went."""
+
+    digits: list[Digit] = field(default_factory=list)
+    segment_ms: float = 0.0  # to_grey + segment
+    classify_ms: float = 0.0  # every Classifier call, splits included
+
+    @property
+    def text(self) -> str:
+        return "".join(d.label for d in self.digits)
+
+    def to_dict(self) -> dict:
+        """{"reading", "digits": [{"digit", "confidence", "box"}]}, as printed by camera and predict."""
+        return {"reading": self.text,
+                "digits": [{"digit": d.digit, "confidence": d.confidence, "box": list(d.box)}
+                           for d in self.digits]}
+
+
+def find_digits(image: np.ndarray, color_order: str = "bgr",
+                seg: SegmentConfig | None = None) -> list[DigitCrop]:
+    """A 28x28 image is one MNIST-style digit (inverted if its border is light); else `segment`."""
+    grey = to_grey(image, color_order)
+    if grey.shape == (28, 28):
+        border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+        return [DigitCrop(box=(0, 0, 28, 28), image=255 - grey if border.mean() > 127 else grey)]
+    return segment(grey, seg)
+
+
+def read(image: np.ndarray, clf: Classifier, min_confidence: float = MIN_CONFIDENCE,
+         color_order: str = "bgr", seg: SegmentConfig | None = None) -> Reading:
+    """One image (any layout `to_grey` takes) -> its Reading."""
+    t0 = time.perf_counter()
+    crops = find_digits(image, color_order, seg)
+    t1 = time.perf_counter()
+    found: list[tuple[DigitCrop, Prediction]] = []
+    if crops:
+        preds = clf.classify(np.stack([c.image for c in crops]))
+        found = _split_wide(list(zip(crops, preds, strict=True)), clf, seg or SegmentConfig())
+    t2 = time.perf_counter()
+    digits = [Digit(p.digit, p.label, round(p.confidence, 4), c.box) for c, p in found
+              if round(p.confidence, 4) >= min_confidence]
+    return Reading(digits, 1e3 * (t1 - t0), 1e3 * (t2 - t1))
+
+
+def _split_wide(found: list[tuple[DigitCrop, Prediction]], clf: Classifier,
+                cfg: SegmentConfig) -> list[tuple[DigitCrop, Prediction]]:
+    """Pieces wide enough to be two touching digits are cut at their best column; a cut is kept
+    only if both halves read more confidently than the whole did."""
+    wide = [i for i, (c, _) in enumerate(found) if c.halves is not None]
+    if not wide:
+        return found
+    halves = [h for i in wide for h in found[i][0].halves]
+    preds = clf.classify(np.stack([h.image for h in halves]))
+    out: list[tuple[DigitCrop, Prediction] | list] = list(found)
+    for k, i in enumerate(wide):
+        left, right = preds[2 * k], preds[2 * k + 1]
+        whole = found[i][1].confidence
+        if min(left.confidence, right.confidence) >= max(cfg.split_confidence, whole):
+            out[i] = [(halves[2 * k], left), (halves[2 * k + 1], right)]
+    flat: list[tuple[DigitCrop, Prediction]] = []
+    for item in out:
+        flat.extend(item if isinstance(item, list) else [item])
+    return flat
