@@ -44,6 +44,7 @@ from edge.digits import SegmentConfig, segment, to_bgr, to_grey
 from edge.errors import UserError
 from edge.models import resolve_model
 from edge.mqtt import PASSWORD_ENV, MqttConfig, start_publisher
+from edge.output import write_line
 from edge.sources import SOURCE_HELP, Frame, RetryConfig, Source, SourceLost, frames, open_source
 from edge.stable import Stabilizer, StableConfig
 
@@ -235,15 +236,11 @@ def run(cfg: CameraConfig, source: Source | None = None, stop: threading.Event |
 
 
 def _emit(record: dict, out) -> bool:
-    """Print one JSON line; False if the reader went away (e.g. `| head`)."""
-    try:
-        print(json.dumps(record), file=out, flush=True)
+    """Print one JSON line; False if the reader went away (e.g. `| head`); OutputError if it fails."""
+    if write_line(json.dumps(record), out):
         return True
-    except BrokenPipeError:
-        if out is sys.stdout:  # no second error when Python flushes stdout at exit
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        log.info("stdout closed; stopping")
-        return False
+    log.info("stdout closed; stopping")
+    return False
 
 
 def get_args_parser() -> argparse.ArgumentParser:

@@ -8,9 +8,12 @@ doctor) never load TensorFlow.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import signal
 import sys
+import threading
 from importlib import import_module
 
 COMMANDS = {
@@ -53,10 +56,36 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ banner quiet
     for noisy in ("tensorflow", "tf2onnx", "absl", "onnxruntime", "h5py"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    from edge.output import OutputError, silence_stdout
+
+    # SIGTERM unwinds like Ctrl-C, so atomic writes remove their temporary files (camera installs
+    # its own handler, which stops its loop instead)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         module = import_module(COMMANDS[cmd][0])
         args = module.get_args_parser().parse_args(rest)
-        return int(module.main(args) or 0)
+        code = int(module.main(args) or 0)
+        try:  # a closed or full stdout shows here, not as noise at interpreter exit
+            sys.stdout.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise OutputError(f"cannot write to stdout ({e.strerror or e})") from None
+        return code
+    except BrokenPipeError:  # the reader went away (`| head -1`): a normal end
+        silence_stdout()
+        return 0
+    except OutputError as e:
+        silence_stdout()
+        print(f"mnist-edge {cmd}: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EIO, errno.EDQUOT) or not _stdout_failed():
+            raise
+        silence_stdout()
+        print(f"mnist-edge {cmd}: error: cannot write to stdout ({e.strerror})", file=sys.stderr)
+        return 1
     except ModuleNotFoundError as e:  # an extra this command needs is not installed
         top = (e.name or "").split(".")[0]
         if top not in EXTRAS:
@@ -67,9 +96,30 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"mnist-edge {cmd}: error: {e}", file=sys.stderr)
         return 2
+    except Terminated:
+        print(f"mnist-edge {cmd}: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(f"mnist-edge {cmd}: interrupted", file=sys.stderr)
         return 130
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so `finally` blocks and atomic writes clean up."""
+
+
+def _terminate(signum, _frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once is enough
+    raise Terminated()
+
+
+def _stdout_failed() -> bool:
+    """True if flushing stdout fails now (so an OSError came from writing it)."""
+    try:
+        sys.stdout.flush()
+        return False
+    except OSError:
+        return True
 
 
 if __name__ == "__main__":

@@ -18,29 +18,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from pathlib import Path
 
 import numpy as np
 
 from edge.classifier import Classifier
 from edge.digits import DigitCrop, segment, to_grey
 from edge.errors import UserError
+from edge.images import probe, read_image, shown
 from edge.models import resolve_model
+from edge.output import write_line
 
 log = logging.getLogger(__name__)
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """An image file -> BGR uint8 (EXIF rotation applied); UserError naming the file otherwise."""
-    import cv2
-
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"{path}: no such file")
-    image = cv2.imread(str(p), cv2.IMREAD_COLOR)
-    if image is None:
-        raise UserError(f"{path}: cannot decode it as an image (PNG, JPEG, BMP, TIFF, WebP, PNM)")
-    return image
 
 
 def find_digits(image: np.ndarray, color_order: str = "bgr") -> list[DigitCrop]:
@@ -86,17 +74,14 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> int:
-    import cv2
-
     if not 0.0 <= args.min_confidence <= 1.0:
         raise UserError(f"--min-confidence {args.min_confidence}: expected a number from 0 to 1")
-    for path in args.images:  # every name checked before the model loads; decoding comes later
-        if not Path(path).is_file():
-            raise UserError(f"{path}: no such file")
-        if not cv2.haveImageReader(path):
-            raise UserError(f"{path}: not an image file OpenCV can read")
+    for path in args.images:  # every file checked before the model loads; decoding comes later
+        probe(path)
     clf = Classifier(resolve_model(args.model), args.runtime, threads=1)
     for path in args.images:
         result = predict_image(read_image(path), clf, args.min_confidence)
-        print(json.dumps({"file": path, **result}) if args.json else _line(path, result), flush=True)
+        name = shown(path)
+        if not write_line(json.dumps({"file": name, **result}) if args.json else _line(name, result)):
+            break  # the reader went away (e.g. `| head -1`): done
     return 0

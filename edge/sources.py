@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import UserError
+from edge.images import ImageError, read_image, shown
 
 log = logging.getLogger(__name__)
 
@@ -124,12 +125,13 @@ class ImageFilesSource(Source):
         while self._next < len(self.paths):
             path = self.paths[self._next]
             self._next += 1
-            image = self._cv2.imread(str(path), self._cv2.IMREAD_COLOR)  # BGR, EXIF rotation applied
-            if image is None:
-                log.warning("%s: cannot read or decode this image; skipped", path)
+            try:
+                image = read_image(path)  # BGR; bytes decoded, so any file name is safe
+            except ImageError as e:
+                log.warning("%s; skipped", e)
                 self.skipped.append(path)
                 continue
-            return self._frame(image, "bgr", name=path.name)
+            return self._frame(image, "bgr", name=shown(path.name))
         return None
 
 

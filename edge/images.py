@@ -1,0 +1,172 @@
+"""Reading image files: the one function `predict` and the folder source share.
+
+    >>> from edge.images import read_image
+    >>> bgr = read_image("photo.jpg")          # HxWx3 uint8, or ImageError naming the file
+
+Files are read as bytes (`np.fromfile` + `cv2.imdecode`), never by name through OpenCV: OpenCV's
+path-based readers crash on names that are not valid UTF-8. Before anything is decoded, the size the
+file's header declares is checked against `MAX_PIXELS`, so a few bytes claiming 60000x60000 pixels
+(a decompression bomb) are refused instead of allocating gigabytes.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import UserError
+
+MAX_PIXELS = 64 * 2**20  # largest declared width*height decoded (a 48 Mpx phone photo fits)
+MAX_BYTES = 256 * 2**20  # largest image file read
+HEADER_BYTES = 64 * 1024  # how much of a file is read to find its declared size
+FORMATS = "PNG, JPEG, BMP, TIFF, WebP, PNM"
+
+
+class ImageError(UserError):
+    """An image file that cannot be read, is not an image, or declares too many pixels."""
+
+
+def shown(path: str | os.PathLike) -> str:
+    """A file name safe to print: bytes that are not UTF-8 appear as \\xff instead of crashing print."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _jpeg_size(b: bytes) -> tuple[int, int] | None:
+    i = 2
+    while i + 9 <= len(b):
+        if b[i] != 0xFF:
+            return None
+        marker = b[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length field
+            i += 2
+            continue
+        length = struct.unpack(">H", b[i + 2:i + 4])[0]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # start of frame
+            h, w = struct.unpack(">HH", b[i + 5:i + 9])
+            return w, h
+        i += 2 + length
+    return None
+
+
+def _tiff_size(b: bytes) -> tuple[int, int] | None:
+    end = "<" if b[:2] == b"II" else ">"
+    try:
+        (ifd,) = struct.unpack(end + "I", b[4:8])
+        (n,) = struct.unpack(end + "H", b[ifd:ifd + 2])
+        found = {}
+        for k in range(n):
+            e = b[ifd + 2 + 12 * k: ifd + 14 + 12 * k]
+            tag, typ = struct.unpack(end + "HH", e[:4])
+            if tag in (256, 257):
+                found[tag] = struct.unpack(end + ("H" if typ == 3 else "I"), e[8:10 if typ == 3 else 12])[0]
+    except struct.error:
+        return None
+    return (found[256], found[257]) if len(found) == 2 else None
+
+
+def _pnm_size(b: bytes) -> tuple[int, int] | None:
+    tokens: list[bytes] = []
+    for line in b[2:].split(b"\n"):
+        tokens += line.split(b"#")[0].split()
+        if len(tokens) >= 2:
+            break
+    try:
+        return int(tokens[0]), int(tokens[1])
+    except (IndexError, ValueError):
+        return None
+
+
+def declared_size(head: bytes) -> tuple[str, tuple[int, int] | None] | None:
+    """(format, (width, height) from the header, None if unreadable) or None for an unknown format."""
+    try:
+        if head.startswith(b"\x89PNG\r\n\x1a\n"):
+            return "PNG", struct.unpack(">II", head[16:24]) if head[12:16] == b"IHDR" else None
+        if head.startswith(b"\xff\xd8"):
+            return "JPEG", _jpeg_size(head)
+        if head.startswith(b"BM"):
+            w, h = struct.unpack("<ii", head[18:26])
+            return "BMP", (abs(w), abs(h))
+        if head[:4] in (b"II*\0", b"MM\0*"):
+            return "TIFF", _tiff_size(head)
+        if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+            kind = head[12:16]
+            if kind == b"VP8X":
+                return "WebP", (1 + int.from_bytes(head[24:27], "little"),
+                                1 + int.from_bytes(head[27:30], "little"))
+            if kind == b"VP8L":
+                bits = int.from_bytes(head[21:25], "little")
+                return "WebP", (1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF))
+            if kind == b"VP8 ":
+                w, h = struct.unpack("<HH", head[26:30])
+                return "WebP", (w & 0x3FFF, h & 0x3FFF)
+            return "WebP", None
+        if len(head) > 2 and head[0:1] == b"P" and head[1:2] in b"123456":
+            return "PNM", _pnm_size(head)
+    except struct.error:  # a header cut short
+        return "?", None
+    return None
+
+
+def check_header(path: str | os.PathLike, head: bytes) -> None:
+    """ImageError when the header declares more than MAX_PIXELS pixels (or no pixels at all)."""
+    found = declared_size(head)
+    if found is None or found[1] is None:
+        return  # unknown or unreadable header: the decoder will say whether it is an image
+    fmt, (w, h) = found
+    if w * h > MAX_PIXELS:
+        raise ImageError(f"{shown(path)}: {fmt} header declares {w}x{h} pixels, more than the "
+                         f"{MAX_PIXELS // 2**20} Mpx limit (a decompression bomb, or a corrupt file)")
+    if w * h == 0:
+        raise ImageError(f"{shown(path)}: {fmt} header declares {w}x{h} pixels (an empty or corrupt file)")
+
+
+# Signatures of the other formats OpenCV decodes: a file with none of these is not an image.
+OTHER_MAGIC = (b"GIF8", b"\x76\x2f\x31\x01", b"#?RADIANCE", b"#?RGBE", b"\x59\xa6\x6a\x95", b"PF\n",
+               b"Pf\n", b"\xff\x4f\xff\x51", b"\x00\x00\x00\x0cjP  ")
+
+
+def probe(path: str | os.PathLike) -> None:
+    """Cheap checks before a model loads: the file exists, is readable, looks like an image, and the
+    size its header declares is sane. Decoding comes later (read_image)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ImageError(f"{shown(path)}: no such file")
+    try:
+        with open(p, "rb") as f:
+            head = f.read(HEADER_BYTES)
+    except OSError as e:
+        raise ImageError(f"{shown(path)}: cannot read it ({e.strerror or e})") from None
+    if declared_size(head) is None and not head.startswith(OTHER_MAGIC) and head[4:8] != b"ftyp":
+        raise ImageError(f"{shown(path)}: not an image file OpenCV can read (expected {FORMATS})")
+    check_header(path, head)
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """An image file -> BGR uint8 HxWx3 (EXIF rotation applied); ImageError naming the file otherwise."""
+    import cv2
+
+    p = Path(path)
+    try:
+        if not p.is_file():
+            raise ImageError(f"{shown(path)}: no such file")
+        if p.stat().st_size > MAX_BYTES:
+            raise ImageError(f"{shown(path)}: {p.stat().st_size} bytes, more than the "
+                             f"{MAX_BYTES // 2**20} MiB image limit")
+        data = np.fromfile(p, dtype=np.uint8)
+    except OSError as e:
+        raise ImageError(f"{shown(path)}: cannot read it ({e.strerror or e})") from None
+    check_header(path, data[:HEADER_BYTES].tobytes())
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    except cv2.error as e:
+        raise ImageError(f"{shown(path)}: cannot decode it ({str(e).strip().splitlines()[-1][:120]})") \
+            from None
+    if image is None:
+        raise ImageError(f"{shown(path)}: cannot decode it as an image ({FORMATS})")
+    return image
