@@ -40,11 +40,12 @@ import numpy as np
 
 from edge import web
 from edge.classifier import Classifier
-from edge.digits import SegmentConfig, segment, to_bgr, to_grey
+from edge.digits import SegmentConfig, to_bgr
 from edge.errors import UserError
 from edge.models import resolve_model
 from edge.mqtt import PASSWORD_ENV, MqttConfig, start_publisher
 from edge.output import write_line
+from edge.reader import MIN_CONFIDENCE, read
 from edge.sources import SOURCE_HELP, Frame, RetryConfig, Source, SourceLost, frames, open_source
 from edge.stable import Stabilizer, StableConfig
 
@@ -59,7 +60,7 @@ class CameraConfig:
     model: str | None = None  # .tflite or .onnx; None: the shipped models/model_int8.tflite
     runtime: str | None = None  # litert, tflite-runtime or onnxruntime; None: the first that imports
     threads: int = 1  # interpreter threads (1 leaves the other cores to the camera and the OS)
-    min_confidence: float = 0.6  # digits less sure than this are dropped (messy frames read "")
+    min_confidence: float = MIN_CONFIDENCE  # digits less sure than this are dropped
     max_frames: int | None = None  # stop after this many frames; None: until the source ends
     fps: float = 0.0  # at most this many frames per second; 0: as fast as they come
     show: bool = False  # draw the frames in a window (needs a display and OpenCV with GUI)
@@ -76,22 +77,9 @@ class CameraConfig:
 
 def read_frame(frame: Frame, clf: Classifier, min_confidence: float,
                seg: SegmentConfig | None = None) -> dict:
-    """One frame -> its record (without capture time): digits left to right, and stage timings."""
-    t0 = time.perf_counter()
-    crops = segment(to_grey(frame.image, frame.color_order), seg)
-    preds = clf.classify(np.stack([c.image for c in crops])) if crops else []
-    t1 = time.perf_counter()
-    timing = clf.last_timing if crops else None
-    inference = (timing.inference_ms + timing.postprocess_ms) if timing else 0.0
-    # filtered on the confidence as reported (4 decimals), so the printed numbers tell what is kept
-    kept = [(c, p) for c, p in zip(crops, preds, strict=True)
-            if round(p.confidence, 4) >= min_confidence]
-    return {
-        "reading": "".join(p.label for _, p in kept),
-        "digits": [{"digit": p.digit, "confidence": round(p.confidence, 4), "box": list(c.box)}
-                   for c, p in kept],
-        "ms": {"preprocess": 1e3 * (t1 - t0) - inference, "inference": inference},
-    }
+    """One frame -> its record (without capture time): `edge.reader.read`'s digits, and timings."""
+    r = read(frame.image, clf, min_confidence, frame.color_order, seg)
+    return {**r.to_dict(), "ms": {"preprocess": r.segment_ms, "inference": r.classify_ms}}
 
 
 def annotate(frame: Frame, record: dict) -> np.ndarray:
@@ -254,8 +242,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--runtime", type=str, default=None,
                    help="litert, tflite-runtime or onnxruntime (default: the first installed)")
     p.add_argument("--threads", type=int, default=1, help="interpreter threads (default: 1)")
-    p.add_argument("--min-confidence", type=float, default=0.6,
-                   help="drop digits less sure than this, 0..1 (default: 0.6)")
+    p.add_argument("--min-confidence", type=float, default=CameraConfig.min_confidence,
+                   help=f"drop digits less sure than this, 0..1 (default: {CameraConfig.min_confidence})")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     p.add_argument("--fps", type=float, default=0.0,
                    help="process at most this many frames per second (default: 0, no limit)")

@@ -4,8 +4,8 @@
     mnist-edge predict --json scans/*.png > readings.jsonl
 
 A 28x28 image is taken as one MNIST-style digit (white on black; dark-on-light is inverted); any
-other image (a photo of digits on paper, a scan) goes through the same segmentation as
-`mnist-edge camera`, and its digits are read left to right. One line per image:
+other image (a photo of digits on paper, a scan) is read by `edge.reader.read`, exactly as
+`mnist-edge camera` reads a frame, left to right. One line per image:
 
     photo.jpg: 2026  (2 0.99, 0 0.97, 2 0.99, 6 0.93)
 
@@ -22,35 +22,19 @@ import logging
 import numpy as np
 
 from edge.classifier import Classifier
-from edge.digits import DigitCrop, segment, to_grey
 from edge.errors import UserError
 from edge.images import probe, read_image, shown
 from edge.models import resolve_model
 from edge.output import write_line
+from edge.reader import MIN_CONFIDENCE, read
 
 log = logging.getLogger(__name__)
 
 
-def find_digits(image: np.ndarray, color_order: str = "bgr") -> list[DigitCrop]:
-    """A 28x28 image is one MNIST-style digit (inverted if its border is light); else `segment`."""
-    grey = to_grey(image, color_order)
-    if grey.shape == (28, 28):
-        border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-        return [DigitCrop(box=(0, 0, 28, 28), image=255 - grey if border.mean() > 127 else grey)]
-    return segment(grey)
-
-
-def predict_image(image: np.ndarray, clf: Classifier, min_confidence: float = 0.0,
+def predict_image(image: np.ndarray, clf: Classifier, min_confidence: float = MIN_CONFIDENCE,
                   color_order: str = "bgr") -> dict:
-    """{"reading", "digits": [{"digit", "confidence", "box"}]} for one image (one batched call)."""
-    crops = find_digits(image, color_order)
-    preds = clf.classify(np.stack([c.image for c in crops])) if crops else []
-    # filtered on the confidence as reported (4 decimals), so the printed numbers tell what is kept
-    kept = [(c, p) for c, p in zip(crops, preds, strict=True)
-            if round(p.confidence, 4) >= min_confidence]
-    return {"reading": "".join(p.label for _, p in kept),
-            "digits": [{"digit": p.digit, "confidence": round(p.confidence, 4), "box": list(c.box)}
-                       for c, p in kept]}
+    """{"reading", "digits": [{"digit", "confidence", "box"}]} for one image: `edge.reader.read`."""
+    return read(image, clf, min_confidence, color_order).to_dict()
 
 
 def _line(name: str, result: dict) -> str:
@@ -67,8 +51,9 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="a .tflite or .onnx model (default: the shipped models/model_int8.tflite)")
     p.add_argument("--runtime", type=str, default=None,
                    help="litert, tflite-runtime or onnxruntime (default: the first installed)")
-    p.add_argument("--min-confidence", type=float, default=0.0,
-                   help="drop digits less sure than this, 0..1 (default: 0, report every digit found)")
+    p.add_argument("--min-confidence", type=float, default=MIN_CONFIDENCE,
+                   help=f"drop digits less sure than this, 0..1 (default: {MIN_CONFIDENCE}, as camera; "
+                        "0 reports every piece found)")
     p.add_argument("--json", action="store_true", help="one JSON object per image instead of text")
     return p
 

@@ -31,8 +31,8 @@ def test_predict_json(images, exported):
     d, digits, boxes = images
     model = exported[0] / "model_int8.tflite"
     files = [d / f"digit{k}.png" for k in range(10)] + [d / f"inverted{k}.png" for k in range(10)]
-    r = cli("predict", "--model", str(model), "--json", *map(str, files), str(d / "photo.jpg"),
-            timeout=120)
+    r = cli("predict", "--model", str(model), "--json", "--min-confidence", "0", *map(str, files),
+            str(d / "photo.jpg"), timeout=120)  # every digit found, however unsure the tiny model
     assert r.returncode == 0, r.stderr[-2000:]
     out = [json.loads(line) for line in r.stdout.splitlines()]
     assert [o["file"] for o in out] == [str(f) for f in files] + [str(d / "photo.jpg")]
