@@ -1,11 +1,21 @@
-"""edge.stable: per-digit votes over a window of frames, and the plausibility checks for counters."""
+"""edge.stable: per-digit votes over a window of frames, the plausibility checks for counters, and the
+camera holding a stable reading through real misread frames."""
 
 from __future__ import annotations
 
+import json
+
+import cv2
+import numpy as np
 import pytest
 
+from benchmarks.synthetic import make_frame
+from edge.camera import read_frame
+from edge.classifier import Classifier
 from edge.errors import UserError
+from edge.sources import Frame
 from edge.stable import Stabilizer, StableConfig, same_layout
+from tests.conftest import REPO, cli
 
 W, H, GAP, Y = 40, 60, 20, 100  # digit boxes: 40x60 px, 20 px apart, top at y=100
 
@@ -112,3 +122,36 @@ def test_suspect_is_reported_on_every_frame_it_persists():
 def test_bad_settings_are_user_errors(cfg, expect):
     with pytest.raises(UserError, match=expect):
         Stabilizer(cfg)
+
+
+def test_camera_holds_the_stable_reading_through_a_misread_every_third_frame(tmp_path, mnist):
+    """End to end: real frames where one frame in three shows another last digit in the same place."""
+    model = REPO / "models" / "model_int8.tflite"
+    clf, pick = Classifier(model), np.random.default_rng(5)
+
+    def scene(idx, seed):
+        frame, _ = make_frame(list(mnist.x_test[idx]), np.random.default_rng(seed))
+        return frame, read_frame(Frame(frame, "bgr", 0.0, 0), clf, 0.6)
+
+    for seed in range(100):  # frames the model reads right, whose boxes line up
+        idx = pick.integers(0, len(mnist.x_test), 3)
+        other = pick.integers(0, len(mnist.x_test))
+        if mnist.y_test[other] == mnist.y_test[idx[2]]:
+            continue
+        (good, rg), (bad, rb) = scene(idx, seed), scene([*idx[:2], other], seed)
+        truth = "".join(str(int(mnist.y_test[i])) for i in idx)
+        if rg["reading"] == truth and rb["reading"] == truth[:2] + str(int(mnist.y_test[other])) and \
+                same_layout(rg["digits"], rb["digits"], StableConfig.box_tolerance):
+            break
+    else:
+        pytest.fail("no usable scene")
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, f in enumerate([good, good, bad] * 4):
+        cv2.imwrite(str(folder / f"{i:02d}.png"), f)
+    r = cli("camera", "--source", str(folder), "--model", str(model), timeout=60)
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [x["reading"] == truth for x in lines] == [True, True, False] * 4  # the flicker is real
+    assert [x["stable"] for x in lines] == [None] + [truth] * 11
+    assert [x["frame"] for x in lines if x["changed"]] == [1]
