@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
-import json
 import logging
 import zipfile
 from dataclasses import dataclass
@@ -20,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.contract import METADATA_NAME, parse_metadata
 from edge.errors import UserError
 
 log = logging.getLogger(__name__)
 
-METADATA_NAME = "mnist_edge.json"  # associated file appended to .tflite; ONNX metadata_props key
 TFLITE_RUNTIMES = ("litert", "tflite-runtime")
 RUNTIMES = (*TFLITE_RUNTIMES, "onnxruntime")
 _MODULES = {  # runtime -> (module to import, distribution for its version)
@@ -101,8 +100,11 @@ class TFLiteBackend:
 
     def __init__(self, path: Path, module, threads: int | None, name: str):
         self.name, self.path = name, path
-        self.interp = module.Interpreter(model_path=str(path), num_threads=threads)
+        self._content = path.read_bytes()  # bytes, not a name: any file name loads (and stays alive)
+        self.interp = module.Interpreter(model_content=self._content, num_threads=threads)
         self.interp.allocate_tensors()
+        self.n_inputs = len(self.interp.get_input_details())
+        self.n_outputs = len(self.interp.get_output_details())
         self._in = self.interp.get_input_details()[0]
         self._out = self.interp.get_output_details()[0]
         self.input, self.output = _tflite_info(self._in), _tflite_info(self._out)
@@ -122,9 +124,10 @@ class TFLiteBackend:
         """The JSON appended to the flatbuffer as an associated file (a zip archive after it)."""
         try:
             with zipfile.ZipFile(self.path) as z:
-                return json.loads(z.read(METADATA_NAME))
-        except (zipfile.BadZipFile, KeyError, json.JSONDecodeError):
+                raw = z.read(METADATA_NAME)
+        except (zipfile.BadZipFile, KeyError):
             return None
+        return parse_metadata(raw, self.path)
 
 
 def _tflite_info(d: dict) -> TensorInfo:
@@ -138,7 +141,7 @@ def _tflite_info(d: dict) -> TensorInfo:
 class OnnxBackend:
     """onnxruntime on the CPU; QDQ int8 models keep float inputs and outputs."""
 
-    _DTYPES = {"tensor(float)": np.float32, "tensor(int8)": np.int8, "tensor(uint8)": np.uint8}
+    _DTYPES = {"float": np.float32, "double": np.float64, "float16": np.float16}  # others: numpy's names
 
     def __init__(self, path: Path, ort, threads: int, name: str):
         self.name, self.path = name, path
@@ -146,8 +149,9 @@ class OnnxBackend:
         so.intra_op_num_threads = threads or 0  # 0: all cores
         so.inter_op_num_threads = 1
         so.log_severity_level = 3
-        self.sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        self.sess = ort.InferenceSession(path.read_bytes(), so, providers=["CPUExecutionProvider"])
         i, o = self.sess.get_inputs()[0], self.sess.get_outputs()[0]
+        self.n_inputs, self.n_outputs = len(self.sess.get_inputs()), len(self.sess.get_outputs())
         meta = self.metadata() or {}
         self.input = self._info(i, meta.get("input", {}))
         self.output = self._info(o, meta.get("output", {}))
@@ -155,7 +159,11 @@ class OnnxBackend:
 
     def _info(self, arg, meta: dict) -> TensorInfo:
         shape = tuple(s if isinstance(s, int) else -1 for s in arg.shape)
-        dtype = np.dtype(self._DTYPES.get(arg.type, np.float32))
+        name = arg.type.removeprefix("tensor(").removesuffix(")")
+        try:
+            dtype = np.dtype(self._DTYPES.get(name, name))  # the contract decides what is accepted
+        except TypeError:
+            dtype = np.dtype("V1")  # a type numpy has no name for (string, bfloat16)
         q = meta.get("quantization") if np.issubdtype(dtype, np.integer) else None
         return TensorInfo(arg.name, shape, dtype, q and q["scale"], q and q["zero_point"])
 
@@ -163,5 +171,4 @@ class OnnxBackend:
         return self.sess.run([self._out_name], {self._in_name: x})[0]
 
     def metadata(self) -> dict | None:
-        raw = self.sess.get_modelmeta().custom_metadata_map.get(METADATA_NAME)
-        return json.loads(raw) if raw else None
+        return parse_metadata(self.sess.get_modelmeta().custom_metadata_map.get(METADATA_NAME), self.path)

@@ -20,16 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.backends import open_backend
-from edge.errors import UserError
-
-# The input contract every model this toolkit makes follows; the metadata repeats it.
-DEFAULT_NORMALIZATION = {
-    "divide_by": 255.0,           # model input = pixel / divide_by - subtract
-    "subtract": 0.0,
-    "polarity": "white-on-black",  # ink is bright, paper is 0
-    "centring": "longest side 20 px in a 28x28 box, centre of mass at the centre (as MNIST)",
-}
-DEFAULT_LABELS = [str(d) for d in range(10)]
+from edge.contract import DEFAULT_LABELS, DEFAULT_NORMALIZATION, check_model  # noqa: F401 - re-exported
 
 
 def normalize(pixels: np.ndarray, norm: dict = DEFAULT_NORMALIZATION) -> np.ndarray:
@@ -59,11 +50,8 @@ class Classifier:
         self.backend = open_backend(model, runtime, threads)
         self.path = Path(model)
         self.metadata = self.backend.metadata() or {}
-        self.labels = self.metadata.get("labels", DEFAULT_LABELS)
-        self.normalization = self.metadata.get("normalization", DEFAULT_NORMALIZATION)
-        shape = self.backend.input.shape
-        if len(shape) != 4 or tuple(shape[1:]) != (28, 28, 1):
-            raise UserError(f"{model}: input shape {shape}, expected NHWC (N, 28, 28, 1)")
+        # the model contract (edge.contract), checked once here: a wrong model is one line, not nonsense
+        self.labels, self.normalization = check_model(model, self.backend, self.metadata)
         self._lut = self._input_table()
         self._out_lut = self._output_table()
         self._stamps: tuple | None = None
