@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -32,8 +33,10 @@ from benchmarks import fleet, report
 from benchmarks.compare import SCHEMA, compare
 from benchmarks.device import fingerprint, temperature_c, usable_cores
 from benchmarks.worker import RESULT_TAG
-from edge.backends import RUNTIMES
+from edge.backends import RUNTIMES, default_runtime
+from edge.classifier import Classifier
 from edge.errors import UserError
+from edge.models import incomplete_export, load_manifest
 from edge.provenance import atomic_path, atomic_write_bytes, atomic_write_json, environment, sha256_file
 
 log = logging.getLogger(__name__)
@@ -88,17 +91,15 @@ def load_model_dir(folder: Path, role: str) -> dict:
     if not any(f.startswith("model_") for f in present):
         raise UserError(f"{folder}: no model_{{fp32,int8}}.{{tflite,onnx}} files "
                         "(expected the output of `mnist-edge export --int8`)")
-    manifest = {}
-    if (folder / "manifest.json").is_file():
-        try:
-            manifest = json.loads((folder / "manifest.json").read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise UserError(f"{folder / 'manifest.json'}: not valid JSON ({e})") from None
-    else:
-        log.warning("%s: no manifest.json; provenance will be incomplete", folder)
-    listed = manifest.get("files", {}) if isinstance(manifest, dict) else {}
+    partial = incomplete_export(folder)
+    if partial:
+        raise UserError(f"{folder}: incomplete export: {', '.join(partial)} but no manifest.json "
+                        "(the manifest is written last: was `mnist-edge export` interrupted? run it again)")
+    manifest = load_manifest(folder) or {}
+    listed = manifest.get("files", {})
     files = {}
     for f in present:
+        _check_loads(folder / f)
         sha = sha256_file(folder / f)
         expected = (listed.get(f) or {}).get("sha256")
         if expected and expected != sha:
@@ -106,6 +107,19 @@ def load_model_dir(folder: Path, role: str) -> dict:
         files[f] = {"bytes": (folder / f).stat().st_size, "sha256": sha, "manifest_sha256": expected}
     return {"role": role, "dir": str(folder), "arch": manifest.get("arch", role), "files": files,
             "keras_test_accuracy": manifest.get("keras_test_accuracy"), "data": manifest.get("data")}
+
+
+def _check_loads(path: Path) -> None:
+    """A model file that cannot load is the user's to fix: one line, exit 2, before anything is measured."""
+    if path.suffix == ".keras":
+        if not zipfile.is_zipfile(path):
+            raise UserError(f"{path}: not a Keras model (a .keras file is a zip archive)")
+        return
+    try:
+        runtime = default_runtime(path)
+    except UserError:
+        return  # no runtime for it here: plan() leaves it out
+    Classifier(path, runtime)  # the model contract, checked as a device would (edge.contract)
 
 
 def plan(models: list[dict], cfg: BenchConfig, status: dict) -> list[dict]:

@@ -24,7 +24,7 @@ import numpy as np
 from edge import __version__
 from edge.backends import _MODULES, runtime_status
 from edge.errors import UserError
-from edge.models import MANIFEST, find_default_model, load_manifest, model_dirs
+from edge.models import MANIFEST, find_default_model, incomplete_export, load_manifest, model_dirs
 from edge.provenance import sha256_file
 
 MODEL_SUFFIXES = (".tflite", ".onnx")
@@ -48,7 +48,8 @@ def check_files(folder: Path, manifest: dict | None) -> list[FileCheck]:
         if not path.is_file():
             out.append(FileCheck(name, NA, "listed in the manifest, not here"))
         elif want is None:
-            out.append(FileCheck(name, "?", "not in a manifest: not checked"))
+            out.append(FileCheck(name, "?", "no manifest: not checked" if manifest is None
+                                 else "not in the manifest: not checked"))
         else:
             got = sha256_file(path)
             out.append(FileCheck(name, OK, f"sha256 {got[:12]}… matches the manifest") if got == want
@@ -159,7 +160,11 @@ def doctor(model: str | None = None, out=None) -> int:
     bad_files = False
     if folder is not None:
         manifest = load_manifest(folder)
-        say(f"model files in {folder}" + ("" if manifest else f" (no {MANIFEST}: hashes not checked)"))
+        partial = incomplete_export(folder)
+        say(f"model files in {folder}" + (
+            f" (incomplete export: {', '.join(partial)} but no {MANIFEST}; an interrupted export, or "
+            "files copied without it: hashes not checked)" if partial
+            else f" (no {MANIFEST}: hashes not checked)" if manifest is None else ""))
         for c in check_files(folder, manifest):
             say(f"  {c.status} {c.name:<22} {c.detail}")
             bad_files |= c.status == BAD

@@ -15,7 +15,8 @@ from pathlib import Path
 from edge.errors import UserError
 
 DEFAULT_MODEL = "model_int8.tflite"  # the shipped model the device commands run by default
-MANIFEST = "manifest.json"  # written by `mnist-edge export` beside the model files
+MANIFEST = "manifest.json"  # written by `mnist-edge export` beside the model files, last
+EXPORTED = ("model_fp32.tflite", "model_int8.tflite", "model_fp32.onnx", "model_int8.onnx")  # its files
 
 
 def model_dirs() -> list[Path]:
@@ -65,4 +66,20 @@ def load_manifest(model_path: str | Path) -> dict | None:
         raise UserError(f"{path}: not a readable JSON manifest ({e})") from None
     if not isinstance(manifest, dict):
         raise UserError(f"{path}: expected a JSON object")
+    files = manifest.get("files", {})
+    if not isinstance(files, dict):
+        raise UserError(f"{path}: 'files' is a {type(files).__name__}, expected an object "
+                        "{file name: {\"sha256\": ..., \"bytes\": ...}}")
+    for name, entry in files.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("sha256", ""), str):
+            raise UserError(f"{path}: 'files' entry {name!r} is not an object with a \"sha256\" string")
     return manifest
+
+
+def incomplete_export(folder: str | Path) -> list[str]:
+    """Model files `mnist-edge export` wrote in `folder` with no manifest.json beside them: an export
+    that was interrupted (the manifest is written last) or files copied without it. [] otherwise."""
+    folder = Path(folder)
+    if (folder / MANIFEST).is_file():
+        return []
+    return [name for name in EXPORTED if (folder / name).is_file()]
