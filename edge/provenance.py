@@ -42,6 +42,20 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp"):
         raise
 
 
+def check_out_dir(path: str | os.PathLike, flag: str = "--out") -> None:
+    """Before any work: UserError unless `path` is a folder, or can be made one, that we can write."""
+    from edge.errors import UserError
+
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UserError(f"{flag} {path}: a file is there, expected a folder (or a new folder's name)")
+    parent = next((q for q in (p, *p.parents) if q.exists()), Path("."))
+    if not parent.is_dir():
+        raise UserError(f"{flag} {path}: {parent} is a file, so no folder can be made there")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {path}: {parent} is not writable")
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)

@@ -20,6 +20,8 @@ import numpy as np
 from edge.errors import UserError
 from train.data import Mnist, preprocess
 
+MIN_SAMPLES = 10  # one calibration image per class at least
+
 
 @dataclass
 class Calibration:
@@ -35,8 +37,8 @@ class Calibration:
 
 def calibration_indices(y_train: np.ndarray, n: int, seed: int) -> np.ndarray:
     """n training indices, as near n/10 per class as the data allows, in a seeded order."""
-    if n < 10:
-        raise UserError(f"--calib-samples {n}: expected at least 10 (one per class)")
+    if n < MIN_SAMPLES:
+        raise UserError(f"--calib-samples {n}: expected at least {MIN_SAMPLES} (one per class)")
     rng = np.random.default_rng(seed)
     per_class = [rng.permutation(np.flatnonzero(y_train == c)) for c in range(10)]
     if any(len(p) == 0 for p in per_class):

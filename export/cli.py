@@ -9,15 +9,23 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edge.errors import UserError
-from edge.provenance import atomic_path, atomic_write_bytes, atomic_write_json, environment, sha256_file
+from edge.provenance import (
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_json,
+    check_out_dir,
+    environment,
+    sha256_file,
+)
 from export import onnx as onnx_exporter
 from export import tflite as tflite_exporter
-from export.calibration import calibration_set
+from export.calibration import MIN_SAMPLES, calibration_set
 from export.metadata import build, onnx_set_metadata, tflite_with_metadata
 from export.validate import Reference
 
@@ -61,6 +69,7 @@ def load_keras_model(path: Path):
 def run_export(cfg: ExportConfig) -> tuple[list, dict]:
     from train.data import load_mnist, preprocess
 
+    check(cfg)
     unknown = set(cfg.formats) - set(EXPORTERS)
     if unknown or not cfg.formats:
         raise UserError(f"--formats {','.join(cfg.formats)}: expected tflite, onnx or tflite,onnx")
@@ -86,6 +95,8 @@ def run_export(cfg: ExportConfig) -> tuple[list, dict]:
     }
     precisions = ["fp32", "int8"] if cfg.int8 else ["fp32"]
     results, files = [], {}
+    # the manifest is written last: until then, a stale one must not vouch for the new files
+    (out / "manifest.json").unlink(missing_ok=True)
     for fmt in cfg.formats:
         exp = EXPORTERS[fmt]
         for precision in precisions:
@@ -103,6 +114,19 @@ def run_export(cfg: ExportConfig) -> tuple[list, dict]:
                 "config": asdict(cfg) | {"formats": list(cfg.formats)}, **provenance, "files": files}
     atomic_write_json(out / "manifest.json", manifest)
     return results, manifest
+
+
+def check(cfg: ExportConfig) -> None:
+    """Every flag and the output folder, before TensorFlow or the model load: one line if wrong."""
+    if cfg.calib_samples < MIN_SAMPLES:
+        raise UserError(f"--calib-samples {cfg.calib_samples}: expected at least {MIN_SAMPLES} "
+                        "(one per class)")
+    if not math.isfinite(cfg.max_drop) or cfg.max_drop < 0:
+        raise UserError(f"--max-drop {cfg.max_drop}: expected a number of points >= 0")
+    if cfg.opset not in onnx_exporter.OPSETS:
+        raise UserError(f"--opset {cfg.opset}: expected {onnx_exporter.OPSETS.start}.."
+                        f"{onnx_exporter.OPSETS.stop - 1}")
+    check_out_dir(cfg.out)
 
 
 def _io_tensors(content: bytes, suffix: str, runtime: str):

@@ -21,6 +21,7 @@ from export.validate import validate as _validate
 log = logging.getLogger(__name__)
 FORMAT, SUFFIX, RUNTIME = "onnx", ".onnx", "onnxruntime"
 OPSET = 17
+OPSETS = range(13, 19)  # per-channel QDQ needs 13; tf2onnx 1.17 converts up to 18
 INPUT_NAME = "image"
 CALIB_METHODS = ("minmax", "entropy", "percentile")
 # 7-bit weights. x86 CPUs without VNNI (AVX2, plain AVX-512) multiply u8 x s8 pairs into int16 with

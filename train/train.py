@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import UserError
-from edge.provenance import atomic_path, atomic_write_json, environment
+from edge.provenance import atomic_path, atomic_write_json, check_out_dir, environment
 from train.data import load_mnist, preprocess, split_validation
 from train.model import ARCHS, build_augmentation, build_model, count_macs
 
@@ -50,6 +50,7 @@ def train(cfg: TrainConfig) -> dict:
         raise UserError(f"--arch {cfg.arch}: expected one of {', '.join(ARCHS)}")
     if cfg.batch_size < 1 or (cfg.epochs is not None and cfg.epochs < 1):
         raise UserError("--batch-size and --epochs must be positive integers")
+    check_out_dir(cfg.out)  # before the work, not after it
     data = load_mnist(cfg.data)  # before TensorFlow loads, so a bad path fails fast
 
     import keras
