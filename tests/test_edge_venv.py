@@ -178,6 +178,12 @@ def test_edge_install_runs_camera_and_doctor(edge_venv, samples, exported):
     r = run(edge_venv / "bin" / "mnist-edge", "doctor", "--model", model)
     assert r.returncode == 0, r.stdout
     assert "✓ litert" in r.stdout and "✗ onnxruntime" in r.stdout
+    # no 'mqtt' extra here: the camera runs without paho, and --mqtt says what to install
+    r = run(edge_venv / "bin" / "mnist-edge", "camera", "--source", files[-1], "--model", model,
+            "--mqtt", "mqtt://127.0.0.1:1")
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert "paho-mqtt is not installed (pip install 'mnist-edge[mqtt]')" in lines[0]
 
 
 def test_tflite_runtime_on_numpy_1(tflite_runtime_venv, samples):
