@@ -334,3 +334,24 @@ def test_mqtts_verifies_the_broker_against_the_system_ca_bundle(tmp_path, readin
         lines = [x for x in r.stderr.splitlines() if x.strip()]
         assert len(lines) == 1 and "the broker's certificate did not verify" in lines[0], lines
         assert "unable to get local issuer certificate" in lines[0]
+
+
+def test_an_unchanged_reading_is_republished_every_interval(tmp_path, broker, readings):
+    (a, frame), *_ = readings.items()
+    folder = write_folder(tmp_path / "frames", [frame] * 20)
+    live = Listener(broker.port, auth=("meter", "s3cret pass"))
+    try:
+        r = cli("camera", "--source", str(folder), "--model", str(SHIPPED), "--fps", "10", "--device-id",
+                DEVICE, "--mqtt-interval", "0.5", "--mqtt", f"mqtt://meter:s3cret%20pass@127.0.0.1:{broker.port}",
+                timeout=60)
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert live.wait(lambda s: s.on(f"{PREFIX}/availability")[-1:] == ["offline"], 10)
+    finally:
+        live.close()
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    got = states(live)
+    assert sum(x["changed"] for x in lines) == 1 and {s["stable"] for s in got} == {a}
+    # ~2 s of frames: the change, then one every 0.5 s; never one per frame
+    assert 3 <= len(got) <= 6, [s["t"] for s in got]
+    gaps = np.diff([s["t"] for s in got])
+    assert gaps.min() >= 0.5 - 0.11  # frame times are 0.1 s apart: a state waits for the next frame
