@@ -289,6 +289,8 @@ def main(args: argparse.Namespace) -> int:
             raise UserError(f"{flag} {value}: expected a number ≥ {low}")
     if not 0 <= args.min_acc <= 1:
         raise UserError(f"--min-acc {args.min_acc}: expected a fraction between 0 and 1")
+    if not args.max_drop >= 0:  # nan too
+        raise UserError(f"--max-drop {args.max_drop}: expected a number of points >= 0")
     quick = {"runs": 30, "min_seconds": 0.0, "repeats": 3, "warmup": 5, "quick": True} if args.quick else {}
     cfg = BenchConfig(artifacts=args.artifacts, baseline=args.baseline, data=args.data, runs=args.runs,
                       min_seconds=args.min_seconds, repeats=args.repeats, batch=args.batch,

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -128,7 +129,7 @@ def _check(cfg: CameraConfig) -> None:
         raise UserError(f"--min-confidence {cfg.min_confidence}: expected a number from 0 to 1")
     if cfg.max_frames is not None and cfg.max_frames < 1:
         raise UserError(f"--max-frames {cfg.max_frames}: expected 1 or more")
-    if cfg.fps < 0:
+    if not math.isfinite(cfg.fps) or cfg.fps < 0:  # nan compares false with everything
         raise UserError(f"--fps {cfg.fps}: expected 0 (no limit) or more")
     if cfg.max_retries < -1:
         raise UserError(f"--max-retries {cfg.max_retries}: expected -1 (forever), 0 or more")
@@ -144,7 +145,7 @@ def run(cfg: CameraConfig, source: Source | None = None, stop: threading.Event |
     stop = stop or threading.Event()
     retry = retry or RetryConfig(max_retries=cfg.max_retries)
     out = out or sys.stdout
-    address = web.parse_address(cfg.serve) if cfg.serve else None
+    address = web.parse_address(cfg.serve) if cfg.serve is not None else None  # '' is a mistake too
     stabilizer = Stabilizer(StableConfig(cfg.stable, cfg.monotonic, cfg.max_step))
     with ExitStack() as stack:
         if source is not None:
