@@ -18,8 +18,11 @@ from __future__ import annotations
 import html
 import json
 import logging
+import select
 import socket
+import sys
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -30,6 +33,8 @@ from edge.errors import UserError
 log = logging.getLogger(__name__)
 
 BOUNDARY = "mnistedgeframe"
+CLIENT_TIMEOUT_S = 10.0  # a request not sent, a frame not taken, or a stream with nothing new in this
+# long ends that connection, so idle or stalled clients cannot hold the stream slots or threads
 
 
 class FrameHub:
@@ -146,6 +151,10 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
 
+    def setup(self) -> None:
+        self.timeout = self.server.client_timeout  # socket timeout: half-sent requests, stalled readers
+        super().setup()
+
     def log_message(self, format, *args):  # noqa: A002 - the base class's signature
         log.debug("%s %s", self.address_string(), format % args)
 
@@ -194,38 +203,59 @@ class _Handler(BaseHTTPRequestHandler):
             part = f"\r\n--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n\r\n".encode()
             self.wfile.write(part[2:])
             seq, hub = 0, self.server.hub
+            last = time.monotonic()
             while not hub.closed:
-                got = hub.wait_jpeg(seq, timeout=1.0)
+                got = hub.wait_jpeg(seq, timeout=min(1.0, self.server.client_timeout))
                 if got is None:
+                    if time.monotonic() - last > self.server.client_timeout or self._peer_closed():
+                        break  # nothing new to send for a while, or the viewer left: free the slot
                     continue
                 seq, jpeg = got
-                self.wfile.write(jpeg + part)
+                self.wfile.write(jpeg + part)  # times out (socket timeout) if the viewer stops reading
                 self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError, TimeoutError):
-            pass  # the viewer went away
+                last = time.monotonic()
+        except (ConnectionError, TimeoutError) as e:
+            log.debug("%s: stream ended (%s)", self.address_string(), e.__class__.__name__)
         finally:
             self.server.streams.release()
+
+    def _peer_closed(self) -> bool:
+        """True if the viewer closed its end (readable with nothing to read)."""
+        try:
+            ready, _, _ = select.select([self.connection], [], [], 0)
+            return bool(ready) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):
+            return True
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a stuck client never blocks shutdown
     allow_reuse_address = True
 
-    def __init__(self, address, hub: FrameHub, title: str, max_streams: int):
+    def __init__(self, address, hub: FrameHub, title: str, max_streams: int, client_timeout: float):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
-        self.hub, self.title = hub, title
+        self.hub, self.title, self.client_timeout = hub, title, client_timeout
         self.streams = threading.BoundedSemaphore(max_streams)
+
+    def handle_error(self, request, client_address) -> None:
+        """A client that resets or times out is routine: one debug line, never a traceback on stderr."""
+        e = sys.exc_info()[1]
+        if isinstance(e, (ConnectionError, TimeoutError)):
+            log.debug("%s: connection ended (%s)", client_address[0], e.__class__.__name__)
+        else:
+            log.warning("%s: request failed (%s: %s)", client_address[0], e.__class__.__name__, e)
 
 
 class WebServer:
     """Serves a FrameHub on HOST:PORT from a background thread."""
 
-    def __init__(self, host: str, port: int, hub: FrameHub, title: str = "", max_streams: int = 4):
+    def __init__(self, host: str, port: int, hub: FrameHub, title: str = "", max_streams: int = 4,
+                 client_timeout: float = CLIENT_TIMEOUT_S):
         self.hub = hub
         try:
-            self.httpd = _Server((host, port), hub, title, max_streams)
+            self.httpd = _Server((host, port), hub, title, max_streams, client_timeout)
         except OSError as e:
             raise UserError(f"--serve {host}:{port}: cannot listen there ({e.strerror or e})") from None
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="mnist-edge-web",
@@ -257,6 +287,6 @@ def parse_address(spec: str) -> tuple[str, int]:
         host, port = "", s
     host = host.strip("[]") or "127.0.0.1"
     if not port.isdigit() or int(port) > 65535:
-        raise UserError(f"--serve {spec}: expected HOST:PORT or PORT, e.g. 127.0.0.1:8080 "
+        raise UserError(f"--serve {spec or repr(spec)}: expected HOST:PORT or PORT, e.g. 127.0.0.1:8080 "
                         "(0.0.0.0:8080 to be seen from other machines)")
     return host, int(port)
