@@ -160,7 +160,7 @@ def run(cfg: CameraConfig, source: Source | None = None, stop: threading.Event |
                                                    cfg.discovery), model)
             stack.callback(publisher.close)
         if source is None:
-            source = open_source(cfg.source)
+            source = open_source(cfg.source, stop=stop)  # a stream's open gives up when stop is set
             stack.callback(source.close)
         hub = None
         if address:

@@ -22,6 +22,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import numpy as np
 
@@ -31,6 +33,7 @@ from edge.images import ImageError, read_image, shown
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm")
+NETWORK_TIMEOUT_MS = 5000  # OpenCV's open and read timeouts for a stream (its default is 30 s)
 SOURCE_HELP = "'picamera', a camera index (0), a folder of images, an image or video file, or a URL"
 
 
@@ -147,23 +150,68 @@ def images_in(folder: Path) -> list[Path]:
 
 
 class OpenCVSource(Source):
-    """cv2.VideoCapture: a camera index or stream URL (live, reconnected) or a video file (ends)."""
+    """cv2.VideoCapture: a camera index or stream URL (live, reconnected) or a video file (ends).
 
-    def __init__(self, target: int | str, live: bool):
+    A stream (URL) is opened and read with OpenCV's timeouts, in a worker thread, so setting `stop`
+    ends a wait on a silent network at once instead of after OpenCV's own 30 s.
+    """
+
+    def __init__(self, target: int | str, live: bool, stop: threading.Event | None = None):
         super().__init__()
-        self.target, self.live = target, live
+        self.target, self.live, self.stop = target, live, stop
         self.name = f"camera {target}" if isinstance(target, int) else str(target)
         self.cap = None
         self._cv2 = _cv2()
-        if not self._open():
+        self._network = isinstance(target, str) and "://" in target
+        self._worker: threading.Thread | None = None  # a call still running after `stop` was set
+        if not self._call(self._open):
+            if self._stopped():
+                return  # stopped while opening: frames() ends at once
             if isinstance(target, int):
                 raise UserError(f"--source {target}: OpenCV cannot open camera {target} (is it connected? "
                                 "see ls /dev/video*; a Pi camera module is --source picamera)")
             what = "stream" if live else "video file"
             raise UserError(f"--source {target}: OpenCV cannot open this {what}")
 
+    def _stopped(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
+
+    def _call(self, fn):
+        """fn() here for local devices and files; for streams in a worker, given up when `stop` is set
+        (the worker then owns the capture and releases it when OpenCV returns)."""
+        if not self._network:
+            return fn()
+        box: dict = {}
+        done = threading.Event()
+
+        def work():
+            try:
+                box["value"] = fn()
+            except Exception as e:  # handed to the caller
+                box["error"] = e
+            finally:
+                done.set()
+                if self._worker is threading.current_thread() and self.cap is not None:
+                    self.cap.release()  # given up on and closed meanwhile: release it here
+
+        worker = threading.Thread(target=work, name="mnist-edge-capture", daemon=True)
+        worker.start()
+        while not done.wait(0.05):
+            if self._stopped():
+                self._worker = worker
+                return None
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
     def _open(self) -> bool:
-        self.cap = self._cv2.VideoCapture(self.target)
+        cv2 = self._cv2
+        if self._network:
+            self.cap = cv2.VideoCapture(self.target, cv2.CAP_ANY, [
+                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, NETWORK_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+                NETWORK_TIMEOUT_MS])
+        else:
+            self.cap = cv2.VideoCapture(self.target)
         if not self.cap.isOpened():
             self.cap.release()
             self.cap = None
@@ -171,17 +219,20 @@ class OpenCVSource(Source):
         return True
 
     def read(self) -> Frame | None:
-        if self.cap is None:
+        if self.cap is None or self._worker is not None:
             return None
-        ok, image = self.cap.read()
+        got = self._call(self.cap.read)
+        ok, image = got if got is not None else (False, None)
         return self._frame(image, "bgr") if ok and image is not None else None
 
     def reopen(self) -> None:
         self.close()
-        if not self._open():
+        if self._worker is None and not self._call(self._open) and not self._stopped():
             raise OSError(f"cannot open {self.name}")
 
     def close(self) -> None:
+        if self._worker is not None and self._worker.is_alive():
+            return  # a read or open is still inside OpenCV: its worker releases the capture
         if self.cap is not None:
             self.cap.release()
             self.cap = None
@@ -239,15 +290,20 @@ class PicameraSource(Source):
                 cam.close()
 
 
-def open_source(spec: str) -> Source:
-    """'picamera' | a camera index ('0') | a folder | an image or video file | a URL (rtsp://...)."""
+def open_source(spec: str, stop: threading.Event | None = None) -> Source:
+    """'picamera' | a camera index ('0') | a folder | an image or video file | a URL (rtsp://...).
+
+    `stop` (a stream only) gives up a blocked open or read at once when it is set.
+    """
     s = str(spec).strip()
     if s.lower() in ("picamera", "picamera2"):
         return PicameraSource()
     if s.isdigit():
         return OpenCVSource(int(s), live=True)
-    if "://" in s:
-        return OpenCVSource(s, live=True)
+    if s.lower().startswith("file://"):  # a file, even as a URL: its end is an end, not a disconnect
+        s = url2pathname(urlparse(s).path)
+    elif "://" in s:
+        return OpenCVSource(s, live=True, stop=stop)
     path = Path(s).expanduser()
     if path.is_dir():
         files = images_in(path)
