@@ -60,11 +60,13 @@ class SegmentConfig:
     merge_overlap: float = 0.4  # column overlap that makes pieces "stacked" (x narrower's w)
     merge_max_growth: float = 2.0  # merged height <= this x the taller piece (rows stay apart)
     ink_percentile: float = 90.0  # this percentile of a digit's darkness becomes 255 in its crop
+    min_edge: float = 0.1  # a pen's edge is sharp: darkness rises by at least this fraction of the
+    #                        ink's level per px across its outline; shadows and glare rise slowly
     min_stroke: float = 2.2  # px in the 20-px digit box: thinner strokes (ballpoint, pencil) are
     #                          thickened to this, as thin as MNIST's thinnest pen
     remove_lines: bool = True  # ruled and grid lines (long, thin, straight) are not a digit's ink
     line_len_frac: float = 0.6  # ...a line spans at least this fraction of the frame's width/height
-    line_band: int = 5  # px: a line may wander this much across its length (tilt, perspective)
+    line_band: int = 4  # px: a line may wander this much across its length (tilt, perspective)
     split_aspect: float = 1.1  # a piece at least this wide (x its height) may be two touching digits
     split_confidence: float = 0.9  # ...and is read as two when both halves are at least this sure
 
@@ -220,7 +222,8 @@ def remove_lines(mask: np.ndarray, cfg: SegmentConfig, faint: np.ndarray | None 
     """Ink mask -> the same without ruled or grid lines, strokes that cross a line re-joined.
 
     A line is a run of ink along a row (or column) band `line_band` px thick, at least
-    `line_len_frac` of the frame long: a digit is never that long. Its pixels are dropped, then
+    `line_len_frac` of the frame long: a digit is never that long. Its pixels are dropped unless
+    the ink there is thicker across the line than a line is (a stroke lying along it), then
     restored where ink continues right across the band (a stroke crossing the line). Lines are
     looked for in `faint` (a mask at a lower threshold) when given, else in `mask`.
     """
@@ -231,8 +234,9 @@ def remove_lines(mask: np.ndarray, cfg: SegmentConfig, faint: np.ndarray | None 
     for horizontal in (True, False):
         # kernels as (rows, cols): smear across the line, open along it, bridge across it
         smear, along, bridge = (cfg.line_band, 1), (1, seg), (2 * cfg.line_band + 3, 1)
+        across = (cfg.line_band + 2, 1)
         if not horizontal:
-            smear, along, bridge = smear[::-1], along[::-1], bridge[::-1]
+            smear, along, bridge, across = smear[::-1], along[::-1], bridge[::-1], across[::-1]
         runs = cv2.morphologyEx(cv2.dilate(faint, np.ones(smear, np.uint8)), cv2.MORPH_OPEN,
                                 np.ones(along, np.uint8))
         if not runs.any():
@@ -244,6 +248,9 @@ def remove_lines(mask: np.ndarray, cfg: SegmentConfig, faint: np.ndarray | None 
         if not long.size:
             continue
         lines = (np.isin(labels, long) * 255).astype(np.uint8)
+        # ink thicker across the line than a line is (a marker stroke lying along it) stays
+        thick = cv2.morphologyEx(out, cv2.MORPH_OPEN, np.ones(across, np.uint8))
+        lines = cv2.bitwise_and(lines, cv2.bitwise_not(thick))
         kept = cv2.bitwise_and(out, cv2.bitwise_not(lines))
         bridged = cv2.morphologyEx(kept, cv2.MORPH_CLOSE, np.ones(bridge, np.uint8))
         out = cv2.bitwise_or(kept, cv2.bitwise_and(bridged, cv2.bitwise_and(lines, out)))
@@ -360,7 +367,13 @@ def _crop(m: _Maps, members: list[int], box: tuple[int, int, int, int],
     soft = np.clip((d - floor) * (255.0 / (level - floor)), 0, 255) * rim
     # Stroke width ~ 2 x ink area / outline length; in the 20-px box it is that x 20 / longest side.
     ink = np.count_nonzero(core)
-    outline = ink - np.count_nonzero(cv2.erode(core.view(np.uint8), np.ones((3, 3), np.uint8)))
+    rim1 = core & ~cv2.erode(core.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
+    outline = np.count_nonzero(rim1)
+    if cfg.min_edge > 0:
+        gx, gy = cv2.Sobel(d, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(d, cv2.CV_32F, 0, 1, ksize=3)
+        edge = float(np.median(np.hypot(gx, gy)[rim1])) / 8.0  # Sobel's 3x3 weights sum to 8
+        if edge < cfg.min_edge * level:
+            return None
     stroke = 2.0 * ink / max(1, outline) * 20.0 / max(ew, eh)
     grow = round((cfg.min_stroke - stroke) * max(ew, eh) / 20.0)
     if grow >= 1:

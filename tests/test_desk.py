@@ -1,0 +1,223 @@
+"""Reading a real desk: the desk-scene generator, line removal, thin strokes, touching digits, blank
+paper, one read path for predict and camera, the training/test split and the frame benchmark.
+
+Readings use the shipped int8 model (models/), the one a user's `camera` runs by default.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from benchmarks.desk import INKS, PAPERS, make_scene, pen_stroke, scene_set, thin
+from edge.classifier import Classifier
+from edge.digits import SegmentConfig, segment, to_grey
+from edge.reader import read
+from tests.conftest import REPO, cli
+
+SHIPPED = REPO / "models" / "model_int8.tflite"
+
+
+@pytest.fixture(scope="module")
+def clf():
+    return Classifier(SHIPPED)
+
+
+def paper(lines: int = 0, size=(480, 640)) -> np.ndarray:
+    """White paper as float reflectance x 230, with pale blue ruled lines every `lines` px."""
+    img = np.full((*size, 3), 230.0, np.float32)
+    if lines:  # 2-px rules, blue as a notebook's
+        for y in range(lines // 2, size[0], lines):
+            img[y:y + 2] *= np.array((0.85, 0.65, 0.5), np.float32)
+    return img
+
+
+def write(img: np.ndarray, cov: np.ndarray, x: int, y: int, ink=(40.0, 30.0, 30.0)) -> None:
+    """Ink a coverage map (0..1) onto a float image in place, top-left at (x, y)."""
+    h, w = cov.shape
+    c = cov[:, :, None]
+    img[y:y + h, x:x + w] = img[y:y + h, x:x + w] * (1 - c) + np.array(ink, np.float32) * c
+
+
+def finish(img: np.ndarray) -> np.ndarray:
+    return np.clip(cv2.GaussianBlur(img, (0, 0), 0.7) + 0.5, 0, 255).astype(np.uint8)
+
+
+# ------------------------------------------------------------------------------ the generator
+
+
+def test_scenes_are_deterministic_and_cover_every_paper_and_ink(mnist):
+    a = scene_set(mnist.x_test[:500], mnist.y_test[:500], 24, seed=11)
+    b = scene_set(mnist.x_test[:500], mnist.y_test[:500], 24, seed=11)
+    assert all(np.array_equal(s.image, t.image) and s.truth == t.truth for s, t in zip(a, b, strict=True))
+    assert not np.array_equal(a[0].image, scene_set(mnist.x_test[:500], mnist.y_test[:500], 1, 12)[0].image)
+    assert {s.paper for s in a} == set(PAPERS)
+    assert {s.ink for s in a if s.truth} == set(INKS)
+    for s in a:
+        assert s.image.shape == (480, 640, 3) and s.image.dtype == np.uint8
+        assert len(s.boxes) == len(s.truth) <= 6
+        if s.truth:  # digits of the stated sizes, in view, left to right
+            assert all(25 <= h <= 170 and x >= 0 and x + w <= 640 for x, _, w, h in s.boxes)
+            centres = [x + w / 2 for x, _, w, _ in s.boxes]
+            assert centres == sorted(centres)
+        else:
+            assert s.owner is None and s.ink == ""
+
+
+def test_about_one_scene_in_ten_is_blank(mnist):
+    scenes = scene_set(mnist.x_test, mnist.y_test, 200, seed=0)
+    blank = sum(not s.truth for s in scenes)
+    assert 10 <= blank <= 30  # 10 % of 200, seeded
+
+
+def test_pen_strokes_are_redrawn_at_the_pen_width(mnist):
+    """A ballpoint digit is thin, not merely small: width = ink area / skeleton length."""
+    digit = mnist.x_test[0]
+    for pen in (1.5, 4.0, 12.0):
+        cov = pen_stroke(digit, 120, pen, 0.0)
+        ink = cov >= 0.5
+        width = ink.sum() / thin(ink).sum()
+        assert abs(width - pen) <= 0.35 * pen + 0.5, (pen, width)
+        assert 110 <= cov.shape[0] <= 135
+
+
+def test_thinning_is_one_pixel_and_connected():
+    mask = np.zeros((60, 60), bool)
+    cv2.circle(mask.view(np.uint8), (30, 30), 20, 1, 7)
+    skel = thin(mask)
+    assert skel.sum() < mask.sum() / 4
+    n, _ = cv2.connectedComponents(skel.astype(np.uint8), connectivity=8)
+    assert n == 2  # background + one ring
+    assert not (skel & ~mask).any()
+
+
+# ------------------------------------------------------------------------- the read path
+
+
+def test_line_removal_keeps_a_digit_that_crosses_lines(mnist):
+    """A tall digit crossing three ruled lines is found whole; without line removal the lines
+    swallow it into one frame-wide component and nothing is found."""
+    seven = mnist.x_test[0]  # a 7
+    assert mnist.y_test[0] == 7
+    cov = pen_stroke(seven, 110, 9.0, 0.0)
+    plain, lined = paper(), paper(lines=30)
+    write(plain, cov, 280, 180)
+    write(lined, cov, 280, 180)
+    clean = segment(to_grey(finish(plain)))
+    found = segment(to_grey(finish(lined)))
+    assert len(clean) == 1 and len(found) == 1
+    (x, y, w, h), (X, Y, W, H) = clean[0].box, found[0].box
+    assert abs(x - X) <= 3 and abs(y - Y) <= 3 and abs(w - W) <= 6 and abs(h - H) <= 6
+    corr = np.corrcoef(clean[0].image.ravel().astype(float), found[0].image.ravel().astype(float))[0, 1]
+    assert corr > 0.9
+    assert segment(to_grey(finish(lined)), SegmentConfig(remove_lines=False)) == []
+
+
+@pytest.mark.parametrize("kind", ["lined", "grid", "plain"])
+def test_blank_paper_reads_nothing(clf, kind):
+    rng = np.random.default_rng(7)
+    readings = [read(make_scene([], [], rng, paper=kind).image, clf).text for _ in range(12)]
+    assert readings == [""] * 12
+
+
+def test_a_touching_pair_is_split(mnist, clf):
+    """Two digits written so close that their ink joins are read as two."""
+    twos = np.flatnonzero(mnist.y_test == 2)[:40]
+    touching = right = 0
+    for i, j in zip(twos[0::2], twos[1::2], strict=True):
+        a, b = pen_stroke(mnist.x_test[i], 100, 9.0, 0.0), pen_stroke(mnist.x_test[j], 100, 9.0, 0.0)
+        img = paper()
+        write(img, a, 220, 190)
+        write(img, b, 220 + a.shape[1] - 10, 190)  # 10 px of overlap
+        frame = finish(img)
+        if len(segment(to_grey(frame), SegmentConfig(split_aspect=99))) != 1:
+            continue  # these two happen not to touch
+        touching += 1
+        right += read(frame, clf).text == "22"
+    assert touching >= 12
+    assert right >= 0.75 * touching
+
+
+def test_thin_ballpoint_digits_read_right(mnist, clf):
+    """MNIST test digits re-drawn with a 1.5-px pen at 60 px tall, on white paper."""
+    idx = np.arange(40)
+    right = 0
+    for i in idx:
+        img = paper()
+        write(img, pen_stroke(mnist.x_test[i], 60, 1.5, 0.0), 300, 200, ink=(120, 60, 30))
+        right += read(finish(img), clf).text == str(mnist.y_test[i])
+    assert right >= 36  # 90 %
+
+
+def test_predict_and_camera_give_the_same_reading(tmp_path, mnist):
+    scenes = scene_set(mnist.x_test, mnist.y_test, 6, seed=5)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for k, s in enumerate(scenes):
+        cv2.imwrite(str(folder / f"f{k}.png"), s.image)
+    files = sorted(folder.iterdir())
+    p = cli("predict", "--json", *map(str, files), timeout=120)
+    c = cli("camera", "--source", str(folder), timeout=120)
+    assert p.returncode == 0 and c.returncode == 0, p.stderr[-1500:] + c.stderr[-1500:]
+    by_predict = {json.loads(line)["file"]: json.loads(line) for line in p.stdout.splitlines()}
+    by_camera = [json.loads(line) for line in c.stdout.splitlines()]
+    assert len(by_camera) == len(files)
+    for rec in by_camera:
+        mine = by_predict[str(folder / rec["file"])]
+        assert (rec["reading"], rec["digits"]) == (mine["reading"], mine["digits"])
+
+
+# ---------------------------------------------------------------- split and benchmark
+
+
+def test_training_scenes_use_training_digits_and_the_benchmark_test_digits(mnist_file, mnist,
+                                                                           monkeypatch, tmp_path):
+    """The classifier learns from desk scenes of training digits (never validation or test); the
+    frame benchmark evaluates on test digits only."""
+    pytest.importorskip("tensorflow")
+    import benchmarks.desk
+    import train.scenes as scenes
+    from benchmarks.frames import make_frames
+    from train.data import split_validation
+    from train.train import TrainConfig, train
+
+    seen = []
+
+    def record(images, labels, n, seed, **kw):
+        seen.append(images.copy())
+        return np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.int64)
+
+    monkeypatch.setattr(scenes, "scene_crops", record)
+    cfg = TrainConfig(quick=True, epochs=1, data=str(mnist_file), out=str(tmp_path))
+    train(cfg)
+    tr_idx, val_idx = split_validation(len(mnist.x_train), 5000, cfg.seed)
+    allowed = {x.tobytes() for x in mnist.x_train[tr_idx[:4000]]}
+    forbidden = {x.tobytes() for x in mnist.x_test} | {x.tobytes() for x in mnist.x_train[val_idx]}
+    given = {x.tobytes() for x in seen[0]}
+    assert given and given <= allowed and not given & (forbidden - allowed)
+
+    drawn = []
+    real = benchmarks.desk.make_scene
+
+    def spy(digits, labels, rng, **kw):
+        drawn.extend(d.tobytes() for d in digits)
+        return real(digits, labels, rng, **kw)
+
+    monkeypatch.setattr(benchmarks.desk, "make_scene", spy)
+    make_frames("desk", 10, 0, str(mnist_file))
+    test_set = {x.tobytes() for x in mnist.x_test}
+    assert drawn and set(drawn) <= test_set
+
+
+def test_frame_benchmark_desk_smoke(mnist_file):
+    r = subprocess.run([sys.executable, "-m", "benchmarks.frames", "--scene", "desk", "--frames", "9",
+                        "--data", str(mnist_file)], cwd=REPO, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    for row in ("all", "paper lined", "paper grid", "ink ballpoint", "ink pencil", "frames/s"):
+        assert row in r.stdout, r.stdout
