@@ -271,18 +271,26 @@ def _to_frame(c: DigitCrop, inv: float) -> DigitCrop:
 
 
 def _dark_ink(work: np.ndarray, tiny: np.ndarray, cfg: SegmentConfig) -> bool:
-    """Is the ink darker than the paper? Paper is the local median; count strong outliers."""
+    """Is the ink darker than the paper? Dark ink is the rule; light ink (chalk, a screen) is
+    decided only when two tests agree: strong outliers against the local median of the coarse
+    copy, and thin light structures (top-hat) against thin dark ones (black-hat) on a quarter-size
+    copy. The edge of a hand's shadow fools the first; lined paper's light gaps the second."""
     if cfg.polarity not in ("auto", "dark", "light"):
         raise ValueError(f"SegmentConfig.polarity: 'auto', 'dark' or 'light', not {cfg.polarity!r}")
     if cfg.polarity != "auto":
         return cfg.polarity == "dark"
     h, w = work.shape
     mid = cv2.resize(work, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
+    k = max(8.0, cfg.min_contrast * float(np.median(tiny)))
     med = cv2.resize(cv2.medianBlur(tiny, 5 if min(tiny.shape) >= 5 else 3),
                      (mid.shape[1], mid.shape[0]), interpolation=cv2.INTER_LINEAR)
     diff = mid.astype(np.int16) - med
-    k = max(8.0, cfg.min_contrast * float(np.median(tiny)))
-    return np.count_nonzero(diff < -k) >= np.count_nonzero(diff > k)
+    if np.count_nonzero(diff < -k) >= np.count_nonzero(diff > k):
+        return True
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (5, 5))
+    dark = cv2.morphologyEx(mid, cv2.MORPH_BLACKHAT, kernel)
+    light = cv2.morphologyEx(mid, cv2.MORPH_TOPHAT, kernel)
+    return np.count_nonzero(dark > k) >= np.count_nonzero(light > k)
 
 
 def _merge_pieces(stats: np.ndarray, h: int, h_cc: int, w_cc: int, cfg: SegmentConfig):

@@ -221,3 +221,17 @@ def test_frame_benchmark_desk_smoke(mnist_file):
     assert r.returncode == 0, r.stderr[-2000:]
     for row in ("all", "paper lined", "paper grid", "ink ballpoint", "ink pencil", "frames/s"):
         assert row in r.stdout, r.stdout
+
+
+def test_digits_beside_a_hand_shadow_keep_their_polarity(mnist, clf):
+    """Lit paper framed by a broad shadow has more bright outliers against a coarse local median
+    than the ink has dark ones (the test the segmenter relied on alone); the ink is still dark."""
+    nine, four = (int(np.flatnonzero(mnist.y_test == d)[0]) for d in (9, 4))
+    img = paper()
+    write(img, pen_stroke(mnist.x_test[nine], 70, 7.0, 0.0), 250, 110, ink=(40, 80, 30))
+    write(img, pen_stroke(mnist.x_test[four], 70, 7.0, 0.0), 310, 110, ink=(40, 80, 30))
+    shadow = np.zeros(img.shape[:2], np.float32)
+    cv2.rectangle(shadow, (0, 200), (640, 480), 1.0, -1)  # a hand and arm over the page
+    cv2.rectangle(shadow, (0, 0), (180, 480), 1.0, -1)
+    img *= (1 - 0.65 * cv2.GaussianBlur(shadow, (0, 0), 30))[:, :, None]
+    assert read(finish(img), clf).text == "94"
