@@ -80,11 +80,12 @@ def main(argv: list[str] | None = None) -> int:
         silence_stdout()
         print(f"mnist-edge {cmd}: error: {e}", file=sys.stderr)
         return 1
-    except OSError as e:
-        if e.errno not in (errno.ENOSPC, errno.EIO, errno.EDQUOT) or not _stdout_failed():
+    except OSError as e:  # a full disk or a failing device, where it was writing: one line, exit 1
+        if e.errno not in (errno.ENOSPC, errno.EIO, errno.EDQUOT):
             raise
         silence_stdout()
-        print(f"mnist-edge {cmd}: error: cannot write to stdout ({e.strerror})", file=sys.stderr)
+        where = f"to {e.filename}" if e.filename else "to stdout"  # print() errors carry no file name
+        print(f"mnist-edge {cmd}: error: cannot write {where} ({e.strerror})", file=sys.stderr)
         return 1
     except ModuleNotFoundError as e:  # an extra this command needs is not installed
         top = (e.name or "").split(".")[0]
@@ -111,15 +112,6 @@ class Terminated(KeyboardInterrupt):
 def _terminate(signum, _frame):
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once is enough
     raise Terminated()
-
-
-def _stdout_failed() -> bool:
-    """True if flushing stdout fails now (so an OSError came from writing it)."""
-    try:
-        sys.stdout.flush()
-        return False
-    except OSError:
-        return True
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.metadata
+import os
 import platform
 import sys
 from dataclasses import dataclass
@@ -130,8 +131,8 @@ def doctor(model: str | None = None, out=None) -> int:
     """Print the report; 0 when ready, 1 otherwise."""
     out = out or sys.stdout
 
-    def say(line: str = "") -> None:
-        print(line, file=out)
+    def say(line: str = "") -> None:  # file names that are not UTF-8 show their bytes as \xff
+        print(os.fsencode(line).decode("utf-8", "backslashreplace"), file=out)
 
     folder, models = _models(model)
     hints: list[str] = []

@@ -1,0 +1,617 @@
+"""Bad input, every command: exit 2 with one line naming the file or flag, never a traceback.
+
+A corpus generated here (file names that are not UTF-8, decompression bombs, truncated and fake
+images, models that break the contract in edge.contract, malformed manifests, killed exports, a
+corrupt gzip IDX, wrong flags, bench files with wrong value types) is run through the real
+`mnist-edge` script. Device commands use the shipped models/; nothing is trained; the network is
+loopback only. Also: stdout that goes away, the live page under misbehaving clients, a stream that
+never answers and SIGTERM, and a camera loop that reads past bad frames.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.conftest import REPO, cli
+
+MODELS = REPO / "models"
+TFLITE, ONNX = MODELS / "model_int8.tflite", MODELS / "model_int8.onnx"
+EXE = Path(sys.executable).parent / "mnist-edge"
+NON_UTF8 = os.fsdecode(b"bad\xffname")  # a name with a byte that is not UTF-8 (surrogate-escaped)
+
+
+# ---------------------------------------------------------------- the corpus
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _digits_png() -> bytes:
+    img = np.full((60, 120, 3), 255, np.uint8)
+    cv2.putText(img, "42", (10, 50), cv2.FONT_HERSHEY_SIMPLEX, 1.5, (0, 0, 0), 4)
+    return cv2.imencode(".png", img)[1].tobytes()
+
+
+def _bombs() -> dict[str, bytes]:
+    """Files of a few bytes whose headers declare 60000x60000 pixels, one per format."""
+    w = h = 60000
+    png = (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+           + _png_chunk(b"IDAT", zlib.compress(b"\0" * 100)) + _png_chunk(b"IEND", b""))
+    jpeg = (b"\xff\xd8" + b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\0\1\1\0\0\1\0\1\0\0"
+            + b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, h, w, 1) + b"\x01\x11\x00" + b"\xff\xd9")
+    bmp = b"BM" + struct.pack("<IHHI", 0, 0, 0, 54) + struct.pack("<IiiHH", 40, w, h, 1, 24) + b"\0" * 24
+    webp = b"RIFF" + struct.pack("<I", 30) + b"WEBPVP8X" + struct.pack("<I", 10) + b"\0" * 4 \
+        + (w - 1).to_bytes(3, "little") + (h - 1).to_bytes(3, "little")
+    tiff = b"II*\0" + struct.pack("<I", 8) + struct.pack("<H", 2) \
+        + struct.pack("<HHII", 256, 4, 1, w) + struct.pack("<HHII", 257, 4, 1, h) + b"\0" * 4
+    return {"bomb.png": png, "bomb.jpg": jpeg, "bomb.bmp": bmp, "bomb.webp": webp, "bomb.tif": tiff,
+            "bomb.pgm": f"P5\n{w} {h}\n255\n".encode() + b"\0" * 16}
+
+
+BAD_IMAGES = {  # name -> (bytes, what the error line says)
+    **{name: (data, "declares 60000x60000 pixels") for name, data in _bombs().items()},
+    "zero.png": (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 0, 0, 8, 0, 0, 0, 0)),
+                 "declares 0x0 pixels"),
+    "truncated.png": (None, "cannot decode it"),  # filled in below: a real PNG cut short
+    "notes.png": (b"hello, not an image\n", "not an image file OpenCV can read"),
+    "empty.jpg": (b"", "not an image file OpenCV can read"),
+    "garbage.jpg": (b"\xff\xd8\xff" + bytes(range(256)) * 4, "cannot decode it"),
+}
+
+
+def _tflite_with_metadata(meta: bytes) -> bytes:
+    data = TFLITE.read_bytes()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("mnist_edge.json", meta)
+    return data[:data.rfind(b"PK\x03\x04")] + buf.getvalue()
+
+
+def _onnx_graph(classes: int = 10, dtype: str = "float", outputs: int = 1) -> bytes:
+    from onnx import TensorProto, helper, numpy_helper
+
+    t, npd = {"float": (TensorProto.FLOAT, np.float32), "double": (TensorProto.DOUBLE, np.float64)}[dtype]
+    nodes = [helper.make_node("Reshape", ["image", "shape"], ["flat"]),
+             helper.make_node("MatMul", ["flat", "w"], ["logits"]),
+             helper.make_node("Softmax", ["logits"], ["probs"], axis=1)]
+    outs = [helper.make_tensor_value_info("probs", t, ["N", classes])]
+    if outputs == 2:
+        nodes.append(helper.make_node("Identity", ["logits"], ["extra"]))
+        outs.append(helper.make_tensor_value_info("extra", t, ["N", classes]))
+    graph = helper.make_graph(
+        nodes, "bad", [helper.make_tensor_value_info("image", t, ["N", 28, 28, 1])], outs,
+        [numpy_helper.from_array(np.array([-1, 784], np.int64), "shape"),
+         numpy_helper.from_array(np.zeros((784, classes), npd), "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def _onnx_with_metadata(meta: str) -> bytes:
+    import onnx
+
+    model = onnx.load(str(ONNX))
+    del model.metadata_props[:]
+    onnx.helper.set_model_props(model, {"mnist_edge.json": meta})
+    return model.SerializeToString()
+
+
+def _meta(**fields) -> bytes:
+    return json.dumps(fields).encode()
+
+
+BAD_MODELS = {  # name -> (maker, the field the error line names)
+    "out5.onnx": (lambda: _onnx_graph(5), "output shape"),
+    "out12.onnx": (lambda: _onnx_graph(12), "output shape"),
+    "two_outputs.onnx": (lambda: _onnx_graph(outputs=2), "2 outputs"),
+    "double_input.onnx": (lambda: _onnx_graph(dtype="double"), "input type float64"),
+    "meta_list.tflite": (lambda: _tflite_with_metadata(b"[1, 2]"), "is a JSON list"),
+    "meta_not_json.tflite": (lambda: _tflite_with_metadata(b"{nope"), "not valid JSON"),
+    "labels_empty.tflite": (lambda: _tflite_with_metadata(_meta(labels=[])), "labels"),
+    "labels_short.tflite": (lambda: _tflite_with_metadata(_meta(labels=list("012345678"))), "labels"),
+    "labels_blank.tflite": (lambda: _tflite_with_metadata(_meta(labels=[""] * 10)), "labels"),
+    "divide_by_text.tflite": (lambda: _tflite_with_metadata(
+        _meta(normalization={"divide_by": "255", "subtract": 0})), "normalization.divide_by"),
+    "divide_by_zero.tflite": (lambda: _tflite_with_metadata(
+        _meta(normalization={"divide_by": 0, "subtract": 0})), "normalization.divide_by"),
+    "subtract_null.tflite": (lambda: _tflite_with_metadata(
+        _meta(normalization={"divide_by": 255, "subtract": None})), "normalization.subtract"),
+    "normalization_list.tflite": (lambda: _tflite_with_metadata(_meta(normalization=[255, 0])),
+                                  "normalization"),
+    "output_kind.tflite": (lambda: _tflite_with_metadata(_meta(output={"kind": "softmax"})), "output.kind"),
+    "meta_list.onnx": (lambda: _onnx_with_metadata("[]"), "is a JSON list"),
+    "quantization_list.onnx": (lambda: _onnx_with_metadata(json.dumps({"input": {"quantization": [1, 0]}})),
+                               "input.quantization"),
+    "truncated.tflite": (lambda: TFLITE.read_bytes()[:3000], "cannot load it"),
+    "text.onnx": (lambda: b"not a model", "cannot load it"),
+}
+
+CAMERA_MODELS = ["out12.onnx", "meta_list.tflite", "divide_by_zero.tflite", "truncated.tflite"]
+COMPARE_CASES = [("threads_text", "rows[0].threads is a str"), ("p50_text", "rows[1].latency_us"),
+                 ("size_null", "rows[0].size_bytes is a NoneType"), ("rows_dict", "'rows'"),
+                 ("missing", "no such file")]
+
+BAD_MANIFESTS = {  # name -> (manifest.json text, what the error line says)
+    "files_string": ('{"files": "model_int8.tflite"}', "'files' is a str"),
+    "files_list": ('{"files": ["model_int8.tflite"]}', "'files' is a list"),
+    "entry_string": ('{"files": {"model_int8.tflite": "abc"}}', "'files' entry"),
+    "a_list": ("[1, 2]", "expected a JSON object"),
+    "not_json": ("{files:", "not a readable JSON manifest"),
+}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("corpus")
+    good = _digits_png()
+    (d / "good.png").write_bytes(good)
+    (d / f"{NON_UTF8}.png").write_bytes(good)
+    for name, (data, _) in BAD_IMAGES.items():
+        (d / name).write_bytes(good[:60] if data is None else data)
+    (d / "models").mkdir()
+    for name, (make, _) in BAD_MODELS.items():
+        (d / "models" / name).write_bytes(make())
+    (d / "models" / f"{NON_UTF8}.tflite").write_bytes(TFLITE.read_bytes())
+    # camera: a folder whose bad files sit between good ones, one of them in a non-UTF-8 name
+    frames = d / "frames"
+    frames.mkdir()
+    for i in range(1, 6):
+        (frames / f"frame{i}.png").write_bytes(good)
+    (frames / "frame1b.png").write_bytes(BAD_IMAGES["bomb.png"][0])
+    (frames / "frame2b.jpg").write_bytes(BAD_IMAGES["bomb.jpg"][0])
+    (frames / "frame3b.png").write_bytes(b"hello")
+    (frames / f"frame4b{NON_UTF8}.png").write_bytes(good)
+    # exported folders: malformed manifests, and a killed export (models, no manifest)
+    for name, (text, _) in BAD_MANIFESTS.items():
+        (d / name).mkdir()
+        (d / name / "model_int8.tflite").write_bytes(TFLITE.read_bytes())
+        (d / name / "manifest.json").write_text(text)
+    (d / "killed").mkdir()
+    for f in ("model_fp32.tflite", "model_int8.tflite"):
+        (d / "killed" / f).write_bytes((MODELS / f).read_bytes())
+    (d / "corrupt").mkdir()
+    (d / "corrupt" / "model_int8.tflite").write_bytes(TFLITE.read_bytes()[:3000])
+    (d / "corrupt" / "manifest.json").write_text('{"files": {}}')
+    # data: an IDX folder whose training images are a .gz with a corrupt deflate stream
+    (d / "idx").mkdir()
+    x, y = np.ones((20, 28, 28), np.uint8), (np.arange(20) % 10).astype(np.uint8)
+    for name, a in (("train-images-idx3-ubyte", x), ("train-labels-idx1-ubyte", y),
+                    ("t10k-images-idx3-ubyte", x), ("t10k-labels-idx1-ubyte", y)):
+        raw = bytes([0, 0, 8, a.ndim]) + b"".join(int(s).to_bytes(4, "big") for s in a.shape) + a.tobytes()
+        (d / "idx" / f"{name}.gz").write_bytes(gzip.compress(raw))
+    head = gzip.compress(b"x")[:10]  # a valid gzip header, then bytes that are not deflate
+    (d / "idx" / "train-images-idx3-ubyte.gz").write_bytes(head + bytes(range(7, 250)))
+    # bench --compare: the shipped bench.json, with a value of the wrong type in each
+    bench = json.loads((MODELS / "bench.json").read_text())
+    for name, (path, value) in {"threads_text": (("rows", 0, "threads"), "one"),
+                                "p50_text": (("rows", 1, "latency_us", "p50"), "fast"),
+                                "size_null": (("rows", 0, "size_bytes"), None),
+                                "rows_dict": (("rows",), {"a": 1})}.items():
+        b = json.loads(json.dumps(bench))
+        target = b
+        for k in path[:-1]:
+            target = target[k]
+        target[path[-1]] = value
+        (d / f"{name}.json").write_text(json.dumps(b))
+    (d / "a_file").write_text("not a folder")
+    return d
+
+
+_RUNS: dict = {}
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`cli(*args)`, once per distinct call: the corpus fixture runs them all up front, in parallel."""
+    key = (args, cwd)
+    if key not in _RUNS:
+        _RUNS[key] = cli(*args, cwd=cwd, timeout=120)
+    return _RUNS[key]
+
+
+def image_args(d: Path, name: str) -> tuple:
+    return ("predict", str(d / "good.png"), str(d / name))
+
+
+def model_args(d: Path, cmd: str, name: str) -> tuple:
+    source = (str(d / "good.png"),) if cmd == "predict" else ("--source", str(d / "frames"))
+    return (cmd, "--model", str(d / "models" / name), *source)
+
+
+def manifest_args(d: Path, cmd: str, name: str) -> tuple:
+    return (cmd, "--model" if cmd == "doctor" else "--artifacts", str(d / name))
+
+
+def compare_args(d: Path, name: str) -> tuple:
+    return ("bench", "--compare", str(MODELS / "bench.json"), str(d / f"{name}.json"),
+            "--out", str(d / f"compare_{name}"))
+
+
+def flag_args(d: Path, cmd: str, args: list[str]) -> tuple:
+    args = [a.replace("A_FILE", str(d / "a_file")) for a in args]
+    extra = {"camera": ["--source", str(d / "frames")] if "--source" not in args else [],
+             "predict": [str(d / "good.png")], "bench": ["--artifacts", str(MODELS)]}.get(cmd, [])
+    return (cmd, *extra, *args)
+
+
+@pytest.fixture(scope="module")
+def runs(corpus):
+    """Every plain command of the corpus, run 4 at a time (each is mostly start-up)."""
+    d = corpus
+    calls = [image_args(d, n) for n in BAD_IMAGES]
+    calls += [model_args(d, "predict", n) for n in BAD_MODELS]
+    calls += [model_args(d, "camera", n) for n in CAMERA_MODELS]
+    calls += [manifest_args(d, c, n) for c in ("doctor", "bench") for n in BAD_MANIFESTS]
+    calls += [compare_args(d, n) for n, _ in COMPARE_CASES]
+    calls += [flag_args(d, c, a) for c, a, _ in FLAGS]
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda a: run(*a, cwd=d), calls))
+    return d
+
+
+def one_error(r: subprocess.CompletedProcess, cmd: str, *names: str, code: int = 2) -> str:
+    """Exit `code`, exactly one error line (naming each of `names`), no traceback."""
+    assert "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert r.returncode == code, (r.returncode, r.stderr[-2000:])
+    errors = [ln for ln in r.stderr.splitlines() if "error" in ln.lower()]
+    assert len(errors) == 1, r.stderr
+    assert errors[0].startswith(f"mnist-edge {cmd}: error: "), errors[0]
+    for name in names:
+        assert name in errors[0], (name, errors[0])
+    return errors[0]
+
+
+def no_temp_files(folder: Path) -> None:
+    assert not [p for p in folder.rglob(".*") if p.name.endswith(".tmp")], "a temporary file was left"
+
+
+# ---------------------------------------------------------------- images
+
+
+@pytest.mark.parametrize("name", sorted(BAD_IMAGES))
+def test_predict_bad_image(runs, name):
+    corpus = runs
+    r = run(*image_args(corpus, name), cwd=corpus)
+    one_error(r, "predict", f"{corpus / name}: ", BAD_IMAGES[name][1])
+    if "cannot decode" not in BAD_IMAGES[name][1]:  # headers are checked before the model loads;
+        assert r.stdout == ""  # only decoding comes later, after the files before it were read
+
+
+def test_predict_non_utf8_name_is_read(corpus):
+    r = cli("predict", "--json", str(corpus / "good.png"), str(corpus / f"{NON_UTF8}.png"), timeout=60)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    good, bad = map(json.loads, r.stdout.splitlines())
+    assert bad["file"].endswith("bad\\xffname.png"), bad
+    assert {k: v for k, v in bad.items() if k != "file"} == {k: v for k, v in good.items() if k != "file"}
+
+
+def test_predict_missing_and_folder_are_one_line(corpus):
+    one_error(cli("predict", str(corpus / "missing.png"), timeout=60), "predict", "missing.png: no such file")
+    one_error(cli("predict", str(corpus), timeout=60), "predict", f"{corpus}: no such file")
+
+
+def test_camera_reads_past_bad_frames(corpus):
+    r = cli("camera", "--source", str(corpus / "frames"), timeout=60)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    records = [json.loads(line) for line in r.stdout.splitlines()]
+    files = [rec["file"] for rec in records]
+    assert files == ["frame1.png", "frame2.png", "frame3.png", "frame4.png", "frame4bbad\\xffname.png",
+                     "frame5.png"], files
+    assert len({json.dumps(rec["digits"]) for rec in records}) == 1  # the same image, the same digits
+    warnings = [ln for ln in r.stderr.splitlines() if "skipped" in ln]
+    assert len(warnings) == 3, r.stderr
+    for bad, what in (("frame1b.png", "declares 60000x60000"), ("frame2b.jpg", "declares 60000x60000"),
+                      ("frame3b.png", "cannot decode")):
+        assert any(bad in w and what in w for w in warnings), (bad, warnings)
+
+
+# ---------------------------------------------------------------- models
+
+
+@pytest.mark.parametrize("name", sorted(BAD_MODELS))
+def test_predict_bad_model(runs, name):
+    corpus = runs
+    model = corpus / "models" / name
+    r = run(*model_args(corpus, "predict", name), cwd=corpus)
+    one_error(r, "predict", str(model), BAD_MODELS[name][1])
+    assert r.stdout == ""
+
+
+@pytest.mark.parametrize("name", CAMERA_MODELS)
+def test_camera_bad_model(runs, name):
+    corpus = runs
+    model = corpus / "models" / name
+    r = run(*model_args(corpus, "camera", name), cwd=corpus)
+    one_error(r, "camera", str(model), BAD_MODELS[name][1])
+    assert r.stdout == ""
+
+
+def test_model_with_non_utf8_name_loads(corpus):
+    r = cli("predict", "--model", str(corpus / "models" / f"{NON_UTF8}.tflite"), str(corpus / "good.png"),
+            timeout=60)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert r.stdout.startswith(f"{corpus / 'good.png'}: "), r.stdout
+
+
+@pytest.mark.parametrize("name", ["out12.onnx", "labels_short.tflite", "truncated.tflite"])
+def test_doctor_reports_a_bad_model(corpus, name):
+    r = cli("doctor", "--model", str(corpus / "models" / name), timeout=60)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert f"✗ {name}" in r.stdout and "not ready" in r.stdout, r.stdout
+
+
+# ---------------------------------------------------------------- manifests and killed exports
+
+
+@pytest.mark.parametrize("name", sorted(BAD_MANIFESTS))
+@pytest.mark.parametrize("cmd", ["doctor", "bench"])
+def test_bad_manifest(runs, cmd, name):
+    corpus = runs
+    r = run(*manifest_args(corpus, cmd, name), cwd=corpus)
+    one_error(r, cmd, str(corpus / name / "manifest.json"), BAD_MANIFESTS[name][1])
+    assert not (corpus / name / "bench.json").exists()
+
+
+def test_killed_export_is_reported(corpus):
+    r = cli("doctor", "--model", str(corpus / "killed"), timeout=60)
+    assert "Traceback" not in r.stderr and "incomplete export" in r.stdout, r.stdout + r.stderr
+    assert "listed in the manifest" not in r.stdout and "no manifest: not checked" in r.stdout
+    r = cli("bench", "--artifacts", str(corpus / "killed"), timeout=60)
+    one_error(r, "bench", str(corpus / "killed"), "incomplete export")
+    assert not (corpus / "killed" / "bench.json").exists()
+
+
+def test_bench_corrupt_model_is_exit_2(corpus):
+    r = cli("bench", "--artifacts", str(corpus / "corrupt"), timeout=60)
+    one_error(r, "bench", str(corpus / "corrupt" / "model_int8.tflite"), "cannot load it")
+    assert not (corpus / "corrupt" / "bench.json").exists()
+
+
+# ---------------------------------------------------------------- bench --compare
+
+
+@pytest.mark.parametrize("name, what", COMPARE_CASES)
+def test_compare_wrong_types(runs, name, what):
+    corpus = runs
+    r = run(*compare_args(corpus, name), cwd=corpus)
+    one_error(r, "bench", f"{name}.json", what)
+    out = corpus / f"compare_{name}"
+    assert not out.exists() or list(out.iterdir()) == []  # nothing written, not even compare.json
+
+
+# ---------------------------------------------------------------- data
+
+
+def test_corrupt_gzip_idx(corpus):
+    r = cli("train", "--data", str(corpus / "idx"), "--out", str(corpus / "train_out"), timeout=60)
+    one_error(r, "train", str(corpus / "idx" / "train-images-idx3-ubyte.gz"), "cannot read IDX file")
+    assert not (corpus / "train_out").exists()
+
+
+# ---------------------------------------------------------------- flags and output paths
+
+FLAGS = [  # (command, args, the flag the line names); the a_file placeholder is an existing file
+    ("export", ["--opset", "999"], "--opset 999"),
+    ("export", ["--opset", "7"], "--opset 7"),
+    ("export", ["--max-drop", "-1"], "--max-drop -1"),
+    ("export", ["--max-drop", "nan"], "--max-drop nan"),
+    ("export", ["--calib-samples", "3", "--int8"], "--calib-samples 3"),
+    ("export", ["--out", "A_FILE"], "--out"),
+    ("export", ["--out", "A_FILE/sub"], "--out"),
+    ("export", ["--formats", "tflite,pb"], "--formats"),
+    ("export", ["--model", "missing.keras"], "missing.keras"),
+    ("train", ["--out", "A_FILE"], "--out"),
+    ("train", ["--epochs", "0"], "--epochs"),
+    ("train", ["--arch", "resnet"], "--arch: invalid choice: 'resnet'"),
+    ("camera", ["--fps", "nan"], "--fps nan"),
+    ("camera", ["--fps", "-1"], "--fps -1"),
+    ("camera", ["--serve", ""], "--serve ''"),
+    ("camera", ["--serve", "host:99999"], "--serve host:99999"),
+    ("camera", ["--threads", "0"], "--threads 0"),
+    ("camera", ["--max-frames", "0"], "--max-frames 0"),
+    ("camera", ["--min-confidence", "nan"], "--min-confidence nan"),
+    ("camera", ["--max-retries", "-2"], "--max-retries -2"),
+    ("camera", ["--source", "missing_folder"], "--source missing_folder"),
+    ("camera", ["--model", "missing.tflite"], "--model missing.tflite"),
+    ("predict", ["--min-confidence", "1.5"], "--min-confidence 1.5"),
+    ("predict", ["--runtime", "tensorrt"], "--runtime tensorrt"),
+    ("bench", ["--max-drop", "-1"], "--max-drop -1"),
+    ("bench", ["--min-acc", "2"], "--min-acc 2"),
+    ("bench", ["--threads", "x"], "--threads x"),
+    ("bench", ["--runs", "0"], "--runs 0"),
+    ("doctor", ["--model", "missing_dir"], "--model missing_dir"),
+]
+
+
+@pytest.mark.parametrize("cmd, args, names", FLAGS, ids=[f"{c} {' '.join(a)}" for c, a, _ in FLAGS])
+def test_bad_flag(runs, cmd, args, names):
+    corpus = runs
+    r = run(*flag_args(corpus, cmd, args), cwd=corpus)
+    one_error(r, cmd, names)
+    assert r.stdout == ""
+    assert (corpus / "a_file").read_text() == "not a folder"  # nothing written over it
+    assert not (corpus / "artifacts").exists()  # export and train wrote nothing
+    if cmd in ("export", "train"):  # refused before TensorFlow was imported, not after the work
+        assert "tensorflow" not in r.stderr.lower()
+    no_temp_files(corpus)
+
+
+# ---------------------------------------------------------------- output that goes away
+
+
+def test_closed_pipe_is_a_quiet_end(corpus):
+    for cmd in (["predict", str(corpus / "good.png"), str(corpus / "good.png")],
+                ["camera", "--source", str(corpus / "frames")]):
+        p = subprocess.Popen([str(EXE), *cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        p.stdout.readline()
+        p.stdout.close()  # `| head -1`
+        err = p.stderr.read()
+        assert p.wait(timeout=60) == 0, err
+        assert "Traceback" not in err and "Exception ignored" not in err, err
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("cmd", ["predict", "camera", "doctor"])
+def test_full_disk_is_one_line(corpus, cmd):
+    args = {"predict": [str(corpus / "good.png")], "camera": ["--source", str(corpus / "frames")],
+            "doctor": []}[cmd]
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([str(EXE), cmd, *args], stdout=full, stderr=subprocess.PIPE, text=True,
+                           timeout=60)
+    one_error(p, cmd, "cannot write to stdout", code=1)
+
+
+# ---------------------------------------------------------------- live page
+
+
+def test_live_page_survives_misbehaving_clients():
+    from edge.web import FrameHub, WebServer
+
+    hub = FrameHub()
+    server = WebServer("127.0.0.1", 0, hub, client_timeout=1.0).start()
+    port = server.httpd.server_address[1]
+    stop = threading.Event()
+
+    def publish():
+        rng = np.random.default_rng(0)
+        while not stop.is_set():
+            hub.publish(rng.integers(0, 255, (480, 640, 3), np.uint8), {"frame": 0})
+            time.sleep(0.02)
+
+    def status(path="/stream.mjpg") -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+            c.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            return c.recv(64).split(b"\r\n")[0]
+
+    threading.Thread(target=publish, daemon=True).start()
+    try:
+        idle = []
+        for _ in range(4):  # viewers that never read: each holds one of the 4 stream slots
+            s = socket.create_connection(("127.0.0.1", port))
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")
+            idle.append(s)
+        time.sleep(0.3)
+        assert b"503" in status()  # all slots taken...
+        deadline = time.monotonic() + 10
+        while b"200" not in status() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert b"200" in status()  # ...until the idle viewers time out
+        half = socket.create_connection(("127.0.0.1", port), timeout=10)
+        half.sendall(b"GET / HTT")  # a request never finished is closed by the server
+        assert half.recv(100) == b""
+        for s in idle:
+            s.close()
+    finally:
+        stop.set()
+        server.stop()
+
+
+def test_camera_page_logs_a_reset_without_traceback(corpus):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = subprocess.Popen([str(EXE), "camera", "--source", str(corpus / "frames"), "--serve", str(port)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                c = socket.create_connection(("127.0.0.1", port), timeout=5)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and p.poll() is None, "the page never came up"
+                time.sleep(0.1)
+        for request in (b"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n", b"GET / HT"):
+            c.sendall(request)
+            time.sleep(0.2)
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.close()  # RST
+            c = socket.create_connection(("127.0.0.1", port), timeout=5)
+        c.close()
+        time.sleep(0.5)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        err = p.stderr.read()
+        code = p.wait(timeout=30)
+    assert code == 0 and "Traceback" not in err and "ConnectionResetError" not in err, err
+
+
+# ---------------------------------------------------------------- network sources and signals
+
+
+def test_sigterm_stops_a_stream_that_never_answers():
+    """A server that accepts and says nothing: OpenCV would wait 30 s; SIGTERM ends it at once."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    port = srv.getsockname()[1]
+    held = []
+    threading.Thread(target=lambda: held.extend(srv.accept() for _ in range(4)), daemon=True).start()
+    p = subprocess.Popen([str(EXE), "camera", "--source", f"rtsp://127.0.0.1:{port}/live"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not held and time.monotonic() < deadline:  # OpenCV has connected: it waits inside open
+            time.sleep(0.05)
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        code = p.wait(timeout=30)
+        stopped = time.monotonic() - t0
+    finally:
+        srv.close()
+    err = p.stderr.read()
+    assert code == 0 and "Traceback" not in err, err
+    assert stopped < 3.0, f"took {stopped:.1f} s to stop (OpenCV's own timeout is 30 s)"
+
+
+def test_file_url_ends(corpus, tmp_path):
+    clip = tmp_path / "clip.avi"
+    w = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 120))
+    for i in range(12):
+        frame = np.full((120, 160, 3), 255, np.uint8)
+        cv2.putText(frame, str(i % 10), (60, 80), cv2.FONT_HERSHEY_SIMPLEX, 2, (0, 0, 0), 4)
+        w.write(frame)
+    w.release()
+    r = cli("camera", "--source", clip.as_uri(), timeout=30)
+    assert r.returncode == 0 and "reconnecting" not in r.stderr, r.stderr[-2000:]
+    assert len(r.stdout.splitlines()) == 12
+
+
+def test_sigterm_mid_write_leaves_no_temp_file(tmp_path):
+    """The dispatcher's SIGTERM handler unwinds like Ctrl-C, so atomic_path removes its temp file."""
+    script = (
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "from edge.cli import _terminate, Terminated\n"
+        "from edge.provenance import atomic_path\n"
+        "signal.signal(signal.SIGTERM, _terminate)\n"
+        "try:\n"
+        f"    with atomic_path(Path({str(tmp_path)!r}) / 'model_int8.tflite') as tmp:\n"
+        "        tmp.write_bytes(b'half')\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "        tmp.write_bytes(b'whole')\n"
+        "except Terminated:\n"
+        "    sys.exit(143)\n")
+    r = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 143, r.stderr
+    assert list(tmp_path.iterdir()) == []
