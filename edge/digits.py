@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import cv2
@@ -69,6 +69,7 @@ class SegmentConfig:
     line_band: int = 4  # px: a line may wander this much across its length (tilt, perspective)
     split_aspect: float = 1.1  # a piece at least this wide (x its height) may be two touching digits
     split_confidence: float = 0.9  # ...and is read as two when both halves are at least this sure
+    split_tries: int = 3  # cuts tried per wide piece (at its thinnest columns)
 
 
 @dataclass
@@ -77,7 +78,8 @@ class DigitCrop:
 
     box: tuple[int, int, int, int]  # x, y, w, h in the frame's pixel coordinates
     image: np.ndarray  # 28x28 uint8, white digit on black, MNIST-centred
-    halves: tuple[DigitCrop, DigitCrop] | None = None  # a wide piece cut at its thinnest column
+    splits: list[tuple[DigitCrop, DigitCrop]] = field(default_factory=list)  # a wide piece cut in
+    #                                          two at each of its thinnest columns, thinnest first
 
 
 def to_grey(frame: np.ndarray, color_order: str = "bgr") -> np.ndarray:
@@ -262,12 +264,11 @@ def remove_lines(mask: np.ndarray, cfg: SegmentConfig, faint: np.ndarray | None 
 
 
 def _to_frame(c: DigitCrop, inv: float) -> DigitCrop:
-    """A crop found in the working image, with its box (and its halves') in frame pixels."""
+    """A crop found in the working image, with its box (and its splits') in frame pixels."""
     x, y, w, h = c.box
     box = (int(x * inv), int(y * inv), math.ceil((x + w) * inv) - int(x * inv),
            math.ceil((y + h) * inv) - int(y * inv))
-    halves = None if c.halves is None else tuple(_to_frame(h, inv) for h in c.halves)
-    return DigitCrop(box, c.image, halves)
+    return DigitCrop(box, c.image, [(_to_frame(a, inv), _to_frame(b, inv)) for a, b in c.splits])
 
 
 def _dark_ink(work: np.ndarray, tiny: np.ndarray, cfg: SegmentConfig) -> bool:
@@ -355,7 +356,7 @@ def _crop(m: _Maps, members: list[int], box: tuple[int, int, int, int],
           cfg: SegmentConfig) -> DigitCrop | None:
     """One digit's soft crop from the darkness map, other ink masked out, or None if its exact ink
     fill is out of range. box: working pixels, on the grid of `labels`. A piece wide enough to be
-    two touching digits also carries its two halves, cut at the column with the least ink."""
+    two touching digits also carries the ways to cut it in two (`_splits`)."""
     x, y, bw, bh = box
     p = m.pool
     r = max(1, bh // 40)  # keep the anti-aliased rim just outside the thresholded mask
@@ -393,16 +394,31 @@ def _crop(m: _Maps, members: list[int], box: tuple[int, int, int, int],
     img = mnist_style(soft)
     if not img.any():
         return None
-    halves = None
-    if ew >= cfg.split_aspect * eh:
-        profile = core[:, ex:ex + ew].sum(axis=0).astype(np.float32)
-        lo, hi = ex + int(0.3 * ew), ex + max(int(0.3 * ew) + 1, int(0.7 * ew))
-        centre = np.abs(np.arange(lo, hi) - (ex + ew / 2)) / ew  # ties go to the middle
-        cut = lo + int(np.argmin(profile[lo - ex:hi - ex] + 0.5 * centre))
-        parts = [_part(core, soft, x0, y0, 0, cut), _part(core, soft, x0, y0, cut, core.shape[1])]
-        if parts[0] and parts[1]:
-            halves = (parts[0], parts[1])
-    return DigitCrop((int(x0 + ex), int(y0 + ey), int(ew), int(eh)), img, halves)
+    splits = _splits(core, soft, x0, y0, (ex, ew), cfg) if ew >= cfg.split_aspect * eh else []
+    return DigitCrop((int(x0 + ex), int(y0 + ey), int(ew), int(eh)), img, splits)
+
+
+def _splits(core: np.ndarray, soft: np.ndarray, x0: int, y0: int, cols: tuple[int, int],
+            cfg: SegmentConfig) -> list[tuple[DigitCrop, DigitCrop]]:
+    """Up to `split_tries` cuts of a wide piece into two digits, at the columns with the least
+    ink in its middle 60 % (at least a tenth of its width apart), least ink first."""
+    ex, ew = cols
+    profile = core[:, ex:ex + ew].sum(axis=0).astype(np.float32)
+    lo, hi = int(0.2 * ew), max(int(0.2 * ew) + 1, int(0.8 * ew))
+    centre = np.abs(np.arange(lo, hi) - ew / 2) / ew  # ties go to the middle
+    order = np.argsort(profile[lo:hi] + 0.5 * centre, kind="stable") + lo
+    cuts: list[int] = []
+    for c in order.tolist():
+        if all(abs(c - k) >= max(2, ew // 10) for k in cuts):
+            cuts.append(c)
+        if len(cuts) == cfg.split_tries:
+            break
+    out = []
+    for c in cuts:
+        left, right = _part(core, soft, x0, y0, 0, ex + c), _part(core, soft, x0, y0, ex + c, core.shape[1])
+        if left and right:
+            out.append((left, right))
+    return out
 
 
 def _part(core: np.ndarray, soft: np.ndarray, x0: int, y0: int, c0: int, c1: int) -> DigitCrop | None:

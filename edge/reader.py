@@ -83,20 +83,19 @@ def read(image: np.ndarray, clf: Classifier, min_confidence: float = MIN_CONFIDE
 
 def _split_wide(found: list[tuple[DigitCrop, Prediction]], clf: Classifier,
                 cfg: SegmentConfig) -> list[tuple[DigitCrop, Prediction]]:
-    """Pieces wide enough to be two touching digits are cut at their best column; a cut is kept
-    only if both halves read more confidently than the whole did."""
-    wide = [i for i, (c, _) in enumerate(found) if c.halves is not None]
-    if not wide:
+    """Pieces wide enough to be two touching digits are tried cut at their thinnest columns (one
+    batched call for every half); the cut whose less sure half is surest wins, and is kept only
+    if that half is surer than `split_confidence` and than the whole piece was."""
+    halves = [h for c, _ in found for pair in c.splits for h in pair]
+    if not halves:
         return found
-    halves = [h for i in wide for h in found[i][0].halves]
-    preds = clf.classify(np.stack([h.image for h in halves]))
-    out: list[tuple[DigitCrop, Prediction] | list] = list(found)
-    for k, i in enumerate(wide):
-        left, right = preds[2 * k], preds[2 * k + 1]
-        whole = found[i][1].confidence
-        if min(left.confidence, right.confidence) >= max(cfg.split_confidence, whole):
-            out[i] = [(halves[2 * k], left), (halves[2 * k + 1], right)]
-    flat: list[tuple[DigitCrop, Prediction]] = []
-    for item in out:
-        flat.extend(item if isinstance(item, list) else [item])
-    return flat
+    preds = iter(clf.classify(np.stack([h.image for h in halves])))
+    out: list[tuple[DigitCrop, Prediction]] = []
+    for crop, whole in found:
+        best, best_conf = None, max(cfg.split_confidence, whole.confidence)
+        for left, right in crop.splits:
+            pl, pr = next(preds), next(preds)
+            if min(pl.confidence, pr.confidence) >= best_conf:
+                best, best_conf = [(left, pl), (right, pr)], min(pl.confidence, pr.confidence)
+        out.extend(best or [(crop, whole)])
+    return out

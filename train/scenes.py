@@ -9,8 +9,9 @@
 
 Desk scenes (benchmarks/desk.py: lined and squared paper, marker, ballpoint and pencil, shadows,
 tilt, blur, JPEG) are drawn from the digits given, which must be *training* digits, and segmented by
-`edge.digits.segment`, exactly as on a device. Each crop (and each half of a piece wide enough to be
-split) is labelled with the digit whose true box it matches, or NOT_A_DIGIT when it matches none:
+`edge.digits.segment`, exactly as on a device. Each crop (and each half of a piece wide enough to
+be split, cut at its thinnest column) is labelled with the digit whose ink its box holds, or
+NOT_A_DIGIT when it holds no one digit whole:
 a piece of a ruled line, a shadow's edge, two digits merged, half a digit. Training on these teaches
 the classifier the crops it will really see, and to be unsure of what is not one digit.
 """
@@ -62,7 +63,7 @@ def _chunk(args) -> tuple[list[np.ndarray], list[int]]:
     for s in scene_set(images, labels, n, seed):
         truth = [int(c) for c in s.truth]
         for c in segment(to_grey(s.image, "bgr")):
-            for piece in (c, *(c.halves or ())):
+            for piece in (c, *(h for pair in c.splits[:1] for h in pair)):
                 label = label_crop(piece.box, s.owner, len(truth), truth)
                 if label != UNSURE:
                     crops.append(piece.image)
