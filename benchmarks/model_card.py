@@ -94,6 +94,15 @@ Latency is one `Classifier.classify()` call on one image, as a device calls it. 
 Python {dev.get('python')}, load average at start {dev.get('load_average')}. The full table, with 2 threads,
 throughput, memory and load times, is in `bench.md`.
 
+## int8 and the CPU
+The int8 kernels (XNNPACK in LiteRT and tflite-runtime, MLAS in onnxruntime) are picked at start
+from the CPU's features. Arm: the dot product (`asimddp`: SDOT/UDOT, Armv8.2), which the Raspberry
+Pi 5's Cortex-A76 has, and `i8mm` (SMMLA, Armv8.6); the Pi 4's Cortex-A72 has neither, so int8 runs
+there on plain NEON multiply-accumulates. x86: `avx2` (16-bit pair sums), `avx512_vnni`/`avx_vnni`
+(VPDPBUSD), `amx_int8`. `mnist-edge doctor` prints the ones a device has. The digits read are the
+same either way (`make pi` checks both Pi CPUs under emulation against x86); the latencies above are
+the named machine's, never a Pi's.
+
 ## Files
 | file | size | SHA-256 |
 |---|---|---|
