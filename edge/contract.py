@@ -81,6 +81,11 @@ def parse_metadata(raw: bytes | str | None, path: str | Path) -> dict | None:
         meta = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ModelError(f"{_name(path)}: metadata {METADATA_NAME} is not valid JSON ({e})") from None
+    return check_metadata(meta, path)
+
+
+def check_metadata(meta, path: str | Path) -> dict:
+    """The parsed metadata, field by field; ModelError naming the file and the first wrong field."""
     if not isinstance(meta, dict):
         raise ModelError(f"{_name(path)}: metadata {METADATA_NAME} is a JSON {type(meta).__name__}, "
                          "expected an object")
@@ -137,7 +142,7 @@ def _check_tensor(path, field: str, spec, count: int, shape: tuple) -> None:
 
 def check_model(path: str | Path, backend, metadata: dict | None) -> tuple[list[str], dict]:
     """Hold a loaded model to the contract; (labels, normalization) to use, or ModelError."""
-    meta = metadata or {}
+    meta = check_metadata(metadata, path) if metadata is not None else {}  # whichever backend read it
     _check_tensor(path, "input", backend.input, getattr(backend, "n_inputs", 1), INPUT_SHAPE)
     _check_tensor(path, "output", backend.output, getattr(backend, "n_outputs", 1), (NUM_CLASSES,))
     return meta.get("labels", DEFAULT_LABELS), DEFAULT_NORMALIZATION | meta.get("normalization", {})

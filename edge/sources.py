@@ -296,6 +296,8 @@ def open_source(spec: str, stop: threading.Event | None = None) -> Source:
     `stop` (a stream only) gives up a blocked open or read at once when it is set.
     """
     s = str(spec).strip()
+    if not s:  # Path("") is the current folder: never read that by accident
+        raise UserError(f"--source {spec!r}: empty; expected {SOURCE_HELP}")
     if s.lower() in ("picamera", "picamera2"):
         return PicameraSource()
     if s.isdigit():

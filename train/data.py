@@ -139,7 +139,8 @@ def _read_idx(path: Path) -> np.ndarray:
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as e:  # zlib.error: a corrupt deflate stream
-        raise UserError(f"{path}: cannot read IDX file ({e.__class__.__name__}: {e})") from None
+        what = "corrupt gzip data" if isinstance(e, zlib.error) else e.__class__.__name__
+        raise UserError(f"{path}: cannot read IDX file ({what}: {e})") from None
     if len(raw) < 8 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise UserError(f"{path}: not an IDX file of unsigned bytes (bad magic number)")
     ndim = raw[3]
