@@ -76,7 +76,6 @@ def fingerprint(name: str | None = None) -> dict:
     runtimes = runtime_status()
     runtimes["keras"] = _version("keras")
     runtimes["tensorflow"] = _version("tensorflow-cpu") or _version("tensorflow")
-    runtimes["openvino"] = _version("openvino")
     try:
         load = [round(v, 2) for v in os.getloadavg()]
     except OSError:

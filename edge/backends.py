@@ -1,4 +1,5 @@
-"""Interpreters behind one small interface: LiteRT (ai-edge-litert), tflite-runtime, onnxruntime.
+"""Interpreters behind one small interface: LiteRT (ai-edge-litert), tflite-runtime, onnxruntime,
+OpenVINO.
 
     >>> from edge.backends import open_backend
     >>> b = open_backend("models/model_int8.tflite", threads=1)
@@ -25,11 +26,14 @@ from edge.errors import UserError
 log = logging.getLogger(__name__)
 
 TFLITE_RUNTIMES = ("litert", "tflite-runtime")
-RUNTIMES = (*TFLITE_RUNTIMES, "onnxruntime")
+RUNTIMES = (*TFLITE_RUNTIMES, "onnxruntime", "openvino")
+SUFFIXES = {"litert": (".tflite",), "tflite-runtime": (".tflite",), "onnxruntime": (".onnx",),
+            "openvino": (".tflite", ".onnx")}  # the files each runtime reads
 _MODULES = {  # runtime -> (module to import, distribution for its version)
     "litert": ("ai_edge_litert.interpreter", "ai-edge-litert"),
     "tflite-runtime": ("tflite_runtime.interpreter", "tflite-runtime"),
     "onnxruntime": ("onnxruntime", "onnxruntime"),
+    "openvino": ("openvino", "openvino"),
 }
 
 
@@ -78,19 +82,19 @@ def open_backend(path: str | Path, runtime: str | None = None, threads: int | No
     runtime = runtime or default_runtime(path)
     if runtime not in RUNTIMES:
         raise UserError(f"--runtime {runtime}: expected one of {', '.join(RUNTIMES)}")
-    if (runtime == "onnxruntime") != (path.suffix == ".onnx"):
+    if path.suffix not in SUFFIXES[runtime]:
         raise UserError(f"--runtime {runtime} cannot run {path.name}")
     try:
         module = importlib.import_module(_MODULES[runtime][0])
     except Exception as e:
         raise UserError(f"--runtime {runtime}: cannot import {_MODULES[runtime][0]} ({e})") from None
-    cls = OnnxBackend if runtime == "onnxruntime" else TFLiteBackend
+    cls = {"onnxruntime": OnnxBackend, "openvino": OpenVINOBackend}.get(runtime, TFLiteBackend)
     try:
         return cls(path, module, threads, runtime)
     except (ValueError, RuntimeError) as e:
         raise UserError(f"{path}: {runtime} cannot load it ({str(e).splitlines()[0]})") from None
     except Exception as e:  # onnxruntime raises its own exception types for a bad file
-        if type(e).__module__.startswith("onnxruntime"):
+        if type(e).__module__.startswith(("onnxruntime", "openvino")):
             raise UserError(f"{path}: {runtime} cannot load it ({str(e).splitlines()[0]})") from None
         raise
 
@@ -172,3 +176,62 @@ class OnnxBackend:
 
     def metadata(self) -> dict | None:
         return parse_metadata(self.sess.get_modelmeta().custom_metadata_map.get(METADATA_NAME), self.path)
+
+
+class OpenVINOBackend:
+    """OpenVINO's CPU plugin; it reads .tflite and .onnx directly. Integer I/O quantisation (which
+    OpenVINO does not report) comes from the metadata that travels in the file."""
+
+    _DTYPES = {"f32": np.float32, "i8": np.int8, "u8": np.uint8}
+
+    def __init__(self, path: Path, ov, threads: int | None, name: str):
+        self.name, self.path = name, path
+        core = ov.Core()
+        self.model = core.read_model(str(path))
+        config = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        self.int8_kernels = not (path.suffix == ".tflite" and _saturating_int8())
+        if not self.int8_kernels:
+            # Without VNNI, x86 int8 kernels sum u8 x s8 pairs into int16 (VPMADDUBSW) and saturate on
+            # full 8-bit weights, as TFLite's are: the first conv of the edge model's int8 TFLite then
+            # read 0.7 % of digits differently from LiteRT (AMD EPYC, AVX2). OpenVINO's switch for its
+            # low-precision pass runs the same graph dequantised instead: LiteRT's codes exactly.
+            config["LP_TRANSFORMS_MODE"] = False
+        self.compiled = core.compile_model(self.model, "CPU", config)
+        self.request = self.compiled.create_infer_request()
+        meta = self.metadata() or {}
+        self.input = self._info(self.model.inputs[0], meta.get("input", {}))
+        self.output = self._info(self.model.outputs[0], meta.get("output", {}))
+
+    def _info(self, port, meta: dict) -> TensorInfo:
+        shape = tuple(d.get_length() if d.is_static else -1 for d in port.get_partial_shape())
+        dtype = np.dtype(self._DTYPES.get(port.get_element_type().get_type_name(), np.float32))
+        q = (meta.get("quantization") or {}) if np.issubdtype(dtype, np.integer) else {}
+        return TensorInfo(port.get_any_name(), shape, dtype, q.get("scale"), q.get("zero_point"))
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        self.request.infer({0: x}, share_inputs=True)
+        return self.request.get_output_tensor(0).data.copy()
+
+    def metadata(self) -> dict | None:
+        """The same JSON the other backends read: the .tflite's associated file, or the .onnx's
+        metadata_props entry (OpenVINO keeps it under rt_info["framework"])."""
+        if self.path.suffix == ".tflite":
+            return TFLiteBackend.metadata(self)
+        key = ["framework", METADATA_NAME]
+        raw = self.model.get_rt_info(key).astype(str) if self.model.has_rt_info(key) else None
+        return parse_metadata(raw, self.path)
+
+
+def _saturating_int8() -> bool:
+    """x86 without VNNI (AVX2 or plain AVX-512): int8 dot products go through 16-bit pair sums."""
+    import platform
+
+    if platform.machine().lower() not in ("x86_64", "amd64", "i686"):
+        return False
+    try:
+        flags = next((ln for ln in open("/proc/cpuinfo") if ln.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return bool(flags) and not {"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags)

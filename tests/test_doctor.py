@@ -23,7 +23,7 @@ def test_doctor_on_exported_folder(exported):
         hashes, runs = lines_for(r.stdout, name)
         assert hashes.startswith("✓") and "matches the manifest" in hashes, hashes
         assert runs.startswith("✓") and "ms per digit" in runs, runs
-    assert "✓ litert" in r.stdout and "✓ onnxruntime" in r.stdout
+    assert "✓ litert" in r.stdout and "✓ onnxruntime" in r.stdout and "✓ openvino" in r.stdout
     assert "numpy     2." in r.stdout or "numpy     1." in r.stdout
     assert "ready: model_int8.tflite runs in litert (and 3 more)" in r.stdout
 
