@@ -32,8 +32,10 @@ import numpy as np
 from benchmarks import fleet, report
 from benchmarks.compare import SCHEMA, compare
 from benchmarks.device import fingerprint, temperature_c, usable_cores
+from benchmarks.layers import text as layers_text
+from benchmarks.speed import speed_gate, speed_lines
 from benchmarks.worker import RESULT_TAG
-from edge.backends import RUNTIMES, default_runtime
+from edge.backends import RUNTIMES, SUFFIXES, default_runtime
 from edge.classifier import Classifier
 from edge.errors import UserError
 from edge.models import incomplete_export, load_manifest
@@ -61,8 +63,11 @@ class BenchConfig:
     min_acc: float = 0.99            # gate: int8 accuracy floor
     max_drop: float = 0.3            # gate: int8 may lose at most this many points against Keras float
     name: str | None = None          # device name in reports; None: board model or hostname
-    runtimes: tuple | None = None    # only these runtimes (keras, litert, tflite-runtime, onnxruntime)
+    runtimes: tuple | None = None    # only these runtimes (keras and those in edge.backends.RUNTIMES)
     quick: bool = False              # a smoke test: few timed runs, figures are not measurements
+    require_int8_speedup: float | None = None  # exit 1 when an int8 row is less than this many times
+    #                                            faster than its fp32 twin (p50 or img/s); None: report only
+    layers: bool = False             # also time each layer of every .tflite/.onnx file (benchmarks.layers)
     thread_counts: list = field(default_factory=list)  # resolved from `threads`
 
 
@@ -127,8 +132,6 @@ def plan(models: list[dict], cfg: BenchConfig, status: dict) -> list[dict]:
     keras_ok = bool(importlib.util.find_spec("keras")) and bool(importlib.util.find_spec("tensorflow"))
     if not keras_ok:
         log.info("keras/tensorflow not installed: no Keras float rows; Δ is against manifest.json")
-    if importlib.util.find_spec("openvino"):
-        log.info("openvino is installed, but edge.Classifier has no OpenVINO backend: not measured")
     ready = [rt for rt, v in status.items() if not v.startswith("unavailable")]
     if cfg.runtimes:
         unknown = set(cfg.runtimes) - {"keras", *status}
@@ -143,7 +146,7 @@ def plan(models: list[dict], cfg: BenchConfig, status: dict) -> list[dict]:
     for m in models:
         for f in m["files"]:
             runtimes = (["keras"] if keras_ok else []) if f.endswith(".keras") else \
-                [rt for rt in ready if (rt == "onnxruntime") == f.endswith(".onnx")]
+                [rt for rt in ready if Path(f).suffix in SUFFIXES[rt]]
             for rt in runtimes:
                 for t in cfg.thread_counts:
                     jobs.append({"model": m["role"], "arch": m["arch"], "file": f, "runtime": rt,
@@ -197,6 +200,25 @@ def score(rows: list[dict], models: list[dict], y: np.ndarray, cfg: BenchConfig)
             r["gate"] = "pass" if ok else "fail"
 
 
+def layer_tables(models: list[dict], status: dict) -> list[dict]:
+    """Per-layer latency of each model's fp32/int8 pair of each format, 1 thread, batch 1."""
+    from benchmarks import layers
+
+    need = {".tflite": "litert", ".onnx": "onnxruntime"}
+    out = []
+    for m in models:
+        for suffix, rt in need.items():
+            f, q = (Path(m["dir"]) / f"model_{p}{suffix}" for p in ("fp32", "int8"))
+            if not (f.name in m["files"] and q.name in m["files"]):
+                continue
+            if status.get(rt, "unavailable").startswith("unavailable"):
+                log.warning("--layers: %s is not installed; no per-layer table for %s files", rt, suffix)
+                continue
+            log.info("per-layer latency: %s %s vs %s", m["role"], f.name, q.name)
+            out.append({"model": m["role"]} | layers.compare(f, q, threads=1))
+    return out
+
+
 def run_bench(cfg: BenchConfig) -> dict:
     from train.data import load_mnist
 
@@ -233,13 +255,16 @@ def run_bench(cfg: BenchConfig) -> dict:
             if result.get("error"):
                 log.error("%s %s: %s", job["file"], job["runtime"], result["error"])
     score(rows, models, data.y_test, cfg)
+    speed = speed_gate(rows, cfg.require_int8_speedup, cfg.min_acc, cfg.max_drop)
+    per_layer = layer_tables(models, status) if cfg.layers else None
     device["temperature_c_end"] = temperature_c()
     passed = all(r["gate"] != "fail" and not r.get("error") for r in rows)
     return {"schema": SCHEMA, "device": device, "data": data.identity(),
             "settings": asdict(cfg) | {"threads": list(cfg.threads)},
             "gate": {"min_acc": cfg.min_acc, "max_drop_pp": cfg.max_drop, "passed": passed},
             "models": {m["role"]: {k: v for k, v in m.items() if k != "data"} for m in models},
-            "summary": report.summary(rows), "rows": rows, "seconds": round(time.perf_counter() - started, 1),
+            "summary": report.summary(rows), "speed": speed, "layers": per_layer, "rows": rows,
+            "seconds": round(time.perf_counter() - started, 1),
             "environment": environment(*VERSIONS)}
 
 
@@ -269,11 +294,17 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-acc", type=float, default=0.99, help="gate: int8 accuracy floor (0..1)")
     p.add_argument("--max-drop", type=float, default=0.3, help="gate: most points int8 may lose vs Keras")
     p.add_argument("--runtimes", type=str, default=None,
-                   help="comma list: only these of keras, litert, tflite-runtime, onnxruntime (default: all)")
+                   help="comma list: only these of keras, litert, tflite-runtime, onnxruntime, openvino "
+                   "(default: all)")
     p.add_argument("--name", type=str, default=None, help="device name for reports (default: board or host)")
     p.add_argument("--quick", action="store_true",
                    help="a smoke test: 30 timed runs, no time floor (overrides --runs, --min-seconds, "
                    "--repeats)")
+    p.add_argument("--require-int8-speedup", type=float, default=None, metavar="X",
+                   help="exit 1 unless every int8 row is at least X times faster than its fp32 twin "
+                   "(same runtime and threads; p50 at batch 1 and img/s at --batch)")
+    p.add_argument("--layers", action="store_true",
+                   help="also time every layer of each .tflite/.onnx file, int8 beside fp32")
     p.add_argument("--compare", type=str, nargs="+", default=None, metavar="BENCH_JSON",
                    help="merge bench.json files from several devices into one table and plot; no measuring")
     fleet.add_arguments(p)  # --mqtt, --device-id; mqtt:// URLs in --compare gather a fleet
@@ -287,6 +318,8 @@ def main(args: argparse.Namespace) -> int:
                              ("--batch", args.batch, 1), ("--min-seconds", args.min_seconds, 0)):
         if value < low:
             raise UserError(f"{flag} {value}: expected a number ≥ {low}")
+    if args.require_int8_speedup is not None and not args.require_int8_speedup > 0:
+        raise UserError(f"--require-int8-speedup {args.require_int8_speedup}: expected a ratio > 0, e.g. 1.5")
     if not 0 <= args.min_acc <= 1:
         raise UserError(f"--min-acc {args.min_acc}: expected a fraction between 0 and 1")
     if not args.max_drop >= 0:  # nan too
@@ -297,7 +330,8 @@ def main(args: argparse.Namespace) -> int:
                       threads=tuple(t.strip() for t in args.threads.split(",") if t.strip()),
                       out=args.out, min_acc=args.min_acc, max_drop=args.max_drop, name=args.name,
                       runtimes=tuple(r.strip() for r in args.runtimes.split(",") if r.strip())
-                      if args.runtimes else None)
+                      if args.runtimes else None, require_int8_speedup=args.require_int8_speedup,
+                      layers=args.layers)
     cfg.__dict__.update(quick)
     result = run_bench(cfg)
     out = Path(cfg.out or cfg.artifacts)
@@ -307,8 +341,10 @@ def main(args: argparse.Namespace) -> int:
           f"{result['data']['test_size']} test digits "
           f"[{result['data']['source']}]\n")
     print(report.table(result["rows"]))
-    for line in report.summary_lines(result["summary"]):
+    for line in report.summary_lines(result["summary"]) + speed_lines(result["speed"]):
         print(line)
+    for c in result["layers"] or []:
+        print(f"\nper layer, {c['model']}: " + layers_text(c))
     gate = result["gate"]
     print(f"\ngate (int8 ≥ {100 * gate['min_acc']:.2f} %, Δ ≥ -{gate['max_drop_pp']} pp): "
           f"{'✓ passed' if gate['passed'] else '✗ FAILED'}   ({result['seconds']} s)")
@@ -317,4 +353,4 @@ def main(args: argparse.Namespace) -> int:
     print(f"wrote {out / 'bench.json'}, bench.md, bench.png")
     if args.mqtt:
         fleet.publish(args.mqtt, args.device_id, result)
-    return 0 if gate["passed"] else 1
+    return 0 if gate["passed"] and result["speed"]["passed"] else 1

@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from benchmarks.speed import speed_lines
+
 log = logging.getLogger(__name__)
 
 GATE_MARK = {"pass": "✓", "fail": "✗", None: "-"}
@@ -22,7 +24,8 @@ LEGEND = ("acc: whole test set; Δ pp and agree: against the same model's Keras 
           "p50..max: one `classify()` call on one image, µs; p50 ±%: spread of the medians of the timed "
           "blocks; img/s: `probabilities()` on batches; load: model load, runtime import excluded "
           "(import_ms in bench.json); 1st: first call after load; RSS: peak of the row's own process; "
-          "gate: int8 rows only")
+          "gate: int8 rows only; int8 ×: p50 of the fp32 twin (same runtime, threads) / p50 of the int8 "
+          "file, ⚠ when int8 is slower at batch 1 or in img/s")
 
 
 def _num(v, digits: int = 1) -> str:
@@ -31,6 +34,15 @@ def _num(v, digits: int = 1) -> str:
     if isinstance(v, float) and abs(v) >= 100:
         return f"{v:.0f}"
     return f"{v:.{digits}f}"
+
+
+def _speedup(row: dict) -> str:
+    """int8 rows: how many times faster than the fp32 twin at batch 1 (p50); ⚠ when slower at batch 1
+    or in img/s (benchmarks.speed)."""
+    s = row.get("int8_speedup")
+    if not s:
+        return "-"
+    return f"{s['p50']:.2f}" + (" ⚠" if row.get("int8_slower") else "")
 
 
 def _pct(v, digits: int = 2) -> str:
@@ -46,13 +58,14 @@ def columns(row: dict, device: bool) -> list[str]:
              _num(lat.get("p50")), _num(lat.get("p90")), _num(lat.get("p99")), _num(lat.get("max")),
              _num(lat.get("p50_spread_pct")), _num(thr.get("images_per_s"), 0),
              _num(row.get("load_ms")), _num(row.get("first_inference_ms"), 2),
-             _num(row.get("peak_rss_mb")), _num(row["size_bytes"] / 1024), GATE_MARK[row.get("gate")]]
+             _num(row.get("peak_rss_mb")), _num(row["size_bytes"] / 1024), GATE_MARK[row.get("gate")],
+             _speedup(row)]
     return ([row["device"]] if device else []) + cells
 
 
 def header(device: bool, batch: int | str = "B") -> list[str]:
     cols = ["model", "runtime", "prec", "thr", "acc %", "Δ pp", "agree %", "p50 µs", "p90 µs", "p99 µs",
-            "max µs", "p50 ±%", f"img/s @{batch}", "load ms", "1st ms", "RSS MB", "KiB", "gate"]
+            "max µs", "p50 ±%", f"img/s @{batch}", "load ms", "1st ms", "RSS MB", "KiB", "gate", "int8 ×"]
     return (["device"] if device else []) + cols
 
 
@@ -66,7 +79,7 @@ def table(rows: list[dict], device: bool = False) -> str:
     head = header(device, _batch(rows))
     body = [columns(r, device) for r in rows if not r.get("error")]
     widths = [max(len(c) for c in col) for col in zip(head, *body, strict=True)]
-    lines = ["  ".join(c.rjust(w) if i >= len(head) - 14 else c.ljust(w)
+    lines = ["  ".join(c.rjust(w) if i >= len(head) - 15 else c.ljust(w)
                        for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
              for cells in [head, *body]]
     lines.insert(1, "-" * len(lines[0]))
@@ -95,12 +108,27 @@ def markdown_page(result: dict) -> str:
           f"Keras float: **{'passed' if gate['passed'] else 'FAILED'}**. Test set: "
           f"{result['data']['test_size']} digits from `{result['data']['source']}`.", "",
           markdown_table(result["rows"]), "", *[f"{line}  " for line in summary_lines(result["summary"])],
+          *[f"{line}  " for line in speed_lines(result.get("speed"))],
+          *_layers_section(result.get("layers")),
           "", LEGEND, "", "## Device", "", "| | |", "|---|---|",
           *[f"| {k} | {v} |" for k, v in d.items() if k != "runtimes"],
           *[f"| {k} | {v} |" for k, v in d["runtimes"].items()], "",
           f"{result['seconds']} s, {env['created']}, mnist-edge {env['mnist_edge']} "
           f"({env['git_commit']})", ""]
     return "\n".join(md)
+
+
+def _layers_section(tables: list[dict] | None) -> list[str]:
+    """bench --layers: each fp32/int8 pair's per-layer table (benchmarks.layers)."""
+    if not tables:
+        return []
+    from benchmarks.layers import markdown
+
+    out = ["", "## Per-layer latency", "",
+           "Each layer's time on this device, fp32 beside int8; ⚠ marks a layer slower in int8."]
+    for c in tables:
+        out += ["", f"Model: {c['model']}.", "", markdown(c)]
+    return out
 
 
 def _pick(rows, model, runtimes, precision, threads):
