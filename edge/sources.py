@@ -138,6 +138,14 @@ class ImageFilesSource(Source):
         return None
 
 
+def _not_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+        return False
+    except UnicodeEncodeError:  # bytes that were not UTF-8, surrogate-escaped by the OS layer
+        return True
+
+
 def _natural_key(path: Path):
     """'img2.png' before 'img10.png'."""
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
@@ -163,6 +171,9 @@ class OpenCVSource(Source):
         self.cap = None
         self._cv2 = _cv2()
         self._network = isinstance(target, str) and "://" in target
+        if isinstance(target, str) and _not_utf8(target):
+            raise UserError(f"--source {shown(str(target))}: the name is not valid UTF-8 text, which "
+                            "OpenCV's video reader cannot open (it crashes): rename the file")
         self._worker: threading.Thread | None = None  # a call still running after `stop` was set
         if not self._call(self._open):
             if self._stopped():

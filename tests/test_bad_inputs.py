@@ -637,6 +637,17 @@ def test_sigterm_stops_a_stream_that_never_answers():
     assert stopped < 3.0, f"took {stopped:.1f} s to stop (OpenCV's own timeout is 30 s)"
 
 
+def test_video_with_non_utf8_name_is_one_line(tmp_path):
+    """OpenCV's video reader segfaults on such a name: refused before it is called."""
+    clip = tmp_path / "clip.avi"
+    w = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    w.write(np.zeros((48, 64, 3), np.uint8))
+    w.release()
+    bad = clip.rename(tmp_path / f"{NON_UTF8}.avi")
+    r = cli("camera", "--source", str(bad), timeout=60)
+    one_error(r, "camera", "bad\\xffname.avi", "not valid UTF-8")
+
+
 def test_file_url_ends(corpus, tmp_path):
     clip = tmp_path / "clip.avi"
     w = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 120))
