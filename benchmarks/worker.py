@@ -60,9 +60,10 @@ class KerasModel:
         import keras
 
         from train.data import preprocess
+        from train.model import custom_objects
 
         self._preprocess = preprocess
-        self.model = keras.models.load_model(path, compile=False)
+        self.model = keras.models.load_model(path, compile=False, custom_objects=custom_objects())
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         return np.asarray(self.model.predict_on_batch(self._preprocess(images)))

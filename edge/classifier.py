@@ -53,6 +53,7 @@ class Classifier:
         # the model contract (edge.contract), checked once here: a wrong model is one line, not nonsense
         self.labels, self.normalization = check_model(model, self.backend, self.metadata)
         self._lut = self._input_table()
+        self._logits = (self.metadata.get("output") or {}).get("kind") == "logits"
         self._out_lut = self._output_table()
         self._stamps: tuple | None = None
 
@@ -71,12 +72,14 @@ class Classifier:
         return np.clip(q, info.min, info.max).astype(spec.dtype)
 
     def _output_table(self) -> np.ndarray | None:
-        """Dequantised value of each of the 256 codes of an 8-bit output (None for float outputs)."""
+        """Dequantised value of each of the 256 codes of an 8-bit output (None for float outputs);
+        for a logits output, exp() of it, so softmax is a lookup and a normalisation."""
         spec = self.backend.output
         if spec.scale is None:
             return None
         codes = np.arange(256, dtype=np.uint8).view(spec.dtype)  # index = the code's raw byte
-        return (codes.astype(np.float32) - spec.zero_point) * np.float32(spec.scale)
+        real = (codes.astype(np.float64) - spec.zero_point) * spec.scale
+        return np.exp(real - real.max()) if self._logits else real.astype(np.float32)
 
     def preprocess(self, images: np.ndarray) -> np.ndarray:
         """uint8 (N, 28, 28) or (28, 28) -> the model's input tensor (N, 28, 28, 1)."""
@@ -86,10 +89,15 @@ class Classifier:
         return self._lut[images].reshape(-1, 28, 28, 1)
 
     def postprocess(self, raw: np.ndarray) -> np.ndarray:
-        """Raw output -> float32 probabilities (N, 10), dequantised with the output's own params."""
-        if self._out_lut is None:
+        """Raw output -> float32 probabilities (N, 10): dequantised with the output's own params,
+        then softmax when the metadata says the model outputs logits."""
+        if self._out_lut is not None:
+            x = self._out_lut[raw.view(np.uint8)]  # dequantised, or exp() of the logits
+        elif self._logits:
+            x = np.exp(raw - raw.max(axis=1, keepdims=True))
+        else:
             return raw.astype(np.float32, copy=False)
-        return self._out_lut[raw.view(np.uint8)]
+        return (x / x.sum(axis=1, keepdims=True)).astype(np.float32) if self._logits else x
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """(N, 10) probabilities; records per-stage timing in `last_timing`."""

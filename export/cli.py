@@ -57,7 +57,9 @@ def load_keras_model(path: Path):
     import keras
 
     try:
-        model = keras.models.load_model(path, compile=False)
+        from train.model import custom_objects
+
+        model = keras.models.load_model(path, compile=False, custom_objects=custom_objects())
     except Exception as e:
         raise UserError(f"{path}: not a loadable Keras model ({str(e).splitlines()[0][:120]})") from None
     if tuple(model.input_shape) != (None, 28, 28, 1) or tuple(model.output_shape) != (None, 10):
@@ -68,6 +70,7 @@ def load_keras_model(path: Path):
 
 def run_export(cfg: ExportConfig) -> tuple[list, dict]:
     from train.data import load_mnist, preprocess
+    from train.model import logits_model
 
     check(cfg)
     unknown = set(cfg.formats) - set(EXPORTERS)
@@ -90,10 +93,13 @@ def run_export(cfg: ExportConfig) -> tuple[list, dict]:
         "data": data.identity(),
         "calibration": None if calib is None else calib.describe() | {
             "onnx_method": cfg.calib_method, "onnx_per_channel": cfg.per_channel,
-            "onnx_reduce_range": onnx_exporter.REDUCE_RANGE, "tflite_io": cfg.io},
+            "onnx_reduce_range": onnx_exporter.REDUCE_RANGE, "onnx_activations": onnx_exporter.ACTIVATIONS,
+            "tflite_io": cfg.io},
         "environment": environment(*VERSIONS),
     }
     precisions = ["fp32", "int8"] if cfg.int8 else ["fp32"]
+    net = logits_model(model)  # files output logits when the model ends in a Softmax layer
+    kind = "probabilities" if net is model else "logits"
     results, files = [], {}
     # the manifest is written last: until then, a stale one must not vouch for the new files
     (out / "manifest.json").unlink(missing_ok=True)
@@ -101,7 +107,7 @@ def run_export(cfg: ExportConfig) -> tuple[list, dict]:
         exp = EXPORTERS[fmt]
         for precision in precisions:
             path = out / f"model_{precision}{exp.SUFFIX}"
-            _write(exp, model, precision, calib, cfg, path, provenance)
+            _write(exp, net, precision, calib, cfg, path, provenance, kind)
             v = exp.validate(path, precision, ref, cfg.max_drop)
             results.append(v)
             files[path.name] = {"format": fmt, "precision": precision, "runtime": exp.RUNTIME,
@@ -109,7 +115,7 @@ def run_export(cfg: ExportConfig) -> tuple[list, dict]:
                                 "opset": cfg.opset if fmt == "onnx" else None,
                                 "validation": asdict(v)}
         if cfg.debug and cfg.int8:
-            _debug(fmt, model, calib, cfg, out)
+            _debug(fmt, net, calib, cfg, out)
     manifest = {"schema": "mnist-edge/manifest/1", "keras_test_accuracy": ref.accuracy,
                 "config": asdict(cfg) | {"formats": list(cfg.formats)}, **provenance, "files": files}
     atomic_write_json(out / "manifest.json", manifest)
@@ -140,18 +146,19 @@ def _io_tensors(content: bytes, suffix: str, runtime: str):
         return b.input, b.output
 
 
-def _write(exp, model, precision, calib, cfg: ExportConfig, path: Path, provenance: dict) -> None:
+def _write(exp, model, precision, calib, cfg: ExportConfig, path: Path, provenance: dict,
+           kind: str = "probabilities") -> None:
     """Convert, embed the metadata (with the I/O quantisation read back), write atomically."""
     if exp is tflite_exporter:
         flat = exp.export(model, precision, calib, cfg.io)
-        meta = build("tflite", precision, *_io_tensors(flat, ".tflite", "litert"), provenance)
+        meta = build("tflite", precision, *_io_tensors(flat, ".tflite", "litert"), provenance, kind)
         atomic_write_bytes(path, tflite_with_metadata(flat, meta))
         return
     import onnx
 
     proto = exp.export(model, precision, calib, cfg.calib_method, cfg.per_channel, cfg.opset)
     io_ = _io_tensors(proto.SerializeToString(), ".onnx", "onnxruntime")
-    onnx_set_metadata(proto, build("onnx", precision, *io_, provenance))
+    onnx_set_metadata(proto, build("onnx", precision, *io_, provenance, kind))
     with atomic_path(path) as tmp:
         onnx.save(proto, tmp)
 

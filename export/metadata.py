@@ -21,7 +21,9 @@ def _tensor(t: TensorInfo) -> dict:
     return {"name": t.name, "shape": list(t.shape), "dtype": t.dtype.name, "quantization": q}
 
 
-def build(fmt: str, precision: str, input_: TensorInfo, output: TensorInfo, provenance: dict) -> dict:
+def build(fmt: str, precision: str, input_: TensorInfo, output: TensorInfo, provenance: dict,
+          kind: str = "probabilities") -> dict:
+    """kind: what the output holds, "probabilities" or "logits" (the Classifier applies softmax)."""
     inp = _tensor(input_) | {"layout": "NHWC"}
     return {
         "schema": SCHEMA,
@@ -29,7 +31,7 @@ def build(fmt: str, precision: str, input_: TensorInfo, output: TensorInfo, prov
         "precision": precision,
         "labels": DEFAULT_LABELS,
         "input": inp,
-        "output": _tensor(output) | {"kind": "probabilities"},
+        "output": _tensor(output) | {"kind": kind},
         "normalization": DEFAULT_NORMALIZATION,
         **provenance,
     }

@@ -36,10 +36,12 @@ def test_fp32_files_match_keras(exported, mnist):
 
     from edge.classifier import Classifier
     from train.data import preprocess
+    from train.model import custom_objects
 
     out, _ = exported
     x = mnist.x_test[:300]
-    ref = keras.models.load_model(out / "model.keras").predict(preprocess(x), verbose=0)
+    model = keras.models.load_model(out / "model.keras", custom_objects=custom_objects())
+    ref = model.predict(preprocess(x), verbose=0)
     for name in ("model_fp32.tflite", "model_fp32.onnx"):
         p = Classifier(out / name).predict_batches(x, batch_size=64)
         assert np.abs(p - ref).max() <= 1e-4, name

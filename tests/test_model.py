@@ -25,11 +25,32 @@ def test_edge_arch_is_small_and_cheap():
     assert m.input_shape == (None, 28, 28, 1) and m.output_shape == (None, 10)
     assert m.count_params() < 100_000
     assert count_macs(m) == _reference_macs((
-        [(26, 26, 8, 3, 1), (11, 11, 16, 3, 8), (9, 9, 32, 3, 16), (7, 7, 32, 3, 32), (5, 5, 64, 3, 32)],
+        [(12, 12, 16, 3, 4), (10, 10, 32, 3, 16), (8, 8, 32, 3, 32), (6, 6, 32, 3, 32), (4, 4, 64, 3, 32)],
         [(64, 10)]))
     assert count_macs(m) < 2_000_000
     names = [type(layer).__name__ for layer in m.layers]
     assert "BatchNormalization" in names and "Dense" in names and names.count("Dense") == 1
+    convs = [layer for layer in m.layers if type(layer).__name__ == "Conv2D"]
+    assert min(layer.input.shape[-1] for layer in convs) >= 4  # no conv over a single channel
+    assert names[-1] == "Softmax"  # export cuts it off: the files output logits
+
+
+def test_space_to_depth_matches_tensorflow_and_reloads(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    from train.model import custom_objects, logits_model
+
+    m = build_model("edge")
+    x = np.random.default_rng(1).random((3, 28, 28, 1), dtype=np.float32)
+    s2d = np.asarray(m.get_layer("space_to_depth")(x))
+    np.testing.assert_array_equal(s2d, tf.nn.space_to_depth(x, 2).numpy())
+    m.save(tmp_path / "m.keras")
+    again = keras.models.load_model(tmp_path / "m.keras", custom_objects=custom_objects(), compile=False)
+    np.testing.assert_allclose(np.asarray(again(x)), np.asarray(m(x)), atol=1e-6)
+    logits = np.asarray(logits_model(m)(x))
+    np.testing.assert_allclose(np.asarray(tf.nn.softmax(logits)), np.asarray(m(x)), atol=1e-6)
+    assert logits_model(build_model("baseline")).layers[-1].name == "probs"  # nothing to cut
 
 
 def test_outputs_are_probabilities():

@@ -41,10 +41,11 @@ def test_model_card_quotes_the_run():
 
 def test_training_code_builds_the_shipped_architecture():
     keras = pytest.importorskip("keras")
-    from train.model import build_model
+    from train.model import build_model, custom_objects
 
     train = json.loads((MODELS / "train.json").read_text())
-    shipped = keras.models.load_model(MODELS / "model.keras", compile=False)
+    shipped = keras.models.load_model(MODELS / "model.keras", compile=False,
+                                      custom_objects=custom_objects())
     built = build_model(train["arch"])
 
     def shape(model):

@@ -39,9 +39,10 @@ def test_saved_model_reloads_and_predicts(quick_run, mnist):
     import keras
 
     from train.data import preprocess
+    from train.model import custom_objects
 
     out, _ = quick_run
-    model = keras.models.load_model(out / "model.keras")
+    model = keras.models.load_model(out / "model.keras", custom_objects=custom_objects())
     p = model.predict(preprocess(mnist.x_test[:200]), verbose=0)
     assert p.shape == (200, 10)
     assert (p.argmax(1) == mnist.y_test[:200]).mean() > 0.8

@@ -1,12 +1,15 @@
 """The two architectures and how to count their cost.
 
-`edge` (the default) is built for int8 inference: conv -> BatchNorm (folded away at export) -> ReLU,
-few channels at full resolution, more once the map is small, and global average pooling into a 10-way
-classifier instead of a big Dense layer: 35k parameters, 1.5M MACs.
+`edge` (the default) is built for int8 inference on CPUs (XNNPACK on x86 and ARM): the image enters
+as 2x2 patches stacked into 4 channels (no conv ever reads a single channel), then conv -> BatchNorm
+(folded away at export) -> ReLU, widening as the map shrinks, and global average pooling into a
+10-way classifier instead of a big Dense layer: 34k parameters, 1.8M MACs. Its final Softmax is a
+layer of its own, which export cuts off, so every op of the int8 TFLite is XNNPACK-delegated.
 `baseline` is the classic Keras MNIST CNN most tutorials train, kept so users see what the design buys.
 
-    >>> from train.model import build_model, count_macs
+    >>> from train.model import build_model, count_macs, custom_objects
     >>> m = build_model("edge"); m.count_params(), count_macs(m)
+    >>> keras.models.load_model("model.keras", custom_objects=custom_objects())  # SpaceToDepth
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ NUM_CLASSES = 10
 
 
 def build_model(arch: str = "edge"):
-    """A fresh, uncompiled Keras model; its output is softmax probabilities over the 10 digits."""
+    """A fresh, uncompiled Keras model; its output is softmax probabilities over the 10 digits
+    (the edge arch's exported files output the logits before it: see `logits_model`)."""
     import keras
     from keras import layers
 
@@ -41,21 +45,25 @@ def build_model(arch: str = "edge"):
         x = layers.BatchNormalization(momentum=0.9)(x)
         return layers.ReLU()(x)
 
-    # Fine strokes matter for digits, so the first conv sees full resolution, but with only 8
-    # channels (a 1-channel input makes a wide first conv slow on a CPU); the later ones widen
-    # where the map is small and a MAC is cheap. No padding: a border of zeros carries nothing in
-    # MNIST. A stride-2 first conv was tried and lost ~0.3 pp; pooling after it costs nothing.
+    # The image enters as 2x2 patches stacked into channels (14x14x4, no MACs): an int8 conv over a
+    # single input channel is the slowest int8 op XNNPACK has (a lone 3x3 1->8 conv on 28x28 took
+    # 3.3x its fp32 twin on an AMD EPYC with AVX2, ~7x on a Xeon with AVX-512), while the 3x3 conv on
+    # the patches still sees every pixel (a 6x6 stride-2 receptive field). Widths grow as the map
+    # shrinks; no padding (a border of zeros carries nothing in MNIST). The last op is a separate
+    # Softmax so export can cut it off: an int8 softmax is not XNNPACK-delegated, so the exported
+    # files output logits and every op is delegated.
     inp = keras.Input(INPUT_SHAPE, name="image")
-    x = block(inp, 8)              # 26x26x8
-    x = layers.MaxPooling2D(2)(x)  # 13x13x8
-    x = block(x, 16)               # 11x11x16
+    x = custom_objects()["SpaceToDepth"](2, name="space_to_depth")(inp)  # 14x14x4
+    x = block(x, 16)               # 12x12x16
+    x = block(x, 32)               # 10x10x32
     x = layers.Dropout(0.25)(x)
-    x = block(x, 32)               # 9x9x32
-    x = block(x, 32)               # 7x7x32
-    x = block(x, 64)               # 5x5x64
+    x = block(x, 32)               # 8x8x32
+    x = block(x, 32)               # 6x6x32
+    x = block(x, 64)               # 4x4x64
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(0.25)(x)
-    out = layers.Dense(NUM_CLASSES, activation="softmax", name="probs")(x)
+    x = layers.Dense(NUM_CLASSES, name="logits")(x)
+    out = layers.Softmax(name="probs")(x)
     return keras.Model(inp, out, name="edge")
 
 
@@ -86,3 +94,53 @@ def count_macs(model) -> int:
         elif isinstance(layer, layers.Dense):
             macs += layer.input.shape[-1] * layer.units
     return int(macs)
+
+
+_CUSTOM: dict = {}
+
+
+def custom_objects() -> dict:
+    """The Keras layers this project defines, for `keras.models.load_model(..., custom_objects=...)`.
+
+    Built on first call so importing this module does not import Keras."""
+    if _CUSTOM:
+        return _CUSTOM
+    import keras
+    from keras import ops
+
+    class SpaceToDepth(keras.layers.Layer):
+        """(N, H, W, C) -> (N, H/b, W/b, b*b*C), each bxb patch's pixels as channels (TF's order).
+
+        Reshape/transpose with a -1 batch: converted, they are three ops XNNPACK runs at any batch
+        size. Keras' own Reshape layer reads the batch size at run time (Shape/StridedSlice/Pack in
+        TFLite), which XNNPACK does not take, so it would leave the model partly delegated."""
+
+        def __init__(self, block: int = 2, **kwargs):
+            super().__init__(**kwargs)
+            self.block = block
+
+        def call(self, x):
+            b, (h, w, c) = self.block, x.shape[1:]
+            x = ops.reshape(x, (-1, h // b, b, w // b, b * c))
+            x = ops.transpose(x, (0, 1, 3, 2, 4))
+            return ops.reshape(x, (-1, h // b, w // b, b * b * c))
+
+        def compute_output_shape(self, shape):
+            b = self.block
+            return (shape[0], shape[1] // b, shape[2] // b, shape[3] * b * b)
+
+        def get_config(self):
+            return super().get_config() | {"block": self.block}
+
+    _CUSTOM["SpaceToDepth"] = SpaceToDepth
+    return _CUSTOM
+
+
+def logits_model(model):
+    """`model` without a final Softmax layer (the edge arch), else `model` itself: what export converts."""
+    import keras
+    from keras import layers
+
+    if isinstance(model.layers[-1], layers.Softmax):
+        return keras.Model(model.inputs, model.layers[-2].output, name=model.name)
+    return model
