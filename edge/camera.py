@@ -59,7 +59,7 @@ WINDOW = "mnist-edge"
 class CameraConfig:
     source: str = "0"  # 'picamera', a camera index, a folder of images, an image/video file or a URL
     model: str | None = None  # .tflite or .onnx; None: the shipped models/model_int8.tflite
-    runtime: str | None = None  # litert, tflite-runtime or onnxruntime; None: the first that imports
+    runtime: str | None = None  # litert, tflite-runtime, onnxruntime or openvino; None: first that imports
     threads: int = 1  # interpreter threads (1 leaves the other cores to the camera and the OS)
     min_confidence: float = MIN_CONFIDENCE  # digits less sure than this are dropped
     max_frames: int | None = None  # stop after this many frames; None: until the source ends
@@ -241,7 +241,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=str, default=None,
                    help="a .tflite or .onnx model (default: the shipped models/model_int8.tflite)")
     p.add_argument("--runtime", type=str, default=None,
-                   help="litert, tflite-runtime or onnxruntime (default: the first installed)")
+                   help="litert, tflite-runtime, onnxruntime or openvino (default: the first installed)")
     p.add_argument("--threads", type=int, default=1, help="interpreter threads (default: 1)")
     p.add_argument("--min-confidence", type=float, default=CameraConfig.min_confidence,
                    help=f"drop digits less sure than this, 0..1 (default: {CameraConfig.min_confidence})")

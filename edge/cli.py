@@ -26,7 +26,8 @@ COMMANDS = {
 }
 
 EXTRAS = {"cv2": "camera", "tensorflow": "train", "keras": "train", "tf2onnx": "train", "onnx": "train",
-          "matplotlib": "train", "onnxruntime": "edge-onnx", "ai_edge_litert": "edge"}
+          "matplotlib": "train", "onnxruntime": "edge-onnx", "ai_edge_litert": "edge",
+          "openvino": "edge-openvino"}
 
 
 def usage() -> str:

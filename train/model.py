@@ -3,7 +3,7 @@
 `edge` (the default) is built for int8 inference on CPUs (XNNPACK on x86 and ARM): the image enters
 as 2x2 patches stacked into 4 channels (no conv ever reads a single channel), then conv -> BatchNorm
 (folded away at export) -> ReLU, widening as the map shrinks, and global average pooling into a
-10-way classifier instead of a big Dense layer: 34k parameters, 1.8M MACs. Its final Softmax is a
+10-way classifier instead of a big Dense layer: 43k parameters, 1.8M MACs. Its final Softmax is a
 layer of its own, which export cuts off, so every op of the int8 TFLite is XNNPACK-delegated.
 `baseline` is the classic Keras MNIST CNN most tutorials train, kept so users see what the design buys.
 
