@@ -353,7 +353,7 @@ def frames(source: Source, retry: RetryConfig | None = None,
             failures = 0
             yield frame
             continue
-        if not source.live:
+        if not source.live or stop.is_set():  # a read given up because we are stopping is no failure
             return
         failures += 1
         if 0 <= retry.max_retries < failures:

@@ -637,6 +637,43 @@ def test_sigterm_stops_a_stream_that_never_answers():
     assert stopped < 3.0, f"took {stopped:.1f} s to stop (OpenCV's own timeout is 30 s)"
 
 
+def test_sigterm_stops_a_stream_that_stalls_mid_read():
+    """An MJPEG stream that sends three frames and then nothing: SIGTERM ends the blocked read."""
+    jpeg = cv2.imencode(".jpg", np.full((48, 64, 3), 255, np.uint8))[1].tobytes()
+    part = b"--f\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg) + jpeg + b"\r\n"
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    held = []
+
+    def serve():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            held.append(c)
+            c.recv(4096)
+            c.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=f\r\n\r\n"
+                      + part * 3)
+
+    threading.Thread(target=serve, daemon=True).start()
+    p = subprocess.Popen([str(EXE), "camera", "--source", f"http://127.0.0.1:{srv.getsockname()[1]}/s.mjpg"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().startswith('{"t"')  # frames came, then the stream went silent
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        code = p.wait(timeout=30)
+        stopped = time.monotonic() - t0
+    finally:
+        srv.close()
+    err = p.stderr.read()
+    assert code == 0 and "Traceback" not in err and "reconnecting" not in err, err
+    assert stopped < 3.0, f"took {stopped:.1f} s to stop (OpenCV's own timeout is 30 s)"
+
+
 def test_video_with_non_utf8_name_is_one_line(tmp_path):
     """OpenCV's video reader segfaults on such a name: refused before it is called."""
     clip = tmp_path / "clip.avi"
