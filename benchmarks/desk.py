@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from benchmarks.synthetic import lamp
+
 PAPERS = ("plain", "lined", "grid")
 INKS = ("marker", "ballpoint", "pencil")
 BLANK_RATE = 0.1  # share of scenes with no digit at all
@@ -184,13 +186,8 @@ def _paper(rng: np.random.Generator, kind: str, size: tuple[int, int]):
 def _light(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
     """HxW float32 illumination: lamp gradient x vignette, with a soft hand shadow sometimes."""
     h, w = size
-    yy = (np.arange(h, dtype=np.float32) / h - 0.5)[:, None]
-    xx = (np.arange(w, dtype=np.float32) / w - 0.5)[None, :]
-    theta = float(rng.uniform(0, 2 * np.pi))
-    light = 1 + float(rng.uniform(0.1, 0.45)) * 2 * (xx * math.cos(theta) + yy * math.sin(theta))
-    cy, cx = float(rng.uniform(-0.3, 0.3)), float(rng.uniform(-0.3, 0.3))
-    light = light * (1 - float(rng.uniform(0.1, 0.4)) * ((yy - cy) ** 2 + (xx - cx) ** 2) * 2)
-    light = light.astype(np.float32) * np.float32(rng.uniform(150, 250))
+    light = lamp(rng, size, tilt=(0.1, 0.45), offset=0.3, vignette=(0.1, 0.4))
+    light *= np.float32(rng.uniform(150, 250))
     if rng.random() < 0.35:  # a hand or arm between the lamp and the page
         side = int(rng.integers(4))
         edge = [(rng.uniform(0, w), h + 40), (w + 40, rng.uniform(0, h)),

@@ -19,16 +19,23 @@ import numpy as np
 INK_LEVEL = 0.5  # a pixel belongs to a digit's true box where its ink coverage is at least this
 
 
-def _lighting(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
-    """HxWx3 float32 paper brightness: gradient x vignette x colour cast, roughly 90..240."""
+def lamp(rng: np.random.Generator, size: tuple[int, int], tilt: tuple[float, float] = (0.1, 0.3),
+         offset: float = 0.2, vignette: tuple[float, float] = (0.15, 0.4)) -> np.ndarray:
+    """HxW float32 illumination around 1: a linear gradient (up to +-`tilt` across the frame, any
+    direction) times a vignette (down by `vignette` at the corners) centred up to `offset` off."""
     h, w = size
     yy = (np.arange(h, dtype=np.float32) / h - 0.5)[:, None]
     xx = (np.arange(w, dtype=np.float32) / w - 0.5)[None, :]
     theta = float(rng.uniform(0, 2 * np.pi))
-    field = 1 + float(rng.uniform(0.1, 0.3)) * 2 * (xx * math.cos(theta) + yy * math.sin(theta))
-    cy, cx = float(rng.uniform(-0.2, 0.2)), float(rng.uniform(-0.2, 0.2))
+    field = 1 + float(rng.uniform(*tilt)) * 2 * (xx * math.cos(theta) + yy * math.sin(theta))
+    cy, cx = float(rng.uniform(-offset, offset)), float(rng.uniform(-offset, offset))
     r2 = ((yy - cy) ** 2 * h * h + (xx - cx) ** 2 * w * w) / (0.25 * (h * h + w * w))
-    field *= 1 - float(rng.uniform(0.15, 0.4)) * r2
+    return (field * (1 - float(rng.uniform(*vignette)) * r2)).astype(np.float32)
+
+
+def _lighting(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
+    """HxWx3 float32 paper brightness: gradient x vignette x colour cast, roughly 90..240."""
+    field = lamp(rng, size)
     cast = (rng.uniform(0.9, 1.1, size=3) * rng.uniform(170, 225)).astype(np.float32)
     return field[:, :, None] * cast
 
