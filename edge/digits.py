@@ -244,13 +244,14 @@ def remove_lines(mask: np.ndarray, cfg: SegmentConfig, faint: np.ndarray | None 
             smear, along, bridge, across = smear[::-1], along[::-1], bridge[::-1], across[::-1]
         runs = cv2.morphologyEx(cv2.dilate(half, np.ones(smear, np.uint8)), cv2.MORPH_OPEN,
                                 np.ones(along, np.uint8))
-        if not runs.any():
-            continue
+        span = runs.shape[1] if horizontal else runs.shape[0]
+        if np.count_nonzero(runs.any(axis=0 if horizontal else 1)) < cfg.line_len_frac * span:
+            continue  # the runs together cover too few columns (rows) for one to be a line
         n, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
             runs, 8, cv2.CV_16U, cv2.CCL_GRANA)
         extent = stats[1:, cv2.CC_STAT_WIDTH if horizontal else cv2.CC_STAT_HEIGHT]
         lut = np.zeros(n, np.uint8)
-        lut[1:][extent >= cfg.line_len_frac * (runs.shape[1] if horizontal else runs.shape[0])] = 255
+        lut[1:][extent >= cfg.line_len_frac * span] = 255
         if not lut.any():
             continue
         lines = cv2.resize(lut[labels], (w, h), interpolation=cv2.INTER_NEAREST)
