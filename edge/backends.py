@@ -182,12 +182,14 @@ class OpenVINOBackend:
     """OpenVINO's CPU plugin; it reads .tflite and .onnx directly. Integer I/O quantisation (which
     OpenVINO does not report) comes from the metadata that travels in the file."""
 
-    _DTYPES = {"f32": np.float32, "i8": np.int8, "u8": np.uint8}
+    _DTYPES = {"f32": np.float32, "f64": np.float64, "f16": np.float16, "i8": np.int8, "u8": np.uint8,
+               "i32": np.int32, "i64": np.int64}  # others show as void: edge.contract refuses them
 
     def __init__(self, path: Path, ov, threads: int | None, name: str):
         self.name, self.path = name, path
         core = ov.Core()
         self.model = core.read_model(str(path))
+        self.n_inputs, self.n_outputs = len(self.model.inputs), len(self.model.outputs)
         config = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
@@ -206,7 +208,7 @@ class OpenVINOBackend:
 
     def _info(self, port, meta: dict) -> TensorInfo:
         shape = tuple(d.get_length() if d.is_static else -1 for d in port.get_partial_shape())
-        dtype = np.dtype(self._DTYPES.get(port.get_element_type().get_type_name(), np.float32))
+        dtype = np.dtype(self._DTYPES.get(port.get_element_type().get_type_name(), "V1"))
         q = (meta.get("quantization") or {}) if np.issubdtype(dtype, np.integer) else {}
         return TensorInfo(port.get_any_name(), shape, dtype, q.get("scale"), q.get("zero_point"))
 
