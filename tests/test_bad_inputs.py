@@ -617,13 +617,22 @@ def test_sigterm_stops_a_stream_that_never_answers():
     srv.listen(8)
     port = srv.getsockname()[1]
     held = []
-    threading.Thread(target=lambda: held.extend(srv.accept() for _ in range(4)), daemon=True).start()
+
+    def accept():
+        while True:
+            try:
+                held.append(srv.accept())  # and never answer
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
     p = subprocess.Popen([str(EXE), "camera", "--source", f"rtsp://127.0.0.1:{port}/live"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30
         while not held and time.monotonic() < deadline:  # OpenCV has connected: it waits inside open
             time.sleep(0.05)
+        assert held, "OpenCV never connected"
         time.sleep(0.3)
         t0 = time.monotonic()
         p.send_signal(signal.SIGTERM)
