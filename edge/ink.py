@@ -1,0 +1,120 @@
+"""Frame -> ink: which pixels of a grey frame are pen strokes, for `edge.digits.segment`.
+
+    >>> import numpy as np
+    >>> from edge.digits import SegmentConfig
+    >>> from edge.ink import ink_mask
+    >>> page = np.full((120, 160), 200, np.uint8); page[40:80, 78:82] = 60        # a "1"
+    >>> dark, mask, thr = ink_mask(page, SegmentConfig())
+    >>> bool(mask[60, 80]), bool(mask[10, 10])
+    (True, False)
+
+The ink's polarity is decided (dark ink is the rule), the lighting divided out ((paper - pixel) /
+paper against a coarse closing of the frame), the darkness thresholded above the sensor noise, and
+ruled or grid lines removed (`remove_lines`). numpy + OpenCV.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+if TYPE_CHECKING:
+    from edge.digits import SegmentConfig
+
+
+def ink_mask(work: np.ndarray, cfg: SegmentConfig) -> tuple[np.ndarray, np.ndarray, float]:
+    """grey working image -> (darkness 0..255, (paper - pixel) / paper; ink mask 0/255; the
+    threshold used on the darkness). Lighting divides out; ink polarity is decided here."""
+    h, w = work.shape
+    tiny = cv2.resize(work, (max(3, round(w / cfg.bg_cell)), max(3, round(h / cfg.bg_cell))),
+                      interpolation=cv2.INTER_AREA)
+    if not _dark_ink(work, tiny, cfg):
+        work, tiny = cv2.bitwise_not(work), cv2.bitwise_not(tiny)
+    # Paper: a closing removes the dark strokes from the coarse copy and keeps the lighting.
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (cfg.bg_kernel, cfg.bg_kernel))
+    paper = cv2.GaussianBlur(cv2.morphologyEx(tiny, cv2.MORPH_CLOSE, kernel), (3, 3), 0)
+    paper = cv2.resize(paper, (w, h), interpolation=cv2.INTER_LINEAR)
+    diff = cv2.subtract(paper, work)
+    dark = cv2.divide(diff, cv2.max(paper, 40), scale=255)  # 0..255; floor 40: black frames
+    otsu, _ = cv2.threshold(np.ascontiguousarray(dark[::2, ::2]), 0, 255,
+                            cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    thr = float(np.clip(otsu, 255 * cfg.min_contrast, 255 * cfg.max_threshold))
+    _, mask = cv2.threshold(dark, thr, 255, cv2.THRESH_BINARY)
+    # ...and clearly darker than the noise, or dim corners of a noisy frame become "ink". Pixels
+    # brighter than the paper (ink never is) exceed it by |noise|, whose median is 0.674 sigma.
+    up = work[::4, ::4].astype(np.int16) - paper[::4, ::4]
+    sigma = float(np.median(up[up > 0])) / 0.674 if np.count_nonzero(up > 0) >= 64 else 0.0
+    _, strong = cv2.threshold(diff, cfg.noise_sigmas * sigma, 255, cv2.THRESH_BINARY)
+    mask = cv2.bitwise_and(mask, strong)
+    if cfg.close_px > 1:
+        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((cfg.close_px,) * 2, np.uint8))
+    return dark, mask, thr
+
+
+def remove_lines(mask: np.ndarray, cfg: SegmentConfig, faint: np.ndarray | None = None) -> np.ndarray:
+    """Ink mask -> the same without ruled or grid lines, strokes that cross a line re-joined.
+
+    A line is a run of ink along a row (or column) band `line_band` px thick, at least
+    `line_len_frac` of the frame long: a digit is never that long. Its pixels are dropped unless
+    the ink there is thicker across the line than a line is (a stroke lying along it), then
+    restored where ink continues right across the band (a stroke crossing the line). Lines are
+    looked for in `faint` (a mask at a lower threshold) when given, else in `mask`.
+    """
+    faint = mask if faint is None else faint
+    out = mask
+    h, w = mask.shape
+    # Lines are looked for at half size (4x fewer pixels for the component pass), then used at full.
+    half = cv2.resize(faint, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    seg, band = max(3, min(h, w) // 24), max(1, cfg.line_band // 2)
+    for horizontal in (True, False):
+        # kernels as (rows, cols): smear across the line, open along it (both at half size);
+        # bridge across it and measure thickness across it (full size)
+        smear, along, bridge = (band, 1), (1, seg), (2 * cfg.line_band + 3, 1)
+        across = (cfg.line_band + 2, 1)
+        if not horizontal:
+            smear, along, bridge, across = smear[::-1], along[::-1], bridge[::-1], across[::-1]
+        runs = cv2.morphologyEx(cv2.dilate(half, np.ones(smear, np.uint8)), cv2.MORPH_OPEN,
+                                np.ones(along, np.uint8))
+        span = runs.shape[1] if horizontal else runs.shape[0]
+        if np.count_nonzero(runs.any(axis=0 if horizontal else 1)) < cfg.line_len_frac * span:
+            continue  # the runs together cover too few columns (rows) for one to be a line
+        n, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
+            runs, 8, cv2.CV_16U, cv2.CCL_GRANA)
+        extent = stats[1:, cv2.CC_STAT_WIDTH if horizontal else cv2.CC_STAT_HEIGHT]
+        lut = np.zeros(n, np.uint8)
+        lut[1:][extent >= cfg.line_len_frac * span] = 255
+        if not lut.any():
+            continue
+        lines = cv2.resize(lut[labels], (w, h), interpolation=cv2.INTER_NEAREST)
+        # ink thicker across the line than a line is (a marker stroke lying along it) stays
+        thick = cv2.morphologyEx(out, cv2.MORPH_OPEN, np.ones(across, np.uint8))
+        lines = cv2.bitwise_and(lines, cv2.bitwise_not(thick))
+        kept = cv2.bitwise_and(out, cv2.bitwise_not(lines))
+        bridged = cv2.morphologyEx(kept, cv2.MORPH_CLOSE, np.ones(bridge, np.uint8))
+        out = cv2.bitwise_or(kept, cv2.bitwise_and(bridged, cv2.bitwise_and(lines, out)))
+    return out
+
+
+def _dark_ink(work: np.ndarray, tiny: np.ndarray, cfg: SegmentConfig) -> bool:
+    """Is the ink darker than the paper? Dark ink is the rule; light ink (chalk, a screen) is
+    decided only when two tests agree: strong outliers against the local median of the coarse
+    copy, and thin light structures (top-hat) against thin dark ones (black-hat) on a quarter-size
+    copy. The edge of a hand's shadow fools the first; lined paper's light gaps the second."""
+    if cfg.polarity not in ("auto", "dark", "light"):
+        raise ValueError(f"SegmentConfig.polarity: 'auto', 'dark' or 'light', not {cfg.polarity!r}")
+    if cfg.polarity != "auto":
+        return cfg.polarity == "dark"
+    h, w = work.shape
+    mid = cv2.resize(work, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
+    k = max(8.0, cfg.min_contrast * float(np.median(tiny)))
+    med = cv2.resize(cv2.medianBlur(tiny, 5 if min(tiny.shape) >= 5 else 3),
+                     (mid.shape[1], mid.shape[0]), interpolation=cv2.INTER_LINEAR)
+    diff = mid.astype(np.int16) - med
+    if np.count_nonzero(diff < -k) >= np.count_nonzero(diff > k):
+        return True
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (5, 5))
+    dark = cv2.morphologyEx(mid, cv2.MORPH_BLACKHAT, kernel)
+    light = cv2.morphologyEx(mid, cv2.MORPH_TOPHAT, kernel)
+    return np.count_nonzero(dark > k) >= np.count_nonzero(light > k)
