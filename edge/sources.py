@@ -45,7 +45,10 @@ def _cv2():
     if not log.isEnabledFor(logging.DEBUG):  # OpenCV's and FFmpeg's own stderr lines (shown with
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # MNIST_EDGE_LOG=DEBUG); ours say
         if "OPENCV_LOG_LEVEL" not in os.environ:  # what went wrong in one line
-            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+            if hasattr(cv2.utils, "logging"):  # OpenCV 5
+                cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+            else:  # OpenCV 4, what numpy 1 installs get (tflite-runtime): 2 is LOG_LEVEL_ERROR
+                cv2.setLogLevel(2)
     return cv2
 
 
