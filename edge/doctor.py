@@ -24,6 +24,7 @@ import numpy as np
 
 from edge import __version__
 from edge.backends import _MODULES, runtime_status
+from edge.device import emulated, int8_line, numpy_abi, read_cpu
 from edge.errors import UserError
 from edge.models import MANIFEST, find_default_model, incomplete_export, load_manifest, model_dirs
 from edge.provenance import sha256_file
@@ -70,6 +71,8 @@ def try_model(path: Path, runtime: str) -> tuple[bool, str]:
     except Exception as e:
         return False, f"{e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:160]
     spec, t = clf.backend.input, clf.last_timing
+    if emulated():  # an emulator's time says nothing about the board's
+        return True, f"input {spec.dtype} {tuple(spec.shape)}, runs (emulated: no time)"
     return True, (f"input {spec.dtype} {tuple(spec.shape)}, "
                   f"{t.preprocess_ms + t.inference_ms + t.postprocess_ms:.2f} ms per digit")
 
@@ -80,14 +83,6 @@ def _numpy_line() -> str:
         return f"{np.__version__} (numpy 2 ABI: interpreters built against numpy 1, such as " \
                "tflite-runtime 2.14, need numpy<2)"
     return f"{np.__version__} (numpy 1 ABI: wheels built for numpy 2 only will not load)"
-
-
-def _device() -> str:
-    model = Path("/proc/device-tree/model")
-    try:
-        return model.read_bytes().rstrip(b"\0").decode(errors="replace")
-    except OSError:
-        return ""
 
 
 def _cv2_line() -> tuple[bool, str]:
@@ -138,15 +133,20 @@ def doctor(model: str | None = None, out=None) -> int:
     hints: list[str] = []
     say(f"mnist-edge {__version__} doctor")
     say(f"  python    {platform.python_version()} ({platform.python_implementation()}, {sys.executable})")
-    device = _device()
-    say(f"  platform  {platform.platform()} ({platform.machine()}){'  ' + device if device else ''}")
+    cpu = read_cpu()
+    say(f"  platform  {platform.platform()} ({platform.machine()}){'  ' + cpu.board if cpu.board else ''}")
+    say(f"  cpu       {cpu.core or '?'}")
+    say(f"  int8      {int8_line(cpu)}")
+    if emulated():
+        say(f"  emulated  QEMU_CPU={emulated()}: qemu-user, so no timings are printed")
     say(f"  numpy     {_numpy_line()}")
 
     say("runtimes")
     status = runtime_status()
     usable = {rt for rt, v in status.items() if not v.startswith("unavailable")}
     for rt, v in status.items():
-        say(f"  {OK if rt in usable else BAD} {rt:<15} {v}")
+        abi = "" if v.startswith("unavailable (ModuleNotFoundError") else f"; {numpy_abi(_MODULES[rt][1])}"
+        say(f"  {OK if rt in usable else BAD} {rt:<15} {v}{abi}")
     if "tflite-runtime" not in usable and ("numpy" in status["tflite-runtime"].lower()
                                            or "_ARRAY_API" in status["tflite-runtime"]):
         hints.append("tflite-runtime is built against numpy 1: pip install 'numpy<2' "
