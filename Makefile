@@ -10,7 +10,7 @@ DATA   ?= $(firstword $(wildcard $(MNIST_EDGE_DATA) ../shared/data/mnist.npz))
 OUT    ?= artifacts
 DATA_FLAG := $(if $(DATA),--data $(DATA),)
 
-.PHONY: run models test lint venv clean
+.PHONY: run models test lint venv clean pi
 
 venv: $(STAMP)
 
@@ -39,6 +39,11 @@ models: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m ruff check .
 	$(BIN)/python -m pytest
+
+# The device commands on Raspberry Pi OS 64-bit (Pi 4 and Pi 5 CPUs) under qemu-user, compared with
+# this machine (as root; tools/pi_emulated.py says what it needs). The rootfs is cached in ~/.cache.
+pi: $(STAMP)
+	$(BIN)/python tools/pi_emulated.py $(DATA:%=--data %)
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check .
