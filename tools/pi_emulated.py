@@ -158,6 +158,15 @@ def unmount_all(path: Path) -> None:
         raise RuntimeError(f"still mounted: {', '.join(left)}")
 
 
+def guard(lock: Path, root: Path) -> None:
+    """Unmount whatever is left under `root` once this process lets go of the lock, however it ends
+    (SIGKILL included): a `flock` waiting in its own session, which outlives us."""
+    sh = ("awk -v r=\"$1\" '$5 == r || index($5, r \"/\") == 1 {print $5}' /proc/self/mountinfo "
+          "| sort -r | while read -r m; do umount --lazy \"$m\"; done")
+    subprocess.Popen(["flock", str(lock), "sh", "-c", sh, "-", str(root.resolve())], start_new_session=True,
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def remove_tree(path: Path) -> None:
     """rm -r that never follows a leftover bind mount into the host's /dev or /proc."""
     unmount_all(path)
@@ -412,7 +421,8 @@ def run_all(cfg: PiConfig) -> int:
     with open(base / ".lock", "w") as lock, ExitStack() as stack:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one run at a time per cache: they share the mounts
         root = ensure_rootfs(cfg, base)
-        unmount_all(root)  # what a killed run (SIGKILL) may have left
+        unmount_all(root)  # what a killed run may have left
+        guard(base / ".lock", root)
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pi-emulated-")))
         wheel = build_wheel(tmp)
         host_run = root / INSIDE.relative_to("/") / "run"
