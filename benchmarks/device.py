@@ -16,6 +16,7 @@ import platform
 from pathlib import Path
 
 from edge.backends import runtime_status
+from edge.device import int8_line, read_cpu
 
 _MODEL_FILES = ("/proc/device-tree/model", "/sys/firmware/devicetree/base/model")  # e.g. Raspberry Pi 5
 
@@ -95,5 +96,6 @@ def fingerprint(name: str | None = None) -> dict:
         "cpu_governor": _read(f"{cpu}/scaling_governor"),
         "cpu_max_mhz": int(max_khz) // 1000 if max_khz and max_khz.isdigit() else None,
         "temperature_c": temperature_c(),
+        "int8_instructions": int8_line(read_cpu()),  # what the int8 kernels can use on this CPU
         "load_average": load,  # 1, 5, 15 min at the start: other work skews every timing
     }

@@ -25,7 +25,10 @@ LEGEND = ("acc: whole test set; Δ pp and agree: against the same model's Keras 
           "blocks; img/s: `probabilities()` on batches; load: model load, runtime import excluded "
           "(import_ms in bench.json); 1st: first call after load; RSS: peak of the row's own process; "
           "gate: int8 rows only; int8 ×: p50 of the fp32 twin (same runtime, threads) / p50 of the int8 "
-          "file, ⚠ when int8 is slower at batch 1 or in img/s")
+          "file, ⚠ when int8 is slower at batch 1 or in img/s. The int8 kernels pick their instructions "
+          "from the CPU (Device: int8_instructions): the Arm dot product (asimddp) on a Pi 5's "
+          "Cortex-A76, none on a Pi 4's Cortex-A72 (plain NEON); on x86 avx2, VNNI or AMX, so int8 "
+          "against fp32 differs from one CPU to the next")
 
 
 def _num(v, digits: int = 1) -> str:

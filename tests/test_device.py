@@ -47,3 +47,12 @@ def test_numpy_abi_of_installed_interpreters():
         pytest.skip("LiteRT is not installed here")
     assert numpy_abi("ai-edge-litert").startswith("built for numpy 2")
     assert numpy_abi("no-such-distribution") == "not installed"
+
+
+def test_bench_states_the_int8_instructions_of_its_device():
+    """bench.json's device carries what doctor prints; bench.md's legend says what int8 needs."""
+    from benchmarks.device import fingerprint
+    from benchmarks.report import LEGEND
+
+    assert fingerprint()["int8_instructions"] == int8_line(read_cpu())
+    assert "asimddp" in LEGEND and "Cortex-A72" in LEGEND and "VNNI" in LEGEND
