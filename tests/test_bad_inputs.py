@@ -610,6 +610,14 @@ def test_camera_page_logs_a_reset_without_traceback(corpus):
 # ---------------------------------------------------------------- network sources and signals
 
 
+def _sigterm(p: subprocess.Popen) -> tuple[int, float]:
+    """SIGTERM a running command -> (its exit code, seconds it took to stop)."""
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGTERM)
+    code = p.wait(timeout=30)
+    return code, time.monotonic() - t0
+
+
 def test_sigterm_stops_a_stream_that_never_answers():
     """A server that accepts and says nothing: OpenCV would wait 30 s; SIGTERM ends it at once."""
     srv = socket.socket()
@@ -634,10 +642,7 @@ def test_sigterm_stops_a_stream_that_never_answers():
             time.sleep(0.05)
         assert held, "OpenCV never connected"
         time.sleep(0.3)
-        t0 = time.monotonic()
-        p.send_signal(signal.SIGTERM)
-        code = p.wait(timeout=30)
-        stopped = time.monotonic() - t0
+        code, stopped = _sigterm(p)
     finally:
         srv.close()
     err = p.stderr.read()
@@ -671,10 +676,7 @@ def test_sigterm_stops_a_stream_that_stalls_mid_read():
     try:
         assert p.stdout.readline().startswith('{"t"')  # frames came, then the stream went silent
         time.sleep(0.5)
-        t0 = time.monotonic()
-        p.send_signal(signal.SIGTERM)
-        code = p.wait(timeout=30)
-        stopped = time.monotonic() - t0
+        code, stopped = _sigterm(p)
     finally:
         srv.close()
     err = p.stderr.read()
