@@ -44,7 +44,7 @@ from edge.classifier import Classifier
 from edge.digits import SegmentConfig, to_bgr
 from edge.errors import UserError
 from edge.models import resolve_model
-from edge.mqtt import PASSWORD_ENV, MqttConfig, start_publisher
+from edge.mqtt import PASSWORD_ENV, MqttConfig, check_interval, start_publisher
 from edge.output import write_line
 from edge.reader import MIN_CONFIDENCE, read
 from edge.sources import SOURCE_HELP, Frame, RetryConfig, Source, SourceLost, frames, open_source
@@ -133,6 +133,7 @@ def _check(cfg: CameraConfig) -> None:
         raise UserError(f"--fps {cfg.fps}: expected 0 (no limit) or more")
     if cfg.max_retries < -1:
         raise UserError(f"--max-retries {cfg.max_retries}: expected -1 (forever), 0 or more")
+    check_interval(cfg.mqtt_interval)
 
 
 def run(cfg: CameraConfig, source: Source | None = None, stop: threading.Event | None = None,

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import socket
@@ -94,6 +95,13 @@ def parse_url(url: str, flag: str = "--mqtt", env: dict | None = None) -> Broker
 def default_device_id() -> str:
     """The hostname's first label, with anything Home Assistant would refuse replaced by '_'."""
     return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname().split(".")[0]) or "mnist-edge"
+
+
+def check_interval(seconds: float) -> float:
+    """--mqtt-interval: 0 (only when the reading changes) or a finite number of seconds."""
+    if not (math.isfinite(seconds) and seconds >= 0):  # nan compares false with everything
+        raise UserError(f"--mqtt-interval {seconds}: expected 0 (only changes) or more seconds")
+    return seconds
 
 
 def check_device_id(device_id: str) -> str:
@@ -187,8 +195,7 @@ class Publisher:
         self.broker = parse_url(cfg.url)
         if cfg.queue < 1:
             raise UserError(f"--mqtt queue {cfg.queue}: expected 1 or more")
-        if cfg.interval < 0:
-            raise UserError(f"--mqtt-interval {cfg.interval}: expected 0 (only changes) or more seconds")
+        check_interval(cfg.interval)
         self.device_id = check_device_id(cfg.device_id or default_device_id())
         self.prefix = self.broker.path or f"mnist-edge/{self.device_id}"
         self.availability = f"{self.prefix}/availability"

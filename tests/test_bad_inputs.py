@@ -459,6 +459,8 @@ FLAGS = [  # (command, args, the flag the line names); the a_file placeholder is
     ("camera", ["--source", ""], "--source ''"),
     ("camera", ["--source", "  "], "--source '  '"),
     ("camera", ["--fps", "inf"], "--fps inf"),
+    ("camera", ["--mqtt-interval", "nan"], "--mqtt-interval nan"),
+    ("camera", ["--mqtt-interval", "-1"], "--mqtt-interval -1"),
     ("camera", ["--threads", "-1"], "--threads -1"),
     ("camera", ["--min-confidence", "2"], "--min-confidence 2"),
     ("camera", ["--max-frames", "-5"], "--max-frames -5"),
