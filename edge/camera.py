@@ -66,7 +66,7 @@ class CameraConfig:
     fps: float = 0.0  # at most this many frames per second; 0: as fast as they come
     show: bool = False  # draw the frames in a window (needs a display and OpenCV with GUI)
     serve: str | None = None  # HOST:PORT for the live page; a bare PORT binds 127.0.0.1
-    max_retries: int = 10  # reconnect attempts when a camera stops giving frames; -1: forever
+    max_retries: int = RetryConfig.max_retries  # reconnects when a camera stops giving frames; -1: forever
     stable: int = StableConfig.frames  # frames whose per-digit votes make a stable reading (edge.stable)
     monotonic: bool = False  # a counter that only goes up: a smaller stable reading is flagged suspect
     max_step: int | None = None  # a stable reading moving by more than this is flagged suspect
@@ -237,50 +237,57 @@ def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser("mnist-edge camera", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n".join(__doc__.splitlines()[2:6]))
-    p.add_argument("--source", type=str, default="0",
+    d = CameraConfig
+    p.add_argument("--source", type=str, default=d.source,
                    help=f"{SOURCE_HELP} (default: 0, the first USB camera; 'picamera' for a Pi camera)")
-    p.add_argument("--model", type=str, default=None,
+    p.add_argument("--model", type=str, default=d.model,
                    help="a .tflite or .onnx model (default: the shipped models/model_int8.tflite)")
-    p.add_argument("--runtime", type=str, default=None,
+    p.add_argument("--runtime", type=str, default=d.runtime,
                    help="litert, tflite-runtime, onnxruntime or openvino (default: the first installed)")
-    p.add_argument("--threads", type=int, default=1, help="interpreter threads (default: 1)")
-    p.add_argument("--min-confidence", type=float, default=CameraConfig.min_confidence,
-                   help=f"drop digits less sure than this, 0..1 (default: {CameraConfig.min_confidence})")
-    p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
-    p.add_argument("--fps", type=float, default=0.0,
-                   help="process at most this many frames per second (default: 0, no limit)")
+    p.add_argument("--threads", type=int, default=d.threads,
+                   help=f"interpreter threads (default: {d.threads})")
+    p.add_argument("--min-confidence", type=float, default=d.min_confidence,
+                   help=f"drop digits less sure than this, 0..1 (default: {d.min_confidence})")
+    p.add_argument("--max-frames", type=int, default=d.max_frames, help="stop after this many frames")
+    p.add_argument("--fps", type=float, default=d.fps,
+                   help=f"process at most this many frames per second (default: {d.fps:g}, no limit)")
     p.add_argument("--show", action="store_true", help="show the frames in a window")
-    p.add_argument("--serve", type=str, default=None, metavar="HOST:PORT",
+    p.add_argument("--serve", type=str, default=d.serve, metavar="HOST:PORT",
                    help="serve a live page; a bare PORT binds 127.0.0.1, 0.0.0.0:PORT every interface")
-    p.add_argument("--max-retries", type=int, default=10,
-                   help="reconnect attempts when a camera stops giving frames (-1: forever; default 10)")
-    p.add_argument("--stable", type=int, default=StableConfig.frames, metavar="N",
+    p.add_argument("--max-retries", type=int, default=d.max_retries,
+                   help=f"reconnect attempts when a camera stops giving frames (-1: forever; "
+                        f"default {d.max_retries})")
+    p.add_argument("--stable", type=int, default=d.stable, metavar="N",
                    help="a reading is stable when most of the last N frames agree digit by digit "
-                        f"(default: {StableConfig.frames}; 1: every frame)")
+                        f"(default: {d.stable}; 1: every frame)")
     p.add_argument("--monotonic", action="store_true",
                    help="a counter that only goes up: flag a smaller stable reading as suspect")
-    p.add_argument("--max-step", type=int, default=None, metavar="K",
+    p.add_argument("--max-step", type=int, default=d.max_step, metavar="K",
                    help="flag a stable reading that moves by more than K as suspect")
-    p.add_argument("--mqtt", type=str, default=None, metavar="URL",
+    p.add_argument("--mqtt", type=str, default=d.mqtt, metavar="URL",
                    help="publish stable readings to mqtt[s]://[user[:password]@]HOST[:PORT][/PREFIX] "
                         f"(password also from {PASSWORD_ENV}; default prefix mnist-edge/DEVICE_ID)")
-    p.add_argument("--device-id", type=str, default=None,
+    p.add_argument("--device-id", type=str, default=d.device_id,
                    help="this device's name on the broker and in Home Assistant (default: the hostname)")
-    p.add_argument("--mqtt-interval", type=float, default=MqttConfig.interval, metavar="SECONDS",
+    p.add_argument("--mqtt-interval", type=float, default=d.mqtt_interval, metavar="SECONDS",
                    help="republish an unchanged stable reading this often "
-                        f"(default: {MqttConfig.interval:g}; 0: only when it changes)")
+                        f"(default: {d.mqtt_interval:g}; 0: only when it changes)")
     p.add_argument("--no-discovery", action="store_true",
                    help="with --mqtt, do not publish Home Assistant discovery configs")
     return p
 
 
+def config(args: argparse.Namespace) -> CameraConfig:
+    return CameraConfig(source=args.source, model=args.model, runtime=args.runtime,
+                        threads=args.threads, min_confidence=args.min_confidence,
+                        max_frames=args.max_frames, fps=args.fps, show=args.show, serve=args.serve,
+                        max_retries=args.max_retries, stable=args.stable, monotonic=args.monotonic,
+                        max_step=args.max_step, mqtt=args.mqtt, device_id=args.device_id,
+                        mqtt_interval=args.mqtt_interval, discovery=not args.no_discovery)
+
+
 def main(args: argparse.Namespace) -> int:
-    cfg = CameraConfig(source=args.source, model=args.model, runtime=args.runtime,
-                       threads=args.threads, min_confidence=args.min_confidence,
-                       max_frames=args.max_frames, fps=args.fps, show=args.show, serve=args.serve,
-                       max_retries=args.max_retries, stable=args.stable, monotonic=args.monotonic,
-                       max_step=args.max_step, mqtt=args.mqtt, device_id=args.device_id,
-                       mqtt_interval=args.mqtt_interval, discovery=not args.no_discovery)
+    cfg = config(args)
     stop = threading.Event()
 
     def on_signal(signum, _frame):

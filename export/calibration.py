@@ -21,6 +21,7 @@ from edge.errors import UserError
 from train.data import Mnist, preprocess
 
 MIN_SAMPLES = 10  # one calibration image per class at least
+SAMPLES = 500  # the default sample: 50 training images per class
 
 
 @dataclass
@@ -51,7 +52,7 @@ def calibration_indices(y_train: np.ndarray, n: int, seed: int) -> np.ndarray:
     return np.sort(idx)
 
 
-def calibration_set(data: Mnist, n: int = 500, seed: int = 0) -> Calibration:
+def calibration_set(data: Mnist, n: int = SAMPLES, seed: int = 0) -> Calibration:
     idx = calibration_indices(data.y_train, n, seed)
     return Calibration(preprocess(data.x_train[idx]), idx, seed)
 

@@ -25,7 +25,7 @@ from edge.provenance import (
 )
 from export import onnx as onnx_exporter
 from export import tflite as tflite_exporter
-from export.calibration import MIN_SAMPLES, calibration_set
+from export.calibration import MIN_SAMPLES, SAMPLES, calibration_set
 from export.metadata import build, onnx_set_metadata, tflite_with_metadata
 from export.validate import Reference
 
@@ -41,7 +41,7 @@ class ExportConfig:
     int8: bool = False                    # also write int8 models (full-integer PTQ)
     formats: tuple = ("tflite", "onnx")   # which formats to write
     io: str = "int8"                      # int8 TFLite input/output type: "int8" or "float"
-    calib_samples: int = 500              # class-balanced training images for calibration
+    calib_samples: int = SAMPLES          # class-balanced training images for calibration
     calib_method: str = "minmax"          # ONNX calibration: minmax, entropy or percentile
     per_channel: bool = True              # ONNX per-channel weight scales (TFLite always is)
     seed: int = 0                         # picks the calibration images
@@ -175,31 +175,38 @@ def _debug(fmt: str, model, calib, cfg: ExportConfig, out: Path) -> None:
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser("mnist-edge export", description=__doc__.splitlines()[0])
-    p.add_argument("--model", type=str, default="artifacts/model.keras", help="trained Keras model")
-    p.add_argument("--out", type=str, default="artifacts", help="output folder")
+    d = ExportConfig
+    p.add_argument("--model", type=str, default=d.model, help="trained Keras model")
+    p.add_argument("--out", type=str, default=d.out, help="output folder")
     p.add_argument("--int8", action="store_true", help="also write full-integer int8 models")
-    p.add_argument("--formats", type=str, default="tflite,onnx", help="comma list: tflite,onnx")
-    p.add_argument("--io", type=str, default="int8", choices=("int8", "float"),
+    p.add_argument("--formats", type=str, default=",".join(d.formats),
+                   help=f"comma list of {', '.join(EXPORTERS)}")
+    p.add_argument("--io", type=str, default=d.io, choices=("int8", "float"),
                    help="int8 TFLite input/output type")
-    p.add_argument("--calib-samples", type=int, default=500, help="calibration images (train split)")
-    p.add_argument("--calib-method", type=str, default="minmax", choices=onnx_exporter.CALIB_METHODS,
+    p.add_argument("--calib-samples", type=int, default=d.calib_samples,
+                   help="calibration images (train split)")
+    p.add_argument("--calib-method", type=str, default=d.calib_method, choices=onnx_exporter.CALIB_METHODS,
                    help="ONNX calibration method")
     p.add_argument("--per-tensor", action="store_true", help="ONNX per-tensor weight scales")
-    p.add_argument("--seed", type=int, default=0, help="seed for the calibration sample")
-    p.add_argument("--max-drop", type=float, default=0.3,
+    p.add_argument("--seed", type=int, default=d.seed, help="seed for the calibration sample")
+    p.add_argument("--max-drop", type=float, default=d.max_drop,
                    help="fail when int8 accuracy drops more than this many points")
-    p.add_argument("--opset", type=int, default=onnx_exporter.OPSET, help="ONNX opset")
+    p.add_argument("--opset", type=int, default=d.opset, help="ONNX opset")
     p.add_argument("--debug", action="store_true", help="write per-layer quantisation error CSVs")
-    p.add_argument("--data", type=str, default=None, help="MNIST .npz or IDX folder")
+    p.add_argument("--data", type=str, default=d.data, help="MNIST .npz or IDX folder")
     return p
 
 
+def config(args: argparse.Namespace) -> ExportConfig:
+    return ExportConfig(model=args.model, out=args.out, int8=args.int8,
+                        formats=tuple(f.strip() for f in args.formats.split(",") if f.strip()),
+                        io=args.io, calib_samples=args.calib_samples, calib_method=args.calib_method,
+                        per_channel=not args.per_tensor, seed=args.seed, max_drop=args.max_drop,
+                        opset=args.opset, debug=args.debug, data=args.data)
+
+
 def main(args: argparse.Namespace) -> int:
-    cfg = ExportConfig(model=args.model, out=args.out, int8=args.int8,
-                       formats=tuple(f.strip() for f in args.formats.split(",") if f.strip()),
-                       io=args.io, calib_samples=args.calib_samples, calib_method=args.calib_method,
-                       per_channel=not args.per_tensor, seed=args.seed, max_drop=args.max_drop,
-                       opset=args.opset, debug=args.debug, data=args.data)
+    cfg = config(args)
     results, manifest = run_export(cfg)
     print(f"\nKeras float reference: {100 * manifest['keras_test_accuracy']:.2f} % on "
           f"{manifest['data']['test_size']} test digits [{manifest['data']['source']}]")

