@@ -17,7 +17,6 @@ from pathlib import Path
 from edge.errors import UserError
 from edge.provenance import (
     atomic_path,
-    atomic_write_bytes,
     atomic_write_json,
     check_out_dir,
     environment,
@@ -26,7 +25,7 @@ from edge.provenance import (
 from export import onnx as onnx_exporter
 from export import tflite as tflite_exporter
 from export.calibration import MIN_SAMPLES, SAMPLES, calibration_set
-from export.metadata import build, onnx_set_metadata, tflite_with_metadata
+from export.metadata import build
 from export.validate import Reference
 
 log = logging.getLogger(__name__)
@@ -104,9 +103,9 @@ def run_export(cfg: ExportConfig) -> tuple[list, dict]:
     # the manifest is written last: until then, a stale one must not vouch for the new files
     (out / "manifest.json").unlink(missing_ok=True)
     for fmt in cfg.formats:
-        exp = EXPORTERS[fmt]
+        exp, written = EXPORTERS[fmt], {}
         for precision in precisions:
-            path = out / f"model_{precision}{exp.SUFFIX}"
+            path = written[precision] = out / f"model_{precision}{exp.SUFFIX}"
             _write(exp, net, precision, calib, cfg, path, provenance, kind)
             v = exp.validate(path, precision, ref, cfg.max_drop)
             results.append(v)
@@ -115,7 +114,7 @@ def run_export(cfg: ExportConfig) -> tuple[list, dict]:
                                 "opset": cfg.opset if fmt == "onnx" else None,
                                 "validation": asdict(v)}
         if cfg.debug and cfg.int8:
-            _debug(fmt, net, calib, cfg, out)
+            _debug(exp, net, calib, cfg, written, out)
     manifest = {"schema": "mnist-edge/manifest/1", "keras_test_accuracy": ref.accuracy,
                 "config": asdict(cfg) | {"formats": list(cfg.formats)}, **provenance, "files": files}
     atomic_write_json(out / "manifest.json", manifest)
@@ -149,28 +148,16 @@ def _io_tensors(content: bytes, suffix: str, runtime: str):
 def _write(exp, model, precision, calib, cfg: ExportConfig, path: Path, provenance: dict,
            kind: str = "probabilities") -> None:
     """Convert, embed the metadata (with the I/O quantisation read back), write atomically."""
-    if exp is tflite_exporter:
-        flat = exp.export(model, precision, calib, cfg.io)
-        meta = build("tflite", precision, *_io_tensors(flat, ".tflite", "litert"), provenance, kind)
-        atomic_write_bytes(path, tflite_with_metadata(flat, meta))
-        return
-    import onnx
-
-    proto = exp.export(model, precision, calib, cfg.calib_method, cfg.per_channel, cfg.opset)
-    io_ = _io_tensors(proto.SerializeToString(), ".onnx", "onnxruntime")
-    onnx_set_metadata(proto, build("onnx", precision, *io_, provenance, kind))
-    with atomic_path(path) as tmp:
-        onnx.save(proto, tmp)
+    converted = exp.export(model, precision, calib, cfg)
+    io_ = _io_tensors(exp.to_bytes(converted), exp.SUFFIX, exp.RUNTIME)
+    exp.save(converted, build(exp.FORMAT, precision, *io_, provenance, kind), path)
 
 
-def _debug(fmt: str, model, calib, cfg: ExportConfig, out: Path) -> None:
-    csv = out / f"quant_debug_{fmt}.csv"
+def _debug(exp, model, calib, cfg: ExportConfig, written: dict, out: Path) -> None:
+    csv = out / f"quant_debug_{exp.FORMAT}.csv"
     log.info("writing per-layer quantisation errors to %s", csv)
     with atomic_path(csv) as tmp:
-        if fmt == "tflite":
-            tflite_exporter.debug(model, calib, cfg.io, tmp)
-        else:
-            onnx_exporter.debug(out / "model_fp32.onnx", out / "model_int8.onnx", calib, tmp)
+        exp.debug(model, calib, cfg, written, tmp)
 
 
 def get_args_parser() -> argparse.ArgumentParser:

@@ -4,8 +4,9 @@
     >>> from export import onnx
     >>> proto = onnx.export(keras.models.load_model("artifacts/model.keras"), "fp32")
 
-Mirrors `export/tflite.py`: `export()` returns the model (a ModelProto, batch dimension dynamic),
-`validate()` loads the written file in onnxruntime and checks it.
+Mirrors `export/tflite.py` function for function: `export()` returns the model (a ModelProto, batch
+dimension dynamic), `save()` embeds the metadata and writes it atomically, `validate()` loads the
+written file in onnxruntime and checks it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import logging
 import tempfile
 from pathlib import Path
 
+from edge.provenance import atomic_path
 from export.calibration import Calibration, ort_calibration_reader
+from export.metadata import onnx_set_metadata
 from export.validate import Reference, Validation
 from export.validate import validate as _validate
 
@@ -47,11 +50,16 @@ def _fp32(model, opset: int):
     return proto
 
 
-def export(model, precision: str, calib: Calibration | None = None, method: str = "minmax",
-           per_channel: bool = True, opset: int = OPSET):
-    """An onnx.ModelProto; int8 is QDQ (int8 weights per channel, uint8 activations)."""
+def export(model, precision: str, calib: Calibration | None = None, cfg=None):
+    """An onnx.ModelProto; int8 is QDQ (int8 weights per channel, uint8 activations), calibrated with
+    cfg.calib_method, cfg.per_channel weight scales, at cfg.opset."""
     import onnx
 
+    if cfg is None:
+        from export.cli import ExportConfig
+
+        cfg = ExportConfig()
+    method, per_channel, opset = cfg.calib_method, cfg.per_channel, cfg.opset
     log.info("converting to ONNX %s (opset %d)", precision, opset)
     proto = _fp32(model, opset)
     if precision == "fp32":
@@ -79,8 +87,23 @@ def export(model, precision: str, calib: Calibration | None = None, method: str 
         return onnx.load(q)
 
 
-def debug(model_fp32_path, model_int8_path, calib: Calibration, csv_path) -> None:
-    """Per-tensor quantisation error (onnxruntime's qdq_loss_debug) as CSV: SQNR per activation."""
+def to_bytes(proto) -> bytes:
+    return proto.SerializeToString()
+
+
+def save(proto, metadata: dict, path) -> None:
+    """The model with `metadata` in its metadata_props, written atomically to `path`."""
+    import onnx
+
+    onnx_set_metadata(proto, metadata)
+    with atomic_path(path) as tmp:
+        onnx.save(proto, tmp)
+
+
+def debug(model, calib: Calibration, cfg, written: dict, csv_path) -> None:
+    """Per-tensor quantisation error (onnxruntime's qdq_loss_debug) as CSV: SQNR per activation,
+    between the written files (`written`: precision -> path); `model` and `cfg` are not needed."""
+    model_fp32_path, model_int8_path = written["fp32"], written["int8"]
     from onnxruntime.quantization.qdq_loss_debug import (
         collect_activations,
         compute_activation_error,

@@ -4,15 +4,21 @@
     >>> from export import tflite
     >>> flat = tflite.export(keras.models.load_model("artifacts/model.keras"), "fp32")
 
-`export()` returns the flatbuffer (the batch dimension stays dynamic); the caller embeds metadata
-and writes it atomically. `validate()` loads the written file in LiteRT and checks it.
+An exporter module (`export/onnx.py` is the other) has FORMAT, SUFFIX, RUNTIME and the same five
+functions, so `export/cli.py` drives both through one table:
+`export()` converts (here to the flatbuffer bytes; the batch dimension stays dynamic), `to_bytes()`
+serialises that, `save()` embeds the metadata and writes the file atomically, `validate()` loads
+the written file in LiteRT and checks it, and `debug()` writes per-layer quantisation errors.
+The settings come from an `export.cli.ExportConfig` (None: its defaults).
 """
 
 from __future__ import annotations
 
 import logging
 
+from edge.provenance import atomic_write_bytes
 from export.calibration import Calibration, tflite_representative_dataset
+from export.metadata import tflite_with_metadata
 from export.validate import Reference, Validation
 from export.validate import validate as _validate
 
@@ -34,18 +40,37 @@ def _converter(model, precision: str, calib: Calibration | None, io: str):
     return conv
 
 
-def export(model, precision: str, calib: Calibration | None = None, io: str = "int8") -> bytes:
-    """The TFLite flatbuffer; int8 quantises weights and activations with `calib`."""
+def _io(cfg) -> str:
+    if cfg is None:
+        from export.cli import ExportConfig
+
+        cfg = ExportConfig()
+    return cfg.io
+
+
+def export(model, precision: str, calib: Calibration | None = None, cfg=None) -> bytes:
+    """The TFLite flatbuffer; int8 quantises weights and activations with `calib`, cfg.io in and out."""
+    io = _io(cfg)
     log.info("converting to TFLite %s%s", precision, f" ({io} I/O)" if precision == "int8" else "")
     return _converter(model, precision, calib, io).convert()
 
 
-def debug(model, calib: Calibration, io: str, csv_path) -> None:
-    """Per-layer quantisation error (TFLite's QuantizationDebugger) as CSV."""
+def to_bytes(flat: bytes) -> bytes:
+    return flat
+
+
+def save(flat: bytes, metadata: dict, path) -> None:
+    """The flatbuffer with `metadata` embedded, written atomically to `path`."""
+    atomic_write_bytes(path, tflite_with_metadata(flat, metadata))
+
+
+def debug(model, calib: Calibration, cfg, written: dict, csv_path) -> None:
+    """Per-layer quantisation error (TFLite's QuantizationDebugger) as CSV; it converts `model`
+    again, so `written` (precision -> file) is not read."""
     import tensorflow as tf
 
     debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=_converter(model, "int8", calib, io),
+        converter=_converter(model, "int8", calib, _io(cfg)),
         debug_dataset=tflite_representative_dataset(calib))
     debugger.run()
     with open(csv_path, "w") as f:
