@@ -49,12 +49,7 @@ class TrainConfig:
 
 def train(cfg: TrainConfig) -> dict:
     """Train, keep the best-on-validation weights, evaluate on test once, write the artifacts."""
-    if cfg.arch not in ARCHS:
-        raise UserError(f"--arch {cfg.arch}: expected one of {', '.join(ARCHS)}")
-    if cfg.batch_size < 1 or (cfg.epochs is not None and cfg.epochs < 1):
-        raise UserError("--batch-size and --epochs must be positive integers")
-    if cfg.desk_scenes < 0:
-        raise UserError(f"--desk-scenes {cfg.desk_scenes}: expected 0 (none) or more")
+    _check(cfg)
     check_out_dir(cfg.out)  # before the work, not after it
     data = load_mnist(cfg.data)  # before TensorFlow loads, so a bad path fails fast
 
@@ -64,6 +59,41 @@ def train(cfg: TrainConfig) -> dict:
     keras.utils.set_random_seed(cfg.seed)
     tf.config.experimental.enable_op_determinism()
 
+    (x_tr, y_tr), (x_val, y_val), crops = _splits(data, cfg)
+    epochs = cfg.resolved_epochs()
+    model = build_model(cfg.arch)
+    model.compile(optimizer=_optimizer(cfg, epochs, steps=math.ceil(len(x_tr) / cfg.batch_size)),
+                  loss="categorical_crossentropy", metrics=["categorical_accuracy"])
+    best = _BestWeights(model)
+    log.info("training %s (%d params, %.2fM MACs) for %d epochs on %d images from %s",
+             cfg.arch, model.count_params(), count_macs(model) / 1e6, epochs, len(x_tr), data.source)
+    t0 = time.perf_counter()
+    hist = model.fit(_dataset(x_tr, y_tr, cfg), epochs=epochs, validation_data=(x_val, y_val),
+                     callbacks=[best.callback()], verbose=2)
+    seconds = time.perf_counter() - t0
+    model.set_weights(best.weights)
+
+    test = model.evaluate(preprocess(data.x_test), _targets(data.y_test.astype(np.int64)),
+                          batch_size=1000, verbose=0)
+    out = Path(cfg.out)
+    with atomic_path(out / "model.keras", suffix=".keras") as tmp:
+        model.save(tmp)
+    report = _report(cfg, model, data, crops, best, hist.history, seconds, test)
+    atomic_write_json(out / "train.json", report)
+    return report
+
+
+def _check(cfg: TrainConfig) -> None:
+    if cfg.arch not in ARCHS:
+        raise UserError(f"--arch {cfg.arch}: expected one of {', '.join(ARCHS)}")
+    if cfg.batch_size < 1 or (cfg.epochs is not None and cfg.epochs < 1):
+        raise UserError("--batch-size and --epochs must be positive integers")
+    if cfg.desk_scenes < 0:
+        raise UserError(f"--desk-scenes {cfg.desk_scenes}: expected 0 (none) or more")
+
+
+def _splits(data, cfg: TrainConfig):
+    """(x_train, targets), (x_val, targets), desk crops: preprocessed, validation held out by seed."""
     x_all, y_all = data.x_train, data.y_train.astype(np.int64)
     val_size = min(cfg.val_size, len(x_all) // 10)
     tr_idx, val_idx = split_validation(len(x_all), val_size, cfg.seed)
@@ -74,48 +104,45 @@ def train(cfg: TrainConfig) -> dict:
     crops = _desk_crops(x_tr, y_tr, cfg)  # from training digits only, never validation or test
     if len(crops[0]):
         x_tr, y_tr = np.concatenate([x_tr, crops[0]]), np.concatenate([y_tr, crops[1]])
-    x_tr, y_tr = preprocess(x_tr), _targets(y_tr)
-    x_val, y_val = preprocess(x_all[val_idx]), _targets(y_all[val_idx])
-    epochs = cfg.resolved_epochs()
+    train_set = preprocess(x_tr), _targets(y_tr)
+    val_set = preprocess(x_all[val_idx]), _targets(y_all[val_idx])
+    return train_set, val_set, crops
 
-    model = build_model(cfg.arch)
-    steps = math.ceil(len(x_tr) / cfg.batch_size)
+
+def _optimizer(cfg: TrainConfig, epochs: int, steps: int):
+    """Edge: AdamW, linear warm-up then cosine decay over `epochs` x `steps`; baseline: plain Adam."""
+    import keras
+
     if cfg.arch == "baseline":  # as the tutorials train it: plain Adam, constant rate
-        optimizer = keras.optimizers.Adam(1e-3)
-    else:
-        warmup = max(1, int(cfg.warmup_epochs * steps)) if epochs > 1 else 0
-        schedule = keras.optimizers.schedules.CosineDecay(
-            0.0 if warmup else cfg.lr, decay_steps=max(1, epochs * steps - warmup), alpha=0.01,
-            warmup_target=cfg.lr if warmup else None, warmup_steps=warmup)
-        optimizer = keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay)
-    model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["categorical_accuracy"])
+        return keras.optimizers.Adam(1e-3)
+    warmup = max(1, int(cfg.warmup_epochs * steps)) if epochs > 1 else 0
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0 if warmup else cfg.lr, decay_steps=max(1, epochs * steps - warmup), alpha=0.01,
+        warmup_target=cfg.lr if warmup else None, warmup_steps=warmup)
+    return keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay)
 
-    ds = tf.data.Dataset.from_tensor_slices((x_tr, y_tr)).shuffle(len(x_tr), seed=cfg.seed)
+
+def _dataset(x: np.ndarray, y: np.ndarray, cfg: TrainConfig):
+    """Seeded shuffle, batches, and (edge arch) the augmentation, as a tf.data pipeline."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=cfg.seed)
     ds = ds.batch(cfg.batch_size)
     if cfg.augment and cfg.arch == "edge":
         aug = build_augmentation(cfg.seed)
         ds = ds.map(lambda x, y: (aug(x, training=True), y), num_parallel_calls=1)
-    ds = ds.prefetch(2)
+    return ds.prefetch(2)
 
-    best = _BestWeights()
-    log.info("training %s (%d params, %.2fM MACs) for %d epochs on %d images from %s",
-             cfg.arch, model.count_params(), count_macs(model) / 1e6, epochs, len(x_tr), data.source)
-    t0 = time.perf_counter()
-    hist = model.fit(ds, epochs=epochs, validation_data=(x_val, y_val), callbacks=[best],
-                     verbose=2)
-    seconds = time.perf_counter() - t0
-    model.set_weights(best.weights)
 
-    test_loss, test_acc = model.evaluate(preprocess(data.x_test), _targets(data.y_test.astype(np.int64)),
-                                         batch_size=1000, verbose=0)
-    out = Path(cfg.out)
-    with atomic_path(out / "model.keras", suffix=".keras") as tmp:
-        model.save(tmp)
-    report = {
+def _report(cfg: TrainConfig, model, data, crops, best: _BestWeights, history: dict, seconds: float,
+            test: tuple[float, float]) -> dict:
+    """train.json: what was trained, how it scored, and the data, settings and versions behind it."""
+    test_loss, test_acc = test
+    return {
         "arch": cfg.arch,
         "params": int(model.count_params()),
         "macs": count_macs(model),
-        "epochs": epochs,
+        "epochs": cfg.resolved_epochs(),
         "desk_crops": {"scenes": cfg.desk_scenes, "crops": int(len(crops[1])),
                        "not_a_digit": int(np.count_nonzero(crops[1] < 0))},
         "best_epoch": best.epoch + 1,
@@ -123,13 +150,11 @@ def train(cfg: TrainConfig) -> dict:
         "val_accuracy": round(float(best.val_acc), 5),
         "test_accuracy": round(float(test_acc), 5),
         "test_loss": round(float(test_loss), 5),
-        "history": {k: [round(float(v), 5) for v in vs] for k, vs in hist.history.items()},
+        "history": {k: [round(float(v), 5) for v in vs] for k, vs in history.items()},
         "config": asdict(cfg),
         "data": data.identity(),
         "environment": environment("tensorflow-cpu", "keras"),
     }
-    atomic_write_json(out / "train.json", report)
-    return report
 
 
 def _desk_crops(x: np.ndarray, y: np.ndarray, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -153,22 +178,20 @@ def _targets(y: np.ndarray) -> np.ndarray:
 
 
 class _BestWeights:
-    """Keras callback keeping the weights of the epoch with the best validation accuracy."""
+    """Keeps the weights of the epoch with the best validation accuracy; `callback()` hands it to fit."""
 
-    def __new__(cls):
+    def __init__(self, model):
+        self.model, self.val_acc, self.epoch, self.weights = model, -1.0, -1, None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        acc = (logs or {}).get("val_categorical_accuracy", -1.0)
+        if acc > self.val_acc:
+            self.val_acc, self.epoch, self.weights = acc, epoch, self.model.get_weights()
+
+    def callback(self):
         import keras
 
-        class Best(keras.callbacks.Callback):
-            def __init__(self):
-                super().__init__()
-                self.val_acc, self.epoch, self.weights = -1.0, -1, None
-
-            def on_epoch_end(self, epoch, logs=None):
-                acc = (logs or {}).get("val_categorical_accuracy", -1.0)
-                if acc > self.val_acc:
-                    self.val_acc, self.epoch, self.weights = acc, epoch, self.model.get_weights()
-
-        return Best()
+        return keras.callbacks.LambdaCallback(on_epoch_end=self.on_epoch_end)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
