@@ -33,8 +33,10 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from typing import TextIO
 
 import cv2
 import numpy as np
@@ -44,7 +46,7 @@ from edge.classifier import Classifier
 from edge.digits import SegmentConfig, to_bgr
 from edge.errors import UserError
 from edge.models import resolve_model
-from edge.mqtt import PASSWORD_ENV, MqttConfig, check_interval, start_publisher
+from edge.mqtt import PASSWORD_ENV, MqttConfig, Publisher, check_interval, start_publisher
 from edge.output import write_line
 from edge.reader import MIN_CONFIDENCE, read
 from edge.sources import SOURCE_HELP, Frame, RetryConfig, Source, SourceLost, frames, open_source
@@ -136,6 +138,35 @@ def _check(cfg: CameraConfig) -> None:
     check_interval(cfg.mqtt_interval)
 
 
+@dataclass
+class _Outputs:
+    """Where each frame's record goes: stdout, and with their flags the broker, the page, the window."""
+
+    out: TextIO  # one JSON line per frame
+    stabilizer: Stabilizer  # the stable reading each record carries (and the publisher sends)
+    show: bool = False  # draw each frame in a window
+    publisher: Publisher | None = None  # --mqtt
+    hub: web.FrameHub | None = None  # --serve's live page
+
+    @property
+    def views(self) -> bool:
+        """Whether anything shows the annotated frame."""
+        return self.hub is not None or self.show
+
+    def send(self, record: dict, view: np.ndarray | None) -> bool:
+        """Hand one record (and its view) to every output; False once the loop should stop."""
+        if not _emit(record, self.out):
+            return False  # nobody reads the readings any more: done, page or not
+        if self.publisher:
+            self.publisher.on_record(record, self.stabilizer)  # never blocks: queued while away
+        if self.hub:
+            self.hub.publish(view, record)
+        if self.show:
+            cv2.imshow(WINDOW, view)
+            return _window_open()
+        return True
+
+
 def run(cfg: CameraConfig, source: Source | None = None, stop: threading.Event | None = None,
         retry: RetryConfig | None = None, out=None) -> int:
     """The capture loop. Returns 0 when the frames end or `stop` is set, 1 if the camera is lost.
@@ -145,9 +176,9 @@ def run(cfg: CameraConfig, source: Source | None = None, stop: threading.Event |
     _check(cfg)
     stop = stop or threading.Event()
     retry = retry or RetryConfig(max_retries=cfg.max_retries)
-    out = out or sys.stdout
     address = web.parse_address(cfg.serve) if cfg.serve is not None else None  # '' is a mistake too
-    stabilizer = Stabilizer(StableConfig(cfg.stable, cfg.monotonic, cfg.max_step))
+    outputs = _Outputs(out or sys.stdout, Stabilizer(StableConfig(cfg.stable, cfg.monotonic, cfg.max_step)),
+                       show=cfg.show)
     with ExitStack() as stack:
         if source is not None:
             stack.callback(source.close)
@@ -155,74 +186,79 @@ def run(cfg: CameraConfig, source: Source | None = None, stop: threading.Event |
             _open_window()
             stack.callback(cv2.destroyAllWindows)
         model = resolve_model(cfg.model)  # cheap checks first, so a mistake is one line
-        publisher = None
         if cfg.mqtt:  # a broker that is not there or refuses us: one line, before the camera opens
-            publisher = start_publisher(MqttConfig(cfg.mqtt, cfg.device_id, cfg.mqtt_interval,
-                                                   cfg.discovery), model)
-            stack.callback(publisher.close)
+            outputs.publisher = start_publisher(MqttConfig(cfg.mqtt, cfg.device_id, cfg.mqtt_interval,
+                                                           cfg.discovery), model)
+            stack.callback(outputs.publisher.close)
         if source is None:
             source = open_source(cfg.source, stop=stop)  # a stream's open gives up when stop is set
             stack.callback(source.close)
-        hub = None
         if address:
-            hub = web.FrameHub()
-            server = web.WebServer(*address, hub, title=source.name).start()
+            outputs.hub = web.FrameHub()
+            server = web.WebServer(*address, outputs.hub, title=source.name).start()
             stack.callback(server.stop)
             log.info("serving the live page on %s", server.url)
         clf = Classifier(model, cfg.runtime, cfg.threads)
         log.info("reading %s with %s (%s, %d thread%s), min confidence %.2f", source.name, model,
                  clf.runtime, cfg.threads, "" if cfg.threads == 1 else "s", cfg.min_confidence)
-        count, t_start = 0, time.perf_counter()
-        t_ready = t_start  # when the loop was last ready for a frame
         try:
-            for frame in frames(source, retry, stop):
-                t_got = time.perf_counter()
-                count += 1
-                try:
-                    record = {"t": round(frame.t, 3), "frame": frame.index, **read_frame(
-                        frame, clf, cfg.min_confidence)}
-                    if frame.name is not None:
-                        record["file"] = frame.name
-                    ms = record["ms"]
-                    ms["capture"] = 1e3 * (t_got - t_ready)
-                    ms["total"] = 1e3 * (time.perf_counter() - t_ready)
-                    record["ms"] = {k: round(ms[k], 2) for k in ("capture", "preprocess", "inference",
-                                                                 "total")}
-                    record.update(stabilizer.update(record))  # "stable", "changed" (+ "suspect")
-                    view = annotate(frame, record) if (hub or cfg.show) else None
-                except Exception as e:
-                    log.warning("frame %d: skipped (%s: %s)", frame.index, e.__class__.__name__, e)
-                    view = None
-                else:
-                    if not _emit(record, out):
-                        stop.set()  # nobody reads the readings any more: done, page or not
-                        break
-                    if publisher:
-                        publisher.on_record(record, stabilizer)  # never blocks: queued while away
-                    if hub:
-                        hub.publish(view, record)
-                    if cfg.show:
-                        cv2.imshow(WINDOW, view)
-                        if not _window_open():
-                            stop.set()
-                            break
-                if cfg.max_frames and count >= cfg.max_frames:
-                    break
-                if cfg.fps > 0 and stop.wait(max(0.0, t_got + 1.0 / cfg.fps - time.perf_counter())):
-                    break
-                t_ready = time.perf_counter()
+            count, seconds = _loop(cfg, frames(source, retry, stop), clf, outputs, stop)
         except SourceLost as e:
             log.error("%s", e)
             return 1
-        seconds = time.perf_counter() - t_start
         log.info("%d frame%s in %.1f s (%.1f frames/s)", count, "" if count == 1 else "s", seconds,
                  count / seconds if seconds > 0 else 0.0)
-        if (hub or cfg.show) and not stop.is_set():
-            log.info("no more frames; %s until Ctrl-C", "still serving" if hub else "showing the last")
-            while not stop.wait(0.05 if cfg.show else 1.0):
-                if cfg.show and not _window_open():
-                    break
+        if outputs.views and not stop.is_set():
+            _linger(outputs, stop)
     return 0
+
+
+def _loop(cfg: CameraConfig, stream: Iterator[Frame], clf: Classifier, outputs: _Outputs,
+          stop: threading.Event) -> tuple[int, float]:
+    """Read every frame of `stream` until it ends, `stop` is set, --max-frames is reached or an
+    output is gone (which sets `stop`). A frame that fails is logged and skipped. -> (frames, seconds)"""
+    count, t_start = 0, time.perf_counter()
+    t_ready = t_start  # when the loop was last ready for a frame
+    for frame in stream:
+        t_got = time.perf_counter()
+        count += 1
+        try:
+            record = _record(frame, clf, cfg.min_confidence, outputs.stabilizer, t_ready, t_got)
+            view = annotate(frame, record) if outputs.views else None
+        except Exception as e:
+            log.warning("frame %d: skipped (%s: %s)", frame.index, e.__class__.__name__, e)
+        else:
+            if not outputs.send(record, view):
+                stop.set()
+                break
+        if cfg.max_frames and count >= cfg.max_frames:
+            break
+        if cfg.fps > 0 and stop.wait(max(0.0, t_got + 1.0 / cfg.fps - time.perf_counter())):
+            break
+        t_ready = time.perf_counter()
+    return count, time.perf_counter() - t_start
+
+
+def _record(frame: Frame, clf: Classifier, min_confidence: float, stabilizer: Stabilizer,
+            t_ready: float, t_got: float) -> dict:
+    """One frame's JSON record: its reading, timings from when the loop was ready, stable reading."""
+    record = {"t": round(frame.t, 3), "frame": frame.index, **read_frame(frame, clf, min_confidence)}
+    if frame.name is not None:
+        record["file"] = frame.name
+    ms = record["ms"]
+    ms["capture"] = 1e3 * (t_got - t_ready)
+    ms["total"] = 1e3 * (time.perf_counter() - t_ready)
+    record["ms"] = {k: round(ms[k], 2) for k in ("capture", "preprocess", "inference", "total")}
+    record.update(stabilizer.update(record))  # "stable", "changed" (+ "suspect")
+    return record
+
+
+def _linger(outputs: _Outputs, stop: threading.Event) -> None:
+    """After a file or folder ends, keep the last frame on the page or in the window until Ctrl-C."""
+    log.info("no more frames; %s until Ctrl-C", "still serving" if outputs.hub else "showing the last")
+    while not stop.wait(0.05 if outputs.show else 1.0):
+        if outputs.show and not _window_open():
+            break
 
 
 def _emit(record: dict, out) -> bool:
