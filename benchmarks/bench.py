@@ -35,14 +35,25 @@ from benchmarks.device import fingerprint, temperature_c, usable_cores
 from benchmarks.layers import text as layers_text
 from benchmarks.speed import speed_gate, speed_lines
 from benchmarks.worker import RESULT_TAG
-from edge.backends import RUNTIMES, SUFFIXES, default_runtime
+from edge.backends import default_runtime
 from edge.classifier import Classifier
+from edge.contract import (
+    DEFAULT_RUNTIMES,
+    EXPORTED,
+    FORMATS,
+    KERAS_MODEL,
+    MANIFEST,
+    RUNTIMES,
+    hash_files,
+    incomplete_export,
+    model_file,
+    read_manifest,
+)
 from edge.errors import UserError
-from edge.models import incomplete_export, load_manifest
-from edge.provenance import atomic_path, atomic_write_bytes, atomic_write_json, environment, sha256_file
+from edge.provenance import atomic_path, atomic_write_bytes, atomic_write_json, environment
 
 log = logging.getLogger(__name__)
-FILES = ("model.keras", "model_fp32.tflite", "model_int8.tflite", "model_fp32.onnx", "model_int8.onnx")
+FILES = (KERAS_MODEL, *EXPORTED)  # what a bench measures in an exported folder
 VERSIONS = ("ai-edge-litert", "tflite-runtime", "onnxruntime", "tensorflow-cpu", "keras", "openvino",
             "matplotlib")
 WORKER_TIMEOUT_S = 900
@@ -63,7 +74,7 @@ class BenchConfig:
     min_acc: float = 0.99            # gate: int8 accuracy floor
     max_drop: float = 0.3            # gate: int8 may lose at most this many points against Keras float
     name: str | None = None          # device name in reports; None: board model or hostname
-    runtimes: tuple | None = None    # only these runtimes (keras and those in edge.backends.RUNTIMES)
+    runtimes: tuple | None = None    # only these runtimes (keras and those in edge.contract.RUNTIMES)
     quick: bool = False              # a smoke test: few timed runs, figures are not measurements
     require_int8_speedup: float | None = None  # exit 1 when an int8 row is less than this many times
     #                                            faster than its fp32 twin (p50 or img/s); None: report only
@@ -93,23 +104,22 @@ def load_model_dir(folder: Path, role: str) -> dict:
     if not folder.is_dir():
         raise UserError(f"{folder}: no such folder (expected the output of `mnist-edge export --int8`)")
     present = [f for f in FILES if (folder / f).is_file()]
-    if not any(f.startswith("model_") for f in present):
+    if not any(f in EXPORTED for f in present):
         raise UserError(f"{folder}: no model_{{fp32,int8}}.{{tflite,onnx}} files "
                         "(expected the output of `mnist-edge export --int8`)")
     partial = incomplete_export(folder)
     if partial:
-        raise UserError(f"{folder}: incomplete export: {', '.join(partial)} but no manifest.json "
+        raise UserError(f"{folder}: incomplete export: {', '.join(partial)} but no {MANIFEST} "
                         "(the manifest is written last: was `mnist-edge export` interrupted? run it again)")
-    manifest = load_manifest(folder) or {}
-    listed = manifest.get("files", {})
-    files = {}
+    manifest = read_manifest(folder) or {}
     for f in present:
         _check_loads(folder / f)
-        sha = sha256_file(folder / f)
-        expected = (listed.get(f) or {}).get("sha256")
-        if expected and expected != sha:
-            log.warning("%s: differs from the file manifest.json describes", folder / f)
-        files[f] = {"bytes": (folder / f).stat().st_size, "sha256": sha, "manifest_sha256": expected}
+    files = {}
+    for h in hash_files(folder, manifest, present):
+        if h.listed and h.listed != h.sha256:
+            log.warning("%s: differs from the file %s describes", folder / h.name, MANIFEST)
+        files[h.name] = {"bytes": (folder / h.name).stat().st_size, "sha256": h.sha256,
+                         "manifest_sha256": h.listed}
     return {"role": role, "dir": str(folder), "arch": manifest.get("arch", role), "files": files,
             "keras_test_accuracy": manifest.get("keras_test_accuracy"), "data": manifest.get("data")}
 
@@ -146,7 +156,7 @@ def plan(models: list[dict], cfg: BenchConfig, status: dict) -> list[dict]:
     for m in models:
         for f in m["files"]:
             runtimes = (["keras"] if keras_ok else []) if f.endswith(".keras") else \
-                [rt for rt in ready if Path(f).suffix in SUFFIXES[rt]]
+                [rt for rt in ready if Path(f).suffix in RUNTIMES[rt].suffixes]
             for rt in runtimes:
                 for t in cfg.thread_counts:
                     jobs.append({"model": m["role"], "arch": m["arch"], "file": f, "runtime": rt,
@@ -186,7 +196,7 @@ def score(rows: list[dict], models: list[dict], y: np.ndarray, cfg: BenchConfig)
     manifest_acc = {m["role"]: m["keras_test_accuracy"] for m in models}
     for r in rows:
         p = preds.get((r["model"], r["file"], r["runtime"]))
-        ref = preds.get((r["model"], "model.keras", "keras"))
+        ref = preds.get((r["model"], KERAS_MODEL, "keras"))
         if p is not None:
             r["accuracy"], r["images"] = float((p == y).mean()), int(len(y))
             r["agreement"] = None if ref is None else float((p == ref).mean())
@@ -204,11 +214,11 @@ def layer_tables(models: list[dict], status: dict) -> list[dict]:
     """Per-layer latency of each model's fp32/int8 pair of each format, 1 thread, batch 1."""
     from benchmarks import layers
 
-    need = {".tflite": "litert", ".onnx": "onnxruntime"}
     out = []
     for m in models:
-        for suffix, rt in need.items():
-            f, q = (Path(m["dir"]) / f"model_{p}{suffix}" for p in ("fp32", "int8"))
+        for fmt, suffix in FORMATS.items():
+            rt = DEFAULT_RUNTIMES[suffix][0]
+            f, q = (Path(m["dir"]) / model_file(p, fmt) for p in ("fp32", "int8"))
             if not (f.name in m["files"] and q.name in m["files"]):
                 continue
             if status.get(rt, "unavailable").startswith("unavailable"):

@@ -227,11 +227,12 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> int:
+    from edge.contract import MODEL_SUFFIXES
     from edge.errors import UserError
 
     for f in (args.fp32, args.int8):
-        if not Path(f).is_file() or Path(f).suffix not in (".tflite", ".onnx"):
-            raise UserError(f"{f}: expected an existing .tflite or .onnx file")
+        if not Path(f).is_file() or Path(f).suffix not in MODEL_SUFFIXES:
+            raise UserError(f"{f}: expected an existing {' or '.join(MODEL_SUFFIXES)} file")
     if Path(args.fp32).suffix != Path(args.int8).suffix:
         raise UserError(f"{args.fp32}, {args.int8}: expected two files of the same format")
     c = compare(args.fp32, args.int8, args.threads)

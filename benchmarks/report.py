@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 
 from benchmarks.speed import speed_lines
+from edge.contract import EXPORTED, TFLITE_RUNTIMES
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ def summary(rows: list[dict]) -> dict | None:
     if not {"edge", "baseline"} <= {r["model"] for r in rows}:
         return None
     threads = min(r["threads"] for r in rows)
-    tfl = ("litert", "tflite-runtime")
+    tfl = TFLITE_RUNTIMES
     edge, base = _pick(rows, "edge", tfl, "int8", threads), _pick(rows, "baseline", tfl, "int8", threads)
     keras = _pick(rows, "baseline", ("keras",), "fp32", threads)
 
@@ -156,7 +157,7 @@ def summary(rows: list[dict]) -> dict | None:
         return ref["latency_us"]["p50"] / edge["latency_us"]["p50"] if ref and edge else None
 
     sizes = {f"{m}_{r['file']}": r["size_bytes"] for m in ("edge", "baseline") for r in rows
-             if r["model"] == m and r["precision"] == "int8" and r["file"].startswith("model_int8")}
+             if r["model"] == m and r["precision"] == "int8" and r["file"] in EXPORTED}
     return {"threads": threads, "edge_int8_tflite_p50_us": edge and edge["latency_us"]["p50"],
             "speedup_vs_baseline_int8_tflite": speedup(base), "speedup_vs_baseline_keras": speedup(keras),
             "int8_bytes": sizes}

@@ -13,7 +13,9 @@ the thread note says when more threads are slower than one at batch 1, and why.
 
 from __future__ import annotations
 
-DEVICE_RUNTIMES = ("litert", "tflite-runtime", "onnxruntime", "openvino")  # what a device can run
+from edge.contract import RUNTIMES
+
+DEVICE_RUNTIMES = tuple(RUNTIMES)  # what a device can run (Keras rows are the reference, not a choice)
 
 
 def _key(r: dict) -> tuple:

@@ -48,9 +48,9 @@ def import_runtime(spec: dict) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(1)
         import keras  # noqa: F401
     else:
-        from edge.backends import _MODULES
+        from edge.contract import RUNTIMES
 
-        importlib.import_module(_MODULES[spec["runtime"]][0])
+        importlib.import_module(RUNTIMES[spec["runtime"]].module)
 
 
 class KerasModel:

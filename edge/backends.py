@@ -20,21 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.contract import METADATA_NAME, parse_metadata
+from edge.contract import METADATA_NAME, MODEL_SUFFIXES, RUNTIMES, default_runtimes, extra_for, parse_metadata
 from edge.errors import UserError
 
 log = logging.getLogger(__name__)
-
-TFLITE_RUNTIMES = ("litert", "tflite-runtime")
-RUNTIMES = (*TFLITE_RUNTIMES, "onnxruntime", "openvino")
-SUFFIXES = {"litert": (".tflite",), "tflite-runtime": (".tflite",), "onnxruntime": (".onnx",),
-            "openvino": (".tflite", ".onnx")}  # the files each runtime reads
-_MODULES = {  # runtime -> (module to import, distribution for its version)
-    "litert": ("ai_edge_litert.interpreter", "ai-edge-litert"),
-    "tflite-runtime": ("tflite_runtime.interpreter", "tflite-runtime"),
-    "onnxruntime": ("onnxruntime", "onnxruntime"),
-    "openvino": ("openvino", "openvino"),
-}
 
 
 @dataclass
@@ -49,27 +38,25 @@ class TensorInfo:
 def runtime_status() -> dict[str, str]:
     """Each runtime's version if it imports here, else why not (e.g. a numpy ABI mismatch)."""
     out = {}
-    for rt, (module, dist) in _MODULES.items():
+    for rt in RUNTIMES.values():
         try:
-            importlib.import_module(module)
-            out[rt] = importlib.metadata.version(dist)
+            importlib.import_module(rt.module)
+            out[rt.name] = importlib.metadata.version(rt.distribution)
         except Exception as e:  # ImportError, or the AttributeError numpy 2 gives old wheels
-            out[rt] = f"unavailable ({e.__class__.__name__}: {str(e).splitlines()[0][:80]})"
+            out[rt.name] = f"unavailable ({e.__class__.__name__}: {str(e).splitlines()[0][:80]})"
     return out
 
 
 def default_runtime(path: Path) -> str:
     """The first runtime that can run this file and imports here."""
-    candidates = ("onnxruntime",) if path.suffix == ".onnx" else TFLITE_RUNTIMES
-    for rt in candidates:
+    for rt in default_runtimes(path.suffix):
         try:
-            importlib.import_module(_MODULES[rt][0])
+            importlib.import_module(RUNTIMES[rt].module)
             return rt
         except Exception:
             continue
-    extra = "edge-onnx" if path.suffix == ".onnx" else "edge"
     raise UserError(f"{path}: no runtime for {path.suffix} files is installed "
-                    f"(pip install 'mnist-edge[{extra}]')")
+                    f"(pip install 'mnist-edge[{extra_for(path.suffix)}]')")
 
 
 def open_backend(path: str | Path, runtime: str | None = None, threads: int | None = 1):
@@ -77,17 +64,17 @@ def open_backend(path: str | Path, runtime: str | None = None, threads: int | No
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: model file not found")
-    if path.suffix not in (".tflite", ".onnx"):
-        raise UserError(f"{path}: expected a .tflite or .onnx model")
+    if path.suffix not in MODEL_SUFFIXES:
+        raise UserError(f"{path}: expected a {' or '.join(MODEL_SUFFIXES)} model")
     runtime = runtime or default_runtime(path)
     if runtime not in RUNTIMES:
         raise UserError(f"--runtime {runtime}: expected one of {', '.join(RUNTIMES)}")
-    if path.suffix not in SUFFIXES[runtime]:
+    if path.suffix not in RUNTIMES[runtime].suffixes:
         raise UserError(f"--runtime {runtime} cannot run {path.name}")
     try:
-        module = importlib.import_module(_MODULES[runtime][0])
+        module = importlib.import_module(RUNTIMES[runtime].module)
     except Exception as e:
-        raise UserError(f"--runtime {runtime}: cannot import {_MODULES[runtime][0]} ({e})") from None
+        raise UserError(f"--runtime {runtime}: cannot import {RUNTIMES[runtime].module} ({e})") from None
     cls = {"onnxruntime": OnnxBackend, "openvino": OpenVINOBackend}.get(runtime, TFLiteBackend)
     try:
         return cls(path, module, threads, runtime)

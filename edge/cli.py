@@ -18,6 +18,7 @@ from importlib import import_module
 
 COMMANDS = {
     "train": ("train.train", "train a model on MNIST (needs the 'train' extra)"),
+    "locator": ("train.locator", "train the digit locator on desk scenes, export it int8"),
     "export": ("export.cli", "export fp32/int8 TFLite and ONNX, each validated"),
     "bench": ("benchmarks.bench", "accuracy against latency across runtimes"),
     "camera": ("edge.camera", "read digits from a camera, video or folder of images"),
@@ -25,9 +26,9 @@ COMMANDS = {
     "doctor": ("edge.doctor", "what this device has and what is missing"),
 }
 
+# a module a command needs -> the pip extra that installs it (the interpreters': edge.contract.RUNTIMES)
 EXTRAS = {"cv2": "camera", "tensorflow": "train", "keras": "train", "tf2onnx": "train", "onnx": "train",
-          "matplotlib": "train", "onnxruntime": "edge-onnx", "ai_edge_litert": "edge",
-          "openvino": "edge-openvino"}
+          "matplotlib": "train"}
 
 
 def usage() -> str:
@@ -89,11 +90,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mnist-edge {cmd}: error: cannot write {where} ({e.strerror})", file=sys.stderr)
         return 1
     except ModuleNotFoundError as e:  # an extra this command needs is not installed
+        from edge.contract import RUNTIMES
+
+        extras = EXTRAS | {rt.module.split(".")[0]: rt.extra for rt in RUNTIMES.values()}
         top = (e.name or "").split(".")[0]
-        if top not in EXTRAS:
+        if top not in extras:
             raise
         print(f"mnist-edge {cmd}: error: needs the Python module '{top}', which is not installed "
-              f"(pip install 'mnist-edge[{EXTRAS[top]}]')", file=sys.stderr)
+              f"(pip install 'mnist-edge[{extras[top]}]')", file=sys.stderr)
         return 2
     except UserError as e:
         print(f"mnist-edge {cmd}: error: {e}", file=sys.stderr)

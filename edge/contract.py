@@ -19,19 +19,27 @@ giving nonsense readings later. The facts:
     input, output  objects; "quantization" null or {"scale": number > 0, "zero_point": integer}
     output.kind    "probabilities" or "logits" (the Classifier applies softmax to logits)
   Absent fields take the defaults below, which are what training used.
+
+It also holds the facts about the files around a model, so each is stated here once: the names
+`mnist-edge export` gives its files, the manifest.json written beside them (read and written only
+through `read_manifest` and `write_manifest`), and which runtime reads which file, through which
+pip extra (RUNTIMES).
 """
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from edge.errors import UserError
+from edge.provenance import atomic_write_json, sha256_file
 
 METADATA_NAME = "mnist_edge.json"  # associated file appended to .tflite; ONNX metadata_props key
+METADATA_SCHEMA = "mnist-edge/model-metadata/1"  # the metadata's "schema" field, as export writes it
 NUM_CLASSES = 10  # output width: one probability per digit 0..9
 INPUT_SHAPE = (28, 28, 1)  # per image, after the batch dimension (NHWC)
 TENSOR_DTYPES = ("float32", "int8", "uint8")  # input and output element types the Classifier handles
@@ -43,6 +51,53 @@ DEFAULT_NORMALIZATION = {
     "centring": "longest side 20 px in a 28x28 box, centre of mass at the centre (as MNIST)",
 }
 DEFAULT_LABELS = [str(d) for d in range(NUM_CLASSES)]
+
+# The files of an exported folder
+FORMATS = {"tflite": ".tflite", "onnx": ".onnx"}  # --formats value -> file suffix
+MODEL_SUFFIXES = tuple(FORMATS.values())  # the files a device can run
+PRECISIONS = ("fp32", "int8")
+KERAS_MODEL = "model.keras"  # the trained float model export starts from
+MANIFEST = "manifest.json"  # beside the model files, written last: their hashes and provenance
+MANIFEST_SCHEMA = "mnist-edge/manifest/1"
+
+
+def model_file(precision: str, fmt: str) -> str:
+    """The name export gives a model file: model_{fp32,int8}.{tflite,onnx}."""
+    return f"model_{precision}{FORMATS[fmt]}"
+
+
+EXPORTED = tuple(model_file(p, f) for f in FORMATS for p in PRECISIONS)  # every file export can write
+DEFAULT_MODEL = model_file("int8", "tflite")  # the shipped model the device commands run by default
+
+
+@dataclass(frozen=True)
+class Runtime:
+    name: str            # the --runtime value
+    module: str          # what is imported to run a model
+    distribution: str    # its pip package, whose version is reported
+    suffixes: tuple      # the model files it reads
+    extra: str           # the mnist-edge pip extra that installs it
+
+
+RUNTIMES = {r.name: r for r in (
+    Runtime("litert", "ai_edge_litert.interpreter", "ai-edge-litert", (".tflite",), "edge"),
+    Runtime("tflite-runtime", "tflite_runtime.interpreter", "tflite-runtime", (".tflite",), "edge-tflite"),
+    Runtime("onnxruntime", "onnxruntime", "onnxruntime", (".onnx",), "edge-onnx"),
+    Runtime("openvino", "openvino", "openvino", (".tflite", ".onnx"), "edge-openvino"),
+)}
+DEFAULT_RUNTIMES = {".tflite": ("litert", "tflite-runtime"), ".onnx": ("onnxruntime",)}  # tried in order
+TFLITE_RUNTIMES = DEFAULT_RUNTIMES[".tflite"]  # same Interpreter API
+
+
+def default_runtimes(suffix: str) -> tuple:
+    """The runtimes tried, in order, for a file when no --runtime is given; a file that is not .onnx
+    is tried as TFLite (whose loader then says what is wrong with it)."""
+    return DEFAULT_RUNTIMES.get(suffix, TFLITE_RUNTIMES)
+
+
+def extra_for(suffix: str) -> str:
+    """The pip extra that lets this device run `suffix` files (that of its first default runtime)."""
+    return RUNTIMES[default_runtimes(suffix)[0]].extra
 
 
 class ModelError(UserError):
@@ -146,3 +201,63 @@ def check_model(path: str | Path, backend, metadata: dict | None) -> tuple[list[
     _check_tensor(path, "input", backend.input, getattr(backend, "n_inputs", 1), INPUT_SHAPE)
     _check_tensor(path, "output", backend.output, getattr(backend, "n_outputs", 1), (NUM_CLASSES,))
     return meta.get("labels", DEFAULT_LABELS), DEFAULT_NORMALIZATION | meta.get("normalization", {})
+
+
+def read_manifest(model_path: str | Path) -> dict | None:
+    """manifest.json beside the model (or in the folder given), or None if there is none."""
+    p = Path(model_path)
+    path = (p if p.is_dir() else p.parent) / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"{path}: not a readable JSON manifest ({e})") from None
+    if not isinstance(manifest, dict):
+        raise UserError(f"{path}: expected a JSON object")
+    files = manifest.get("files", {})
+    if not isinstance(files, dict):
+        raise UserError(f"{path}: 'files' is a {type(files).__name__}, expected an object "
+                        "{file name: {\"sha256\": ..., \"bytes\": ...}}")
+    for name, entry in files.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("sha256", ""), str):
+            raise UserError(f"{path}: 'files' entry {name!r} is not an object with a \"sha256\" string")
+    return manifest
+
+
+def remove_manifest(folder: str | Path) -> None:
+    """Before an export writes its files: a stale manifest must not vouch for new ones."""
+    (Path(folder) / MANIFEST).unlink(missing_ok=True)
+
+
+def write_manifest(folder: str | Path, manifest: dict) -> Path:
+    """Write the manifest (last, after the files it lists), atomically, with its schema first."""
+    path = Path(folder) / MANIFEST
+    atomic_write_json(path, {"schema": MANIFEST_SCHEMA} | manifest)
+    return path
+
+
+def incomplete_export(folder: str | Path) -> list[str]:
+    """Model files `mnist-edge export` wrote in `folder` with no manifest.json beside them: an export
+    that was interrupted (the manifest is written last) or files copied without it. [] otherwise."""
+    folder = Path(folder)
+    if (folder / MANIFEST).is_file():
+        return []
+    return [name for name in EXPORTED if (folder / name).is_file()]
+
+
+@dataclass
+class FileHash:
+    name: str            # file name in the folder
+    sha256: str | None   # the file's; None when it is not there
+    listed: str | None   # what the manifest says; None when it lists no hash for it
+
+
+def hash_files(folder: str | Path, manifest: dict | None, names=None) -> list[FileHash]:
+    """Each of `names` (default: every model file in `folder` and every file the manifest lists),
+    hashed, beside the hash the manifest gives it."""
+    folder, listed = Path(folder), (manifest or {}).get("files", {})
+    if names is None:
+        names = sorted({p.name for p in folder.iterdir() if p.suffix in MODEL_SUFFIXES} | set(listed))
+    return [FileHash(n, sha256_file(folder / n) if (folder / n).is_file() else None,
+                     (listed.get(n) or {}).get("sha256")) for n in names]

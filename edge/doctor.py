@@ -23,13 +23,22 @@ from pathlib import Path
 import numpy as np
 
 from edge import __version__
-from edge.backends import _MODULES, runtime_status
+from edge.backends import runtime_status
+from edge.contract import (
+    DEFAULT_MODEL,
+    MANIFEST,
+    MODEL_SUFFIXES,
+    RUNTIMES,
+    default_runtimes,
+    extra_for,
+    hash_files,
+    incomplete_export,
+    read_manifest,
+)
 from edge.device import emulated, int8_line, numpy_abi, read_cpu
 from edge.errors import UserError
-from edge.models import MANIFEST, find_default_model, incomplete_export, load_manifest, model_dirs
-from edge.provenance import sha256_file
+from edge.models import find_default_model, model_dirs
 
-MODEL_SUFFIXES = (".tflite", ".onnx")
 OK, BAD, NA = "✓", "✗", "-"
 
 
@@ -42,18 +51,15 @@ class FileCheck:
 
 def check_files(folder: Path, manifest: dict | None) -> list[FileCheck]:
     """Each model file in `folder` and each file the manifest lists, hashed against the manifest."""
-    listed = (manifest or {}).get("files", {})
-    names = sorted({p.name for p in folder.iterdir() if p.suffix in MODEL_SUFFIXES} | set(listed))
     out = []
-    for name in names:
-        path, want = folder / name, (listed.get(name) or {}).get("sha256")
-        if not path.is_file():
+    for h in hash_files(folder, manifest):
+        name, got, want = h.name, h.sha256, h.listed
+        if got is None:
             out.append(FileCheck(name, NA, "listed in the manifest, not here"))
         elif want is None:
             out.append(FileCheck(name, "?", "no manifest: not checked" if manifest is None
                                  else "not in the manifest: not checked"))
         else:
-            got = sha256_file(path)
             out.append(FileCheck(name, OK, f"sha256 {got[:12]}… matches the manifest") if got == want
                        else FileCheck(name, BAD, f"sha256 {got[:12]}… but the manifest says "
                                                  f"{want[:12]}… (changed or corrupt)"))
@@ -145,7 +151,8 @@ def doctor(model: str | None = None, out=None) -> int:
     status = runtime_status()
     usable = {rt for rt, v in status.items() if not v.startswith("unavailable")}
     for rt, v in status.items():
-        abi = "" if v.startswith("unavailable (ModuleNotFoundError") else f"; {numpy_abi(_MODULES[rt][1])}"
+        missing = v.startswith("unavailable (ModuleNotFoundError")
+        abi = "" if missing else f"; {numpy_abi(RUNTIMES[rt].distribution)}"
         say(f"  {OK if rt in usable else BAD} {rt:<15} {v}{abi}")
     if "tflite-runtime" not in usable and ("numpy" in status["tflite-runtime"].lower()
                                            or "_ARRAY_API" in status["tflite-runtime"]):
@@ -160,7 +167,7 @@ def doctor(model: str | None = None, out=None) -> int:
 
     bad_files = False
     if folder is not None:
-        manifest = load_manifest(folder)
+        manifest = read_manifest(folder)
         partial = incomplete_export(folder)
         say(f"model files in {folder}" + (
             f" (incomplete export: {', '.join(partial)} but no {MANIFEST}; an interrupted export, or "
@@ -175,12 +182,12 @@ def doctor(model: str | None = None, out=None) -> int:
     runs = []
     say("models")
     if not models:
-        where = " or ".join(str(d / "model_int8.tflite") for d in model_dirs())
+        where = " or ".join(str(d / DEFAULT_MODEL) for d in model_dirs())
         say(f"  {BAD} no model ({where} not found)")
         hints.append("pass --model PATH (a file or a folder from `mnist-edge export`), or put the "
-                     "shipped model_int8.tflite in ./models")
+                     f"shipped {DEFAULT_MODEL} in ./models")
     for path in models:
-        runtimes = ["onnxruntime"] if path.suffix == ".onnx" else ["litert", "tflite-runtime"]
+        runtimes = default_runtimes(path.suffix)
         tried = [rt for rt in runtimes if rt in usable]
         for rt in tried:
             ok, what = try_model(path, rt)
@@ -188,14 +195,13 @@ def doctor(model: str | None = None, out=None) -> int:
             if ok:
                 runs.append((path.name, rt))
         if not tried:
-            extra = "edge-onnx" if path.suffix == ".onnx" else "edge"
             say(f"  {BAD} {path.name:<22} no runtime for {path.suffix} here "
-                f"({' or '.join(_MODULES[r][1] for r in runtimes)})")
-            hints.append(f"to run {path.suffix} models: pip install 'mnist-edge[{extra}]'")
+                f"({' or '.join(RUNTIMES[r].distribution for r in runtimes)})")
+            hints.append(f"to run {path.suffix} models: pip install 'mnist-edge[{extra_for(path.suffix)}]'")
 
     ready = bool(runs) and not bad_files
     if ready:
-        name, rt = min(runs, key=lambda r: (r[0] != "model_int8.tflite", r[0]))  # the default first
+        name, rt = min(runs, key=lambda r: (r[0] != DEFAULT_MODEL, r[0]))  # the default first
         say(f"ready: {name} runs in {rt}" + (f" (and {len(runs) - 1} more)" if len(runs) > 1 else ""))
     else:
         say("not ready: " + ("a model file differs from its manifest" if runs
@@ -208,7 +214,7 @@ def doctor(model: str | None = None, out=None) -> int:
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser("mnist-edge doctor", description=__doc__.splitlines()[0])
     p.add_argument("--model", type=str, default=None,
-                   help="a model file or a folder of them (default: the shipped models/model_int8.tflite)")
+                   help=f"a model file or a folder of them (default: the shipped models/{DEFAULT_MODEL})")
     return p
 
 

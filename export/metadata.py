@@ -2,7 +2,8 @@
 
 TFLite: a JSON associated file appended to the flatbuffer as a zip archive (the layout TFLite
 metadata tools use for associated files; interpreters ignore it, `zipfile` reads it).
-ONNX: the same JSON under the `metadata_props` key `mnist_edge.json`.
+ONNX: the same JSON under the `metadata_props` key `mnist_edge.json`. What the JSON holds, and how a
+device checks it, is the model contract (edge.contract).
 """
 
 from __future__ import annotations
@@ -10,10 +11,8 @@ from __future__ import annotations
 import io
 import zipfile
 
-from edge.backends import METADATA_NAME, TensorInfo
-from edge.classifier import DEFAULT_LABELS, DEFAULT_NORMALIZATION
-
-SCHEMA = "mnist-edge/model-metadata/1"
+from edge.backends import TensorInfo
+from edge.contract import DEFAULT_LABELS, DEFAULT_NORMALIZATION, METADATA_NAME, METADATA_SCHEMA
 
 
 def _tensor(t: TensorInfo) -> dict:
@@ -26,7 +25,7 @@ def build(fmt: str, precision: str, input_: TensorInfo, output: TensorInfo, prov
     """kind: what the output holds, "probabilities" or "logits" (the Classifier applies softmax)."""
     inp = _tensor(input_) | {"layout": "NHWC"}
     return {
-        "schema": SCHEMA,
+        "schema": METADATA_SCHEMA,
         "format": fmt,
         "precision": precision,
         "labels": DEFAULT_LABELS,
