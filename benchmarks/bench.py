@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +80,9 @@ class BenchConfig:
     #                                            faster than its fp32 twin (p50 or img/s); None: report only
     layers: bool = False             # also time each layer of every .tflite/.onnx file (benchmarks.layers)
     thread_counts: list = field(default_factory=list)  # resolved from `threads`
+
+
+QUICK = {"runs": 30, "min_seconds": 0.0, "repeats": 3, "warmup": 5}  # --quick: what it overrides
 
 
 def resolve_threads(spec) -> list[int]:
@@ -233,7 +236,7 @@ def run_bench(cfg: BenchConfig) -> dict:
     from train.data import load_mnist
 
     started = time.perf_counter()
-    cfg.thread_counts = resolve_threads(cfg.threads)
+    cfg = replace(cfg, thread_counts=resolve_threads(cfg.threads))
     models = [load_model_dir(Path(cfg.artifacts), "edge")]
     baseline = Path(cfg.baseline or Path(cfg.artifacts) / "baseline")
     if baseline.is_dir() or cfg.baseline:
@@ -287,30 +290,33 @@ def write_outputs(result: dict, out: Path) -> None:
 
 
 def get_args_parser() -> argparse.ArgumentParser:
+    d = BenchConfig  # every default is the config's
     p = argparse.ArgumentParser("mnist-edge bench", description=__doc__.splitlines()[0])
-    p.add_argument("--artifacts", type=str, default="artifacts",
+    p.add_argument("--artifacts", type=str, default=d.artifacts,
                    help="folder from `mnist-edge export --int8`")
-    p.add_argument("--baseline", type=str, default=None,
+    p.add_argument("--baseline", type=str, default=d.baseline,
                    help="the same for --arch baseline (default: ARTIFACTS/baseline, skipped if absent)")
-    p.add_argument("--data", type=str, default=None, help="MNIST .npz or IDX folder")
-    p.add_argument("--runs", type=int, default=1000, help="timed single-image runs per row, at least")
-    p.add_argument("--min-seconds", type=float, default=1.0, help="and at least this long per row")
-    p.add_argument("--repeats", type=int, default=5, help="timed blocks per row (their p50s give the spread)")
-    p.add_argument("--batch", type=int, default=256, help="batch size for throughput and accuracy")
-    p.add_argument("--threads", type=str, default="1,all",
+    p.add_argument("--data", type=str, default=d.data, help="MNIST .npz or IDX folder")
+    p.add_argument("--runs", type=int, default=d.runs, help="timed single-image runs per row, at least")
+    p.add_argument("--min-seconds", type=float, default=d.min_seconds, help="and at least this long per row")
+    p.add_argument("--repeats", type=int, default=d.repeats,
+                   help="timed blocks per row (their p50s give the spread)")
+    p.add_argument("--batch", type=int, default=d.batch, help="batch size for throughput and accuracy")
+    p.add_argument("--threads", type=str, default=",".join(d.threads),
                    help="comma list of thread counts; all = every usable core")
-    p.add_argument("--out", type=str, default=None, help="output folder (default: the artifacts folder; "
+    p.add_argument("--out", type=str, default=d.out, help="output folder (default: the artifacts folder; "
                    "with --compare: the current folder)")
-    p.add_argument("--min-acc", type=float, default=0.99, help="gate: int8 accuracy floor (0..1)")
-    p.add_argument("--max-drop", type=float, default=0.3, help="gate: most points int8 may lose vs Keras")
-    p.add_argument("--runtimes", type=str, default=None,
-                   help="comma list: only these of keras, litert, tflite-runtime, onnxruntime, openvino "
-                   "(default: all)")
-    p.add_argument("--name", type=str, default=None, help="device name for reports (default: board or host)")
+    p.add_argument("--min-acc", type=float, default=d.min_acc, help="gate: int8 accuracy floor (0..1)")
+    p.add_argument("--max-drop", type=float, default=d.max_drop,
+                   help="gate: most points int8 may lose vs Keras")
+    p.add_argument("--runtimes", type=str, default=d.runtimes,
+                   help=f"comma list: only these of keras, {', '.join(RUNTIMES)} (default: all)")
+    p.add_argument("--name", type=str, default=d.name,
+                   help="device name for reports (default: board or host)")
     p.add_argument("--quick", action="store_true",
-                   help="a smoke test: 30 timed runs, no time floor (overrides --runs, --min-seconds, "
-                   "--repeats)")
-    p.add_argument("--require-int8-speedup", type=float, default=None, metavar="X",
+                   help=f"a smoke test: {QUICK['runs']} timed runs, no time floor (overrides --runs, "
+                   "--min-seconds, --repeats)")
+    p.add_argument("--require-int8-speedup", type=float, default=d.require_int8_speedup, metavar="X",
                    help="exit 1 unless every int8 row is at least X times faster than its fp32 twin "
                    "(same runtime and threads; p50 at batch 1 and img/s at --batch)")
     p.add_argument("--layers", action="store_true",
@@ -334,7 +340,6 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"--min-acc {args.min_acc}: expected a fraction between 0 and 1")
     if not args.max_drop >= 0:  # nan too
         raise UserError(f"--max-drop {args.max_drop}: expected a number of points >= 0")
-    quick = {"runs": 30, "min_seconds": 0.0, "repeats": 3, "warmup": 5, "quick": True} if args.quick else {}
     cfg = BenchConfig(artifacts=args.artifacts, baseline=args.baseline, data=args.data, runs=args.runs,
                       min_seconds=args.min_seconds, repeats=args.repeats, batch=args.batch,
                       threads=tuple(t.strip() for t in args.threads.split(",") if t.strip()),
@@ -342,7 +347,8 @@ def main(args: argparse.Namespace) -> int:
                       runtimes=tuple(r.strip() for r in args.runtimes.split(",") if r.strip())
                       if args.runtimes else None, require_int8_speedup=args.require_int8_speedup,
                       layers=args.layers)
-    cfg.__dict__.update(quick)
+    if args.quick:
+        cfg = replace(cfg, quick=True, **QUICK)
     result = run_bench(cfg)
     out = Path(cfg.out or cfg.artifacts)
     write_outputs(result, out)
