@@ -31,6 +31,7 @@ run: $(STAMP)
 	@echo
 	@echo "models:  $(OUT)/model_{fp32,int8}.{tflite,onnx} (+ manifest.json); baseline in $(OUT)/baseline/"
 	@echo "report:  $(OUT)/bench.md, $(OUT)/bench.json; plot: $(OUT)/bench.png"
+	@echo "logs:    TensorFlow's own messages in $(OUT)/{train,export}.log (and the same in $(OUT)/baseline/)"
 
 # Ship a finished `make run` as the default models the device commands use.
 models: $(STAMP)

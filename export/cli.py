@@ -27,6 +27,7 @@ from export import tflite as tflite_exporter
 from export.calibration import MIN_SAMPLES, SAMPLES, calibration_set
 from export.metadata import build
 from export.validate import Reference
+from train.tf_logs import to_log_file
 
 log = logging.getLogger(__name__)
 EXPORTERS = {"tflite": tflite_exporter, "onnx": onnx_exporter}
@@ -50,9 +51,14 @@ class ExportConfig:
     data: str | None = None               # MNIST location (see train.data.load_mnist)
 
 
-def load_keras_model(path: Path):
+def _model_file(path: Path) -> Path:
     if not path.is_file():
         raise UserError(f"{path}: model not found (train one first: mnist-edge train)")
+    return path
+
+
+def load_keras_model(path: Path):
+    _model_file(path)
     import keras
 
     try:
@@ -68,24 +74,26 @@ def load_keras_model(path: Path):
 
 
 def run_export(cfg: ExportConfig) -> tuple[list, dict]:
-    from train.data import load_mnist, preprocess
-    from train.model import logits_model
+    """Every file of cfg.formats at fp32 (and int8), validated, then the manifest: (results, manifest)."""
+    from train.data import load_mnist
 
     check(cfg)
     unknown = set(cfg.formats) - set(EXPORTERS)
     if unknown or not cfg.formats:
         raise UserError(f"--formats {','.join(cfg.formats)}: expected tflite, onnx or tflite,onnx")
-    model_path, out = Path(cfg.model), Path(cfg.out)
-    model = load_keras_model(model_path)
+    model_path = _model_file(Path(cfg.model))
     data = load_mnist(cfg.data)
     calib = calibration_set(data, cfg.calib_samples, cfg.seed) if cfg.int8 else None
-    log.info("Keras reference on %d test images", len(data.x_test))
-    ref = Reference(data.x_test, data.y_test,
-                    model.predict(preprocess(data.x_test), batch_size=1000, verbose=0))
+    # the converters' TensorSpec dumps (stdout) and TensorFlow's C++ lines go to the log file
+    with to_log_file(Path(cfg.out) / "export.log", stdout=True):
+        return _export(cfg, model_path, data, calib)
 
+
+def _provenance(cfg: ExportConfig, model, model_path: Path, data, calib) -> dict:
+    """What every file and the manifest say made them: model, data, calibration, versions."""
     train_json = model_path.with_name("train.json")
     train_info = json.loads(train_json.read_text()) if train_json.exists() else {}
-    provenance = {
+    return {
         "arch": train_info.get("arch", model.name),
         "source_model": {"file": model_path.name, "sha256": sha256_file(model_path),
                          "train_test_accuracy": train_info.get("test_accuracy")},
@@ -96,6 +104,18 @@ def run_export(cfg: ExportConfig) -> tuple[list, dict]:
             "tflite_io": cfg.io},
         "environment": environment(*VERSIONS),
     }
+
+
+def _export(cfg: ExportConfig, model_path: Path, data, calib) -> tuple[list, dict]:
+    from train.data import preprocess
+    from train.model import logits_model
+
+    out = Path(cfg.out)
+    model = load_keras_model(model_path)
+    log.info("Keras reference on %d test images", len(data.x_test))
+    ref = Reference(data.x_test, data.y_test,
+                    model.predict(preprocess(data.x_test), batch_size=1000, verbose=0))
+    provenance = _provenance(cfg, model, model_path, data, calib)
     precisions = ["fp32", "int8"] if cfg.int8 else ["fp32"]
     net = logits_model(model)  # files output logits when the model ends in a Softmax layer
     kind = "probabilities" if net is model else "logits"

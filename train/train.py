@@ -20,6 +20,7 @@ from edge.errors import UserError
 from edge.provenance import atomic_path, atomic_write_json, check_out_dir, environment
 from train.data import load_mnist, preprocess, split_validation
 from train.model import ARCHS, NUM_CLASSES, build_augmentation, build_model, count_macs
+from train.tf_logs import to_log_file
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,9 @@ class TrainConfig:
     lr: float = 3e-3            # peak learning rate of the warm-up + cosine schedule (Adam)
     warmup_epochs: float = 1.0  # linear warm-up length, in epochs
     weight_decay: float = 1e-4  # decoupled weight decay (AdamW); 0 for the baseline
+    ema_epochs: float = 0.25    # edge: time constant of the weights' moving average (Keras EMA),
+    #                             in epochs; copied into the model at each epoch's end, so validation,
+    #                             the kept epoch and the saved model are the average; 0: no EMA
     val_size: int = 5000        # training images held out for checkpoint selection
     augment: bool = True        # random shifts/rotations/zoom while training (edge arch)
     seed: int = 0               # seeds numpy, Python, TensorFlow and the validation split
@@ -52,7 +56,11 @@ def train(cfg: TrainConfig) -> dict:
     _check(cfg)
     check_out_dir(cfg.out)  # before the work, not after it
     data = load_mnist(cfg.data)  # before TensorFlow loads, so a bad path fails fast
+    with to_log_file(Path(cfg.out) / "train.log"):  # Keras's epoch lines (stdout) stay on screen
+        return _train(cfg, data)
 
+
+def _train(cfg: TrainConfig, data) -> dict:
     import keras
     import tensorflow as tf
 
@@ -119,7 +127,10 @@ def _optimizer(cfg: TrainConfig, epochs: int, steps: int):
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0 if warmup else cfg.lr, decay_steps=max(1, epochs * steps - warmup), alpha=0.01,
         warmup_target=cfg.lr if warmup else None, warmup_steps=warmup)
-    return keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay)
+    # EMA momentum from a time constant in steps, so a 2-epoch smoke run averages as a full one does
+    ema = dict(use_ema=True, ema_momentum=1 - 1 / max(1.0, cfg.ema_epochs * steps),
+               ema_overwrite_frequency=steps) if cfg.ema_epochs > 0 else {}
+    return keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay, **ema)
 
 
 def _dataset(x: np.ndarray, y: np.ndarray, cfg: TrainConfig):
