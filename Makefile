@@ -35,7 +35,7 @@ run: $(STAMP)
 
 # Ship a finished `make run` as the default models the device commands use.
 models: $(STAMP)
-	$(BIN)/python -m benchmarks.model_card --artifacts $(OUT) --out models
+	$(BIN)/python tools/ship_models.py --artifacts $(OUT) --out models
 
 test: $(STAMP)
 	$(BIN)/python -m ruff check .

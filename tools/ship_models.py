@@ -1,6 +1,8 @@
 """Ship a benchmarked run as `models/`: the exported files, their manifest and a model card.
 
-    python -m benchmarks.model_card --artifacts artifacts --out models
+    python tools/ship_models.py --artifacts artifacts --out models     # what `make models` runs
+
+The release step: run it after a full `make run`, then commit models/.
 
 Everything in the card is read from the run's own train.json, manifest.json and bench.json, so it
 quotes only measured figures; the files are copied byte for byte, so the manifest's hashes hold.
@@ -14,11 +16,11 @@ import shutil
 import sys
 from pathlib import Path
 
+from edge.contract import EXPORTED, KERAS_MODEL, MANIFEST, read_manifest
 from edge.errors import UserError
 from edge.provenance import atomic_path, atomic_write_bytes
 
-SHIP = ("model_int8.tflite", "model_fp32.tflite", "model_int8.onnx", "model_fp32.onnx", "model.keras",
-        "manifest.json", "train.json", "bench.json", "bench.md", "bench.png")
+SHIP = (*EXPORTED, KERAS_MODEL, MANIFEST, "train.json", "bench.json", "bench.md", "bench.png")  # copied as is
 
 
 def _load(folder: Path, name: str) -> dict:
@@ -114,7 +116,10 @@ Each model carries its labels, input layout, normalisation and I/O quantisation 
 
 
 def ship(artifacts: Path, out: Path) -> None:
-    train, manifest, bench = (_load(artifacts, n) for n in ("train.json", "manifest.json", "bench.json"))
+    train, bench = _load(artifacts, "train.json"), _load(artifacts, "bench.json")
+    manifest = read_manifest(artifacts)
+    if manifest is None:
+        raise UserError(f"{artifacts / MANIFEST}: not found (expected the JSON a full `make run` writes)")
     if not train["data"]["full_mnist"]:
         raise UserError(f"{artifacts}: trained on {train['data']['source']}, not full MNIST; not shipping it")
     for name in SHIP:
@@ -124,7 +129,7 @@ def ship(artifacts: Path, out: Path) -> None:
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser("python -m benchmarks.model_card", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser("python tools/ship_models.py", description=__doc__.splitlines()[0])
     p.add_argument("--artifacts", type=str, default="artifacts", help="a folder from `make run`")
     p.add_argument("--out", type=str, default="models", help="where to ship it")
     return p
@@ -140,5 +145,5 @@ if __name__ == "__main__":
     try:
         sys.exit(main(get_args_parser().parse_args()))
     except UserError as e:
-        print(f"model_card: error: {e}", file=sys.stderr)
+        print(f"ship_models: error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -1,0 +1,51 @@
+"""tools/ship_models.py (`make models`): a run copied byte for byte, with the card it quotes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+MODELS = REPO / "models"
+TOOL = REPO / "tools" / "ship_models.py"
+
+
+def ship(artifacts, out):
+    return subprocess.run([sys.executable, str(TOOL), "--artifacts", str(artifacts), "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_shipping_the_shipped_run_reproduces_it(tmp_path):
+    """models/ is itself a finished run: shipping it again gives the same bytes and the same card,
+    so the card in models/ is what the tool writes from the run's own JSON."""
+    r = ship(MODELS, tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    shipped = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert shipped == sorted(p.name for p in MODELS.iterdir() if p.is_file())
+    for name in shipped:
+        assert (tmp_path / "out" / name).read_bytes() == (MODELS / name).read_bytes(), name
+
+
+def test_a_run_not_on_full_mnist_is_refused(tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(MODELS, run)
+    train = json.loads((run / "train.json").read_text())
+    train["data"]["full_mnist"] = False
+    (run / "train.json").write_text(json.dumps(train))
+    r = ship(run, tmp_path / "out")
+    assert r.returncode == 2 and "not full MNIST; not shipping it" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_run_without_its_manifest_is_one_line(tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(MODELS, run)
+    (run / "manifest.json").unlink()
+    r = ship(run, tmp_path / "out")
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip() == (f"ship_models: error: {run / 'manifest.json'}: not found (expected the "
+                                "JSON a full `make run` writes)")
