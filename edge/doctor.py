@@ -136,7 +136,25 @@ def doctor(model: str | None = None, out=None) -> int:
         print(os.fsencode(line).decode("utf-8", "backslashreplace"), file=out)
 
     folder, models = _models(model)
-    hints: list[str] = []
+    hints: list[str] = []  # what to install or do, printed when not ready
+    _system(say)
+    usable = _runtimes(say, hints)
+    _camera(say, hints)
+    bad_files = folder is not None and _files(say, hints, folder)
+    runs = _runs(say, hints, models, usable)
+    ready = bool(runs) and not bad_files
+    if ready:
+        name, rt = min(runs, key=lambda r: (r[0] != DEFAULT_MODEL, r[0]))  # the default first
+        say(f"ready: {name} runs in {rt}" + (f" (and {len(runs) - 1} more)" if len(runs) > 1 else ""))
+    else:
+        say("not ready: " + ("a model file differs from its manifest" if runs
+                             else "no model runs in an installed runtime"))
+        for h in dict.fromkeys(hints):
+            say(f"  hint: {h}")
+    return 0 if ready else 1
+
+
+def _system(say) -> None:
     say(f"mnist-edge {__version__} doctor")
     say(f"  python    {platform.python_version()} ({platform.python_implementation()}, {sys.executable})")
     cpu = read_cpu()
@@ -147,6 +165,9 @@ def doctor(model: str | None = None, out=None) -> int:
         say(f"  emulated  QEMU_CPU={emulated()}: qemu-user, so no timings are printed")
     say(f"  numpy     {_numpy_line()}")
 
+
+def _runtimes(say, hints: list[str]) -> set[str]:
+    """Each interpreter's version or why it does not import; the names of those that do."""
     say("runtimes")
     status = runtime_status()
     usable = {rt for rt, v in status.items() if not v.startswith("unavailable")}
@@ -158,27 +179,36 @@ def doctor(model: str | None = None, out=None) -> int:
                                            or "_ARRAY_API" in status["tflite-runtime"]):
         hints.append("tflite-runtime is built against numpy 1: pip install 'numpy<2' "
                      "(or use LiteRT: pip install 'mnist-edge[edge]')")
+    return usable
 
+
+def _camera(say, hints: list[str]) -> None:
     say("camera")
     for name, (ok, line) in (("cv2", _cv2_line()), ("picamera2", _picamera2_line())):
         say(f"  {OK if ok else BAD} {name:<15} {line}")
         if name == "cv2" and not ok:
             hints.append("camera and predict need OpenCV: pip install 'mnist-edge[camera]'")
 
-    bad_files = False
-    if folder is not None:
-        manifest = read_manifest(folder)
-        partial = incomplete_export(folder)
-        say(f"model files in {folder}" + (
-            f" (incomplete export: {', '.join(partial)} but no {MANIFEST}; an interrupted export, or "
-            "files copied without it: hashes not checked)" if partial
-            else f" (no {MANIFEST}: hashes not checked)" if manifest is None else ""))
-        for c in check_files(folder, manifest):
-            say(f"  {c.status} {c.name:<22} {c.detail}")
-            bad_files |= c.status == BAD
-        if bad_files:
-            hints.append(f"a model file differs from {folder / MANIFEST}: export again or copy it again")
 
+def _files(say, hints: list[str], folder: Path) -> bool:
+    """Each file's hash against the folder's manifest; True when one differs."""
+    manifest = read_manifest(folder)
+    partial = incomplete_export(folder)
+    say(f"model files in {folder}" + (
+        f" (incomplete export: {', '.join(partial)} but no {MANIFEST}; an interrupted export, or "
+        "files copied without it: hashes not checked)" if partial
+        else f" (no {MANIFEST}: hashes not checked)" if manifest is None else ""))
+    bad_files = False
+    for c in check_files(folder, manifest):
+        say(f"  {c.status} {c.name:<22} {c.detail}")
+        bad_files |= c.status == BAD
+    if bad_files:
+        hints.append(f"a model file differs from {folder / MANIFEST}: export again or copy it again")
+    return bad_files
+
+
+def _runs(say, hints: list[str], models: list[Path], usable: set[str]) -> list[tuple[str, str]]:
+    """Each model in each usable runtime that can take it; the (file, runtime) pairs that ran."""
     runs = []
     say("models")
     if not models:
@@ -198,17 +228,7 @@ def doctor(model: str | None = None, out=None) -> int:
             say(f"  {BAD} {path.name:<22} no runtime for {path.suffix} here "
                 f"({' or '.join(RUNTIMES[r].distribution for r in runtimes)})")
             hints.append(f"to run {path.suffix} models: pip install 'mnist-edge[{extra_for(path.suffix)}]'")
-
-    ready = bool(runs) and not bad_files
-    if ready:
-        name, rt = min(runs, key=lambda r: (r[0] != DEFAULT_MODEL, r[0]))  # the default first
-        say(f"ready: {name} runs in {rt}" + (f" (and {len(runs) - 1} more)" if len(runs) > 1 else ""))
-    else:
-        say("not ready: " + ("a model file differs from its manifest" if runs
-                             else "no model runs in an installed runtime"))
-        for h in dict.fromkeys(hints):
-            say(f"  hint: {h}")
-    return 0 if ready else 1
+    return runs
 
 
 def get_args_parser() -> argparse.ArgumentParser:
