@@ -1,8 +1,9 @@
 """What machine a benchmark ran on: enough to tell two devices (or two states of one) apart.
 
     >>> from benchmarks.device import fingerprint
-    >>> fingerprint()["cpu_model"]
-    'AMD EPYC'
+    >>> fp = fingerprint()                     # fp["cpu_model"]: 'AMD EPYC', 'Cortex-A76', ... or None
+    >>> fp["arch"] in ("x86_64", "aarch64", "armv7l", "arm64", "AMD64")
+    True
 
 Everything read from /proc or /sys is None where the file is missing or unreadable (containers,
 macOS), never a guess.

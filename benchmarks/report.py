@@ -2,7 +2,9 @@
 
     >>> import json
     >>> from benchmarks.report import table
-    >>> print(table(json.load(open("artifacts/bench.json"))["rows"]))
+    >>> print(table(json.load(open("models/bench.json"))["rows"]))      # the shipped model's bench
+    model     runtime      prec  thr  acc %   Δ pp  agree %  p50 µs ...
+    ...
 
 Every function takes the plain rows of bench.json, so `mnist-edge bench --compare` can draw the
 same table and plot from several devices' files.

@@ -2,7 +2,9 @@
 
     >>> import json
     >>> from benchmarks.speed import speed_gate
-    >>> speed_gate(json.load(open("artifacts/bench.json"))["rows"], require=1.5)
+    >>> gate = speed_gate(json.load(open("models/bench.json"))["rows"], require=1.5)
+    >>> gate["passed"] in (True, False), sorted(gate["recommended"])     # what this device should run
+    (True, ['file', 'p50_us', 'runtime', 'threads'])
 
 An int8 row's twin is the fp32 row of the same model, format, runtime and thread count. Two ratios,
 each "how many times faster int8 is": p50 of one image (batch 1) and images/s at the bench batch.

@@ -4,6 +4,7 @@ OpenVINO.
     >>> from edge.backends import open_backend
     >>> b = open_backend("models/model_int8.tflite", threads=1)
     >>> b.name, b.input.dtype, b.input.scale
+    ('litert', dtype('int8'), 0.0039...)
 
 A backend runs a raw tensor and reports its tensors' dtype and quantisation; the `Classifier` does
 everything else. Only the interpreter a model needs is imported, so a device needs just one.

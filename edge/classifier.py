@@ -3,7 +3,9 @@
     >>> import numpy as np
     >>> from edge.classifier import Classifier
     >>> clf = Classifier("models/model_int8.tflite")
-    >>> clf.classify(np.zeros((1, 28, 28), np.uint8))[0].digit
+    >>> preds = clf.classify(np.zeros((2, 28, 28), np.uint8))       # a batch of two blank images
+    >>> len(preds), all(0.0 <= p.confidence <= 1.0 for p in preds)
+    (2, True)
 
 preprocess -> run -> postprocess. The model's input normalisation comes from the metadata that
 travels with it, and its quantisation from the model's own tensors, so float, int8 and uint8 models

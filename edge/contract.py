@@ -1,8 +1,14 @@
 """The model contract: what a .tflite or .onnx file must be for the device to read digits with it.
 
+    >>> from edge.backends import open_backend
     >>> from edge.contract import check_model, parse_metadata
-    >>> meta = parse_metadata(raw_json_bytes, "model_int8.tflite")     # dict, None, or ModelError
-    >>> labels, normalization = check_model("model_int8.tflite", backend, meta)
+    >>> parse_metadata(b'{"labels": ["0"]}', "model_int8.tflite")  # dict, None, or ModelError
+    Traceback (most recent call last):
+    edge.contract.ModelError: model_int8.tflite: ...
+    >>> backend = open_backend("models/model_int8.tflite")
+    >>> labels, normalization = check_model("models/model_int8.tflite", backend, backend.metadata())
+    >>> labels[:3], normalization["divide_by"], normalization["subtract"]
+    (['0', '1', '2'], 255.0, 0.0)
 
 Every model `mnist-edge export` writes follows it, and a model from elsewhere is held to it when it
 loads, once, so a wrong one is refused with one line naming the file and the field instead of

@@ -1,7 +1,10 @@
 """Reading image files: the one function `predict` and the folder source share.
 
+    >>> import cv2, numpy as np, tempfile
     >>> from edge.images import read_image
-    >>> bgr = read_image("photo.jpg")          # HxWx3 uint8, or ImageError naming the file
+    >>> path = f"{tempfile.mkdtemp()}/photo.png"; _ = cv2.imwrite(path, np.zeros((48, 64, 3), np.uint8))
+    >>> read_image(path).shape                 # HxWx3 uint8 BGR, or ImageError naming the file
+    (48, 64, 3)
 
 Files are read as bytes (`np.fromfile` + `cv2.imdecode`), never by name through OpenCV: OpenCV's
 path-based readers crash on names that are not valid UTF-8. Before anything is decoded, the size the

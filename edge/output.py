@@ -3,6 +3,7 @@
     >>> from edge.output import write_line
     >>> if not write_line('{"reading": "42"}'):   # False: the reader closed the pipe (`| head -1`)
     ...     pass                                  # stop quietly
+    {"reading": "42"}
 
 A closed pipe is a normal end: the caller stops and the command exits 0 without a traceback. Any
 other write error (a full disk, `> /dev/full`) raises `OutputError`, which the `mnist-edge`

@@ -1,9 +1,15 @@
 """Frame sources behind one interface: a Pi camera, an OpenCV camera/video/stream, a folder of images.
 
+    >>> import cv2, numpy as np, tempfile
     >>> from edge.sources import frames, open_source
-    >>> with open_source("photos/") as src:          # or "picamera", "0", "clip.avi", "rtsp://..."
+    >>> photos = tempfile.mkdtemp()
+    >>> for name in ("img2.png", "img10.png"):
+    ...     _ = cv2.imwrite(f"{photos}/{name}", np.full((48, 64, 3), 200, np.uint8))
+    >>> with open_source(photos) as src:          # or "picamera", "0", "clip.avi", "rtsp://..."
     ...     for frame in frames(src):
     ...         print(frame.index, frame.name, frame.image.shape, frame.color_order)
+    0 img2.png (48, 64, 3) bgr
+    1 img10.png (48, 64, 3) bgr
 
 Every frame carries its capture time and the channel order it is in memory, which is all
 `edge.digits.to_grey` needs. A camera or stream that stops giving frames is reopened with

@@ -2,8 +2,13 @@
 
     >>> from edge.stable import StableConfig, Stabilizer
     >>> s = Stabilizer(StableConfig(frames=3))
-    >>> for record in records:                   # the per-frame records `mnist-edge camera` prints
+    >>> digit = lambda d, x: {"digit": d, "confidence": 0.9, "box": [x, 10, 20, 30]}
+    >>> records = [{"digits": [digit(4, 0), digit(2, 30)]}, {"digits": [digit(4, 0), digit(7, 30)]},
+    ...            {"digits": [digit(4, 0), digit(2, 30)]}]   # as `mnist-edge camera` prints them
+    >>> for record in records:
     ...     record.update(s.update(record))       # + "stable", "changed" (and "suspect" when flagged)
+    >>> [(r["stable"], r["changed"]) for r in records]   # 4-7-... misread once: still "42"
+    [(None, False), (None, False), ('42', True)]
 
 A single frame can misread a digit (a 9 as a 5, an 8 as a 4) or lose one under the confidence floor.
 So a reading becomes *stable* when, of the last N frames, more than half show the same digit layout

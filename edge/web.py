@@ -2,9 +2,9 @@
 
     >>> from edge.web import FrameHub, WebServer
     >>> hub = FrameHub()
-    >>> server = WebServer("127.0.0.1", 8080, hub).start()     # then: hub.publish(bgr_image, record)
+    >>> server = WebServer("127.0.0.1", 0, hub).start()     # 0: a free port; then hub.publish(bgr, record)
     >>> server.url
-    'http://127.0.0.1:8080/'
+    'http://127.0.0.1:.../'
     >>> server.stop()
 
 Routes: `/` the page, `/stream.mjpg` the annotated frames as MJPEG, `/frame.jpg` the latest one,

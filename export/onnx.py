@@ -1,8 +1,10 @@
 """Keras -> ONNX (tf2onnx from a tf.function), fp32 or int8 QDQ with onnxruntime's static quantiser.
 
-    >>> import keras
     >>> from export import onnx
-    >>> proto = onnx.export(keras.models.load_model("artifacts/model.keras"), "fp32")
+    >>> from train.model import build_model
+    >>> proto = onnx.export(build_model("edge"), "fp32")
+    >>> [i.name for i in proto.graph.input], proto.opset_import[0].version
+    (['image'], 17)
 
 Mirrors `export/tflite.py` function for function: `export()` returns the model (a ModelProto, batch
 dimension dynamic), `save()` embeds the metadata and writes it atomically, `validate()` loads the

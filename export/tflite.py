@@ -1,8 +1,11 @@
 """Keras -> TFLite (LiteRT), fp32 or full-integer int8.
 
-    >>> import keras
     >>> from export import tflite
-    >>> flat = tflite.export(keras.models.load_model("artifacts/model.keras"), "fp32")
+    >>> from train.model import build_model
+    >>> flat = tflite.export(build_model("edge"), "fp32")   # the converter prints its TensorSpecs
+    Saved artifact at ...
+    >>> flat[4:8]                                           # the TFLite file identifier
+    b'TFL3'
 
 An exporter module (`export/onnx.py` is the other) has FORMAT, SUFFIX, RUNTIME and the same five
 functions, so `export/cli.py` drives both through one table:

@@ -11,6 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist.npz"
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's, for the live page's tests (tests/test_web.py)
 
 
 def mnist_path() -> Path | None:
@@ -18,11 +19,30 @@ def mnist_path() -> Path | None:
     return p if p.exists() else None
 
 
+def mnist_missing() -> str:
+    where = os.environ.get("MNIST_EDGE_DATA")
+    if where:
+        return f"MNIST not found: MNIST_EDGE_DATA={where} does not exist"
+    return f"MNIST not found: set MNIST_EDGE_DATA to a Keras-layout mnist.npz (or put one at {SHARED_MNIST})"
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """A skipped test is not a pass: when a selected test needs something this machine lacks, stop
+    before any test runs, with one line saying what is missing."""
+    missing = []
+    if mnist_path() is None and any("mnist_file" in getattr(it, "fixturenames", ()) for it in items):
+        missing.append(mnist_missing())
+    if not CHROMIUM.is_file() and any(it.path.name == "test_web.py" for it in items):
+        missing.append(f"{CHROMIUM} not found: the live page is tested in it (apt-get install -y chromium)")
+    if missing:
+        pytest.exit("; ".join(missing), returncode=pytest.ExitCode.USAGE_ERROR)
+
+
 @pytest.fixture(scope="session")
 def mnist_file() -> Path:
     p = mnist_path()
     if p is None:
-        pytest.skip("MNIST not found: set MNIST_EDGE_DATA")
+        pytest.fail(mnist_missing(), pytrace=False)
     return p
 
 

@@ -7,9 +7,12 @@ as 2x2 patches stacked into 4 channels (no conv ever reads a single channel), th
 layer of its own, which export cuts off, so every op of the int8 TFLite is XNNPACK-delegated.
 `baseline` is the classic Keras MNIST CNN most tutorials train, kept so users see what the design buys.
 
+    >>> import keras
     >>> from train.model import build_model, count_macs, custom_objects
     >>> m = build_model("edge"); m.count_params(), count_macs(m)
-    >>> keras.models.load_model("model.keras", custom_objects=custom_objects())  # SpaceToDepth
+    (43402, 1760896)
+    >>> keras.models.load_model("models/model.keras", custom_objects=custom_objects()).count_params()
+    43402
 """
 
 from __future__ import annotations
