@@ -37,9 +37,10 @@ run: $(STAMP)
 models: $(STAMP)
 	$(BIN)/python tools/ship_models.py --artifacts $(OUT) --out models
 
+# MNIST for the tests and the docstring examples: $(DATA), as for `make run`
 test: $(STAMP)
 	$(BIN)/python -m ruff check .
-	$(BIN)/python -m pytest
+	$(if $(DATA),MNIST_EDGE_DATA=$(abspath $(DATA)) )$(BIN)/python -m pytest
 
 # The device commands on Raspberry Pi OS 64-bit (Pi 4 and Pi 5 CPUs) under qemu-user, compared with
 # this machine (as root; tools/pi_emulated.py says what it needs). The rootfs is cached in ~/.cache.
