@@ -1,0 +1,193 @@
+"""The sources that capture: OpenCV (a camera index, a stream URL, a video file) and a Pi camera.
+
+    >>> from edge.capture import OpenCVSource
+    >>> OpenCVSource("no-such-clip.avi", live=False)
+    Traceback (most recent call last):
+    edge.errors.UserError: --source no-such-clip.avi: OpenCV cannot open this video file
+
+They implement `edge.sources.Source`; `edge.sources.open_source` picks one from --source. OpenCV is
+imported here (the 'camera' extra), picamera2 only when a Pi camera is opened. A stream is opened
+and read in a worker thread, so setting `stop` ends a wait on a silent network at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from edge.errors import UserError
+from edge.images import shown
+from edge.sources import Frame, Source
+
+log = logging.getLogger(__name__)
+
+NETWORK_TIMEOUT_MS = 5000  # OpenCV's open and read timeouts for a stream (its default is 30 s)
+
+
+def import_cv2():
+    """cv2, with OpenCV's and FFmpeg's own log lines quieted; UserError naming the extra if missing."""
+    try:
+        import cv2
+    except ImportError:
+        raise UserError("--source: OpenCV is not installed (pip install 'mnist-edge[camera]')") from None
+    if not log.isEnabledFor(logging.DEBUG):  # OpenCV's and FFmpeg's own stderr lines (shown with
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # MNIST_EDGE_LOG=DEBUG); ours say
+        if "OPENCV_LOG_LEVEL" not in os.environ:  # what went wrong in one line
+            if hasattr(cv2.utils, "logging"):  # OpenCV 5
+                cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+            else:  # OpenCV 4, what numpy 1 installs get (tflite-runtime): 2 is LOG_LEVEL_ERROR
+                cv2.setLogLevel(2)
+    return cv2
+
+
+def _not_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+        return False
+    except UnicodeEncodeError:  # bytes that were not UTF-8, surrogate-escaped by the OS layer
+        return True
+
+
+class OpenCVSource(Source):
+    """cv2.VideoCapture: a camera index or stream URL (live, reconnected) or a video file (ends).
+
+    A stream (URL) is opened and read with OpenCV's timeouts, in a worker thread, so setting `stop`
+    ends a wait on a silent network at once instead of after OpenCV's own 30 s.
+    """
+
+    def __init__(self, target: int | str, live: bool, stop: threading.Event | None = None):
+        super().__init__()
+        self.target, self.live, self.stop = target, live, stop
+        self.name = f"camera {target}" if isinstance(target, int) else str(target)
+        self.cap = None
+        self._cv2 = import_cv2()
+        self._network = isinstance(target, str) and "://" in target
+        if isinstance(target, str) and _not_utf8(target):
+            raise UserError(f"--source {shown(str(target))}: the name is not valid UTF-8 text, which "
+                            "OpenCV's video reader cannot open (it crashes): rename the file")
+        self._worker: threading.Thread | None = None  # a call still running after `stop` was set
+        if not self._call(self._open):
+            if self._stopped():
+                return  # stopped while opening: frames() ends at once
+            if isinstance(target, int):
+                raise UserError(f"--source {target}: OpenCV cannot open camera {target} (is it connected? "
+                                "see ls /dev/video*; a Pi camera module is --source picamera)")
+            what = "stream" if live else "video file"
+            raise UserError(f"--source {target}: OpenCV cannot open this {what}")
+
+    def _stopped(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
+
+    def _call(self, fn):
+        """fn() here for local devices and files; for streams in a worker, given up when `stop` is set
+        (the worker then owns the capture and releases it when OpenCV returns)."""
+        if not self._network:
+            return fn()
+        box: dict = {}
+        done = threading.Event()
+
+        def work():
+            try:
+                box["value"] = fn()
+            except Exception as e:  # handed to the caller
+                box["error"] = e
+            finally:
+                done.set()
+                if self._worker is threading.current_thread() and self.cap is not None:
+                    self.cap.release()  # given up on and closed meanwhile: release it here
+
+        worker = threading.Thread(target=work, name="mnist-edge-capture", daemon=True)
+        worker.start()
+        while not done.wait(0.05):
+            if self._stopped():
+                self._worker = worker
+                return None
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+    def _open(self) -> bool:
+        cv2 = self._cv2
+        if self._network:
+            self.cap = cv2.VideoCapture(self.target, cv2.CAP_ANY, [
+                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, NETWORK_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+                NETWORK_TIMEOUT_MS])
+        else:
+            self.cap = cv2.VideoCapture(self.target)
+        if not self.cap.isOpened():
+            self.cap.release()
+            self.cap = None
+            return False
+        return True
+
+    def read(self) -> Frame | None:
+        if self.cap is None or self._worker is not None:
+            return None
+        got = self._call(self.cap.read)
+        ok, image = got if got is not None else (False, None)
+        return self._frame(image, "bgr") if ok and image is not None else None
+
+    def reopen(self) -> None:
+        self.close()
+        if self._worker is None and not self._call(self._open) and not self._stopped():
+            raise OSError(f"cannot open {self.name}")
+
+    def close(self) -> None:
+        if self._worker is not None and self._worker.is_alive():
+            return  # a read or open is still inside OpenCV: its worker releases the capture
+        if self.cap is not None:
+            self.cap.release()
+            self.cap = None
+
+
+class PicameraSource(Source):
+    """A Raspberry Pi camera through picamera2 (libcamera): two streams of the same moment.
+
+    'main' (XRGB8888, B,G,R,X in memory) is for display; the small YUV420 'lores' stream's Y plane
+    (its first `height` rows) is what inference reads, so no colour conversion runs per frame.
+    """
+
+    live = True
+
+    def __init__(self, main_size: tuple[int, int] = (640, 480), lores_size: tuple[int, int] = (320, 240)):
+        super().__init__()
+        self.name, self.main_size, self.lores_size = "picamera", main_size, lores_size
+        try:
+            from picamera2 import Picamera2
+        except ImportError:
+            raise UserError("--source picamera: picamera2 is not installed (on Raspberry Pi OS: "
+                            "sudo apt install python3-picamera2, and make the venv with "
+                            "--system-site-packages)") from None
+        self._Picamera2, self.cam = Picamera2, None
+        try:
+            self._open()
+        except Exception as e:
+            raise UserError(f"--source picamera: cannot start the camera ({e})") from None
+
+    def _open(self) -> None:
+        self.cam = self._Picamera2()
+        config = self.cam.create_video_configuration(
+            main={"size": self.main_size, "format": "XRGB8888"},
+            lores={"size": self.lores_size, "format": "YUV420"})
+        self.cam.configure(config)
+        self.cam.start()
+
+    def read(self) -> Frame | None:
+        if self.cam is None:
+            return None
+        (main, yuv), _ = self.cam.capture_arrays(["main", "lores"])  # one request: same moment
+        w, h = self.lores_size
+        return self._frame(yuv[:h, :w], "grey", display=main, display_order="xrgb8888")
+
+    def reopen(self) -> None:
+        self.close()
+        self._open()
+
+    def close(self) -> None:
+        if self.cam is not None:
+            cam, self.cam = self.cam, None
+            try:
+                cam.stop()
+            finally:
+                cam.close()
