@@ -1,7 +1,15 @@
 """Synthetic camera frames of MNIST digits on paper, for tests and the frame benchmark.
 
-    rng = np.random.default_rng(0)
-    frame, boxes = make_frame([x_test[0], x_test[1]], rng)   # BGR uint8, [(x, y, w, h), ...]
+    >>> import numpy as np
+    >>> from benchmarks.synthetic import make_frame
+    >>> one = np.zeros((28, 28), np.uint8); one[6:22, 12:16] = 255          # an MNIST-layout "1"
+    >>> frame, boxes = make_frame([one, one], np.random.default_rng(0))    # or MNIST test digits
+    >>> frame.shape, frame.dtype, len(boxes)                              # BGR, [(x, y, w, h), ...]
+    ((480, 640, 3), dtype('uint8'), 2)
+
+It lives in benchmarks/ (an installed package) rather than tests/ because the frame and MQTT
+latency benchmarks, the desk scenes (`lamp`) and tools/pi_emulated.py draw their frames with it too;
+the tests import it from here.
 
 Digits are drawn dark on light paper, unevenly lit (a linear gradient times a vignette), with a
 slight colour cast, mild defocus and Gaussian noise; 15-45 % of the frame height (less when four
