@@ -23,10 +23,15 @@ $(STAMP): pyproject.toml
 # The whole pipeline: the edge model and the classic baseline, each trained and exported, then
 # benchmarked against each other. bench exits non-zero (and so does make) when the int8 gate fails.
 run: $(STAMP)
+	@echo "== 1/5 train the edge model"
 	$(BIN)/mnist-edge train $(DATA_FLAG) --out $(OUT)
+	@echo "== 2/5 export it: fp32 and int8, TFLite and ONNX, each validated"
 	$(BIN)/mnist-edge export --int8 $(DATA_FLAG) --model $(OUT)/model.keras --out $(OUT)
+	@echo "== 3/5 train the classic baseline CNN"
 	$(BIN)/mnist-edge train --arch baseline $(DATA_FLAG) --out $(OUT)/baseline
+	@echo "== 4/5 export the baseline"
 	$(BIN)/mnist-edge export --int8 $(DATA_FLAG) --model $(OUT)/baseline/model.keras --out $(OUT)/baseline
+	@echo "== 5/5 benchmark accuracy against latency across runtimes"
 	$(BIN)/mnist-edge bench $(DATA_FLAG) --artifacts $(OUT) --baseline $(OUT)/baseline
 	@echo
 	@echo "models:  $(OUT)/model_{fp32,int8}.{tflite,onnx} (+ manifest.json); baseline in $(OUT)/baseline/"
