@@ -180,6 +180,18 @@ def get_args_parser() -> argparse.ArgumentParser:
     return p
 
 
+def config(args: argparse.Namespace) -> BenchConfig:
+    """The settings the flags ask for (no flags: BenchConfig's defaults)."""
+    cfg = BenchConfig(artifacts=args.artifacts, baseline=args.baseline, data=args.data, runs=args.runs,
+                      min_seconds=args.min_seconds, repeats=args.repeats, batch=args.batch,
+                      threads=tuple(t.strip() for t in args.threads.split(",") if t.strip()),
+                      out=args.out, min_acc=args.min_acc, max_drop=args.max_drop, name=args.name,
+                      runtimes=tuple(r.strip() for r in args.runtimes.split(",") if r.strip())
+                      if args.runtimes else None, require_int8_speedup=args.require_int8_speedup,
+                      layers=args.layers)
+    return replace(cfg, quick=True, **QUICK) if args.quick else cfg
+
+
 def main(args: argparse.Namespace) -> int:
     if args.compare:
         return compare(args.compare, Path(args.out or "."))
@@ -193,15 +205,7 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"--min-acc {args.min_acc}: expected a fraction between 0 and 1")
     if not args.max_drop >= 0:  # nan too
         raise UserError(f"--max-drop {args.max_drop}: expected a number of points >= 0")
-    cfg = BenchConfig(artifacts=args.artifacts, baseline=args.baseline, data=args.data, runs=args.runs,
-                      min_seconds=args.min_seconds, repeats=args.repeats, batch=args.batch,
-                      threads=tuple(t.strip() for t in args.threads.split(",") if t.strip()),
-                      out=args.out, min_acc=args.min_acc, max_drop=args.max_drop, name=args.name,
-                      runtimes=tuple(r.strip() for r in args.runtimes.split(",") if r.strip())
-                      if args.runtimes else None, require_int8_speedup=args.require_int8_speedup,
-                      layers=args.layers)
-    if args.quick:
-        cfg = replace(cfg, quick=True, **QUICK)
+    cfg = config(args)
     result = run_bench(cfg)
     out = Path(cfg.out or cfg.artifacts)
     write_outputs(result, out)

@@ -174,3 +174,16 @@ def test_worker_percentiles_and_spread():
     lat = latency(Fake(), np.zeros((7, 28, 28), np.uint8), runs=40, min_seconds=0, repeats=4, warmup=2)
     assert lat["runs"] == 40 and len(lat["block_p50s"]) == 4
     assert lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"] and lat["p50_spread_pct"] >= 0
+
+
+def test_flags_default_to_the_config():
+    """No flags give BenchConfig() itself, and --quick only what QUICK overrides."""
+    from dataclasses import replace
+
+    from benchmarks.bench import QUICK, BenchConfig, config, get_args_parser
+
+    parse = get_args_parser().parse_args
+    assert config(parse([])) == BenchConfig()
+    assert config(parse(["--quick"])) == replace(BenchConfig(), quick=True, **QUICK)
+    cfg = config(parse(["--threads", "2, all", "--runtimes", "litert,keras", "--runs", "7"]))
+    assert (cfg.threads, cfg.runtimes, cfg.runs) == (("2", "all"), ("litert", "keras"), 7)
