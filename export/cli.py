@@ -80,7 +80,8 @@ def run_export(cfg: ExportConfig) -> tuple[list, dict]:
     check(cfg)
     unknown = set(cfg.formats) - set(EXPORTERS)
     if unknown or not cfg.formats:
-        raise UserError(f"--formats {','.join(cfg.formats)}: expected tflite, onnx or tflite,onnx")
+        raise UserError(f"--formats {','.join(cfg.formats)}: expected a comma list of "
+                        f"{', '.join(EXPORTERS)}")
     model_path = _model_file(Path(cfg.model))
     data = load_mnist(cfg.data)
     calib = calibration_set(data, cfg.calib_samples, cfg.seed) if cfg.int8 else None
