@@ -29,6 +29,19 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
+def _dup(fd: int) -> int | None:
+    try:
+        return os.dup(fd)
+    except OSError:  # closed (`2>&-`): nothing to keep quiet there, and nothing to give back
+        return None
+
+
+def _flush(*streams) -> None:
+    for stream in streams:
+        if stream is not None:  # None: Python started with that descriptor closed
+            stream.flush()
+
+
 @contextmanager
 def to_log_file(path: str | os.PathLike, stdout: bool = False) -> Iterator[Path]:
     """Descriptor 2 (and 1 when `stdout`) into `path`, written afresh, while the block runs."""
@@ -36,12 +49,12 @@ def to_log_file(path: str | os.PathLike, stdout: bool = False) -> Iterator[Path]
     path.parent.mkdir(parents=True, exist_ok=True)
     log.info("TensorFlow's own messages: %s", path)
     fds = (1, 2) if stdout else (2,)
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
-    saved = {fd: os.dup(fd) for fd in fds}
-    terminal = os.fdopen(os.dup(saved[2]), "w", buffering=1, errors="backslashreplace")
+    _flush(sys.stdout, sys.stderr)
+    saved = {fd: _dup(fd) for fd in fds}
+    terminal = None if saved[2] is None else os.fdopen(os.dup(saved[2]), "w", buffering=1,
+                                                         errors="backslashreplace")
     swapped = [(h, h.setStream(terminal)) for h in logging.getLogger().handlers
-               if type(h) is logging.StreamHandler and h.stream in (sys.stderr, sys.__stderr__)]
+               if terminal and type(h) is logging.StreamHandler and h.stream in (sys.stderr, sys.__stderr__)]
     streams = sys.stdout, sys.stderr
     try:
         with open(path, "w", buffering=1, encoding="utf-8", errors="backslashreplace") as sink:
@@ -56,8 +69,12 @@ def to_log_file(path: str | os.PathLike, stdout: bool = False) -> Iterator[Path]
                 sys.stdout, sys.stderr = streams
     finally:
         for fd, copy in saved.items():
-            os.dup2(copy, fd)
-            os.close(copy)
+            if copy is None:
+                os.close(fd)  # closed before, closed again
+            else:
+                os.dup2(copy, fd)
+                os.close(copy)
         for handler, stream in swapped:
             handler.setStream(stream)
-        terminal.close()
+        if terminal:
+            terminal.close()
