@@ -275,7 +275,8 @@ def get_args_parser() -> argparse.ArgumentParser:
                                 epilog="\n".join(__doc__.splitlines()[2:6]))
     d = CameraConfig
     p.add_argument("--source", type=str, default=d.source,
-                   help=f"{SOURCE_HELP} (default: 0, the first USB camera; 'picamera' for a Pi camera)")
+                   help=f"{SOURCE_HELP} (default: {d.source}, the first USB camera; 'picamera' for a Pi "
+                        "camera)")
     p.add_argument("--model", type=str, default=d.model,
                    help="a .tflite or .onnx model (default: the shipped models/model_int8.tflite)")
     p.add_argument("--runtime", type=str, default=d.runtime,
