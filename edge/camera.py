@@ -28,7 +28,6 @@ import argparse
 import json
 import logging
 import math
-import os
 import signal
 import sys
 import threading
@@ -38,12 +37,11 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import TextIO
 
-import cv2
 import numpy as np
 
 from edge import web
 from edge.classifier import Classifier
-from edge.digits import SegmentConfig, to_bgr
+from edge.digits import SegmentConfig
 from edge.errors import UserError
 from edge.models import resolve_model
 from edge.mqtt import PASSWORD_ENV, MqttConfig, Publisher, check_interval, start_publisher
@@ -51,10 +49,9 @@ from edge.output import write_line
 from edge.reader import MIN_CONFIDENCE, read
 from edge.sources import SOURCE_HELP, Frame, RetryConfig, Source, SourceLost, frames, open_source
 from edge.stable import Stabilizer, StableConfig
+from edge.view import annotate, close_windows, open_window, show, window_open
 
 log = logging.getLogger(__name__)
-
-WINDOW = "mnist-edge"
 
 
 @dataclass
@@ -83,45 +80,6 @@ def read_frame(frame: Frame, clf: Classifier, min_confidence: float,
     """One frame -> its record (without capture time): `edge.reader.read`'s digits, and timings."""
     r = read(frame.image, clf, min_confidence, frame.color_order, seg)
     return {**r.to_dict(), "ms": {"preprocess": r.segment_ms, "inference": r.classify_ms}}
-
-
-def annotate(frame: Frame, record: dict) -> np.ndarray:
-    """The frame to show (its display view when it has one), digits boxed and labelled."""
-    image, order = frame.image, frame.color_order
-    if frame.display is not None:
-        image, order = frame.display, frame.display_order or "bgr"
-    out = to_bgr(image, order)
-    sy, sx = out.shape[0] / frame.image.shape[0], out.shape[1] / frame.image.shape[1]
-    thick = max(1, round(out.shape[0] / 240))
-    for d in record["digits"]:
-        x, y, w, h = d["box"]
-        p0, p1 = (round(x * sx), round(y * sy)), (round((x + w) * sx), round((y + h) * sy))
-        cv2.rectangle(out, p0, p1, (0, 200, 0), thick)
-        cv2.putText(out, f"{d['digit']} {d['confidence']:.2f}", (p0[0], max(12, p0[1] - 4)),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thick, (0, 200, 0), thick, cv2.LINE_AA)
-    label = record["reading"] or "-"
-    cv2.putText(out, label, (8, 16 * thick + 8), cv2.FONT_HERSHEY_SIMPLEX, 0.7 * thick, (0, 0, 255),
-                2 * thick, cv2.LINE_AA)
-    return out
-
-
-def _open_window() -> None:
-    """Fail with one line, before anything is opened, when --show cannot work here."""
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY")
-                                                 or os.environ.get("WAYLAND_DISPLAY")):
-        raise UserError("--show: no display here (DISPLAY is not set); on a headless device use "
-                        "--serve 0.0.0.0:8080 and open that address in a browser")
-    try:
-        cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE)
-    except cv2.error:
-        raise UserError("--show: this OpenCV has no window support (opencv-python-headless); "
-                        "pip install opencv-python, or use --serve HOST:PORT") from None
-
-
-def _window_open() -> bool:
-    """Pump the window's events; False once the user pressed q/Esc or closed it."""
-    key = cv2.waitKey(1) & 0xFF
-    return key not in (ord("q"), 27) and cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) >= 1
 
 
 def _check(cfg: CameraConfig) -> None:
@@ -162,8 +120,7 @@ class _Outputs:
         if self.hub:
             self.hub.publish(view, record)
         if self.show:
-            cv2.imshow(WINDOW, view)
-            return _window_open()
+            return show(view)
         return True
 
 
@@ -183,8 +140,8 @@ def run(cfg: CameraConfig, source: Source | None = None, stop: threading.Event |
         if source is not None:
             stack.callback(source.close)
         if cfg.show:
-            _open_window()
-            stack.callback(cv2.destroyAllWindows)
+            open_window()
+            stack.callback(close_windows)
         model = resolve_model(cfg.model)  # cheap checks first, so a mistake is one line
         if cfg.mqtt:  # a broker that is not there or refuses us: one line, before the camera opens
             outputs.publisher = start_publisher(MqttConfig(cfg.mqtt, cfg.device_id, cfg.mqtt_interval,
@@ -257,7 +214,7 @@ def _linger(outputs: _Outputs, stop: threading.Event) -> None:
     """After a file or folder ends, keep the last frame on the page or in the window until Ctrl-C."""
     log.info("no more frames; %s until Ctrl-C", "still serving" if outputs.hub else "showing the last")
     while not stop.wait(0.05 if outputs.show else 1.0):
-        if outputs.show and not _window_open():
+        if outputs.show and not window_open():
             break
 
 
