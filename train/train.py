@@ -18,7 +18,7 @@ import numpy as np
 
 from edge.errors import UserError
 from edge.provenance import atomic_path, atomic_write_json, check_out_dir, environment
-from train.data import load_mnist, preprocess, split_validation
+from train.data import Mnist, load_mnist, preprocess, split_validation
 from train.model import ARCHS, NUM_CLASSES, build_augmentation, build_model, count_macs
 from train.tf_logs import to_log_file
 
@@ -60,7 +60,7 @@ def train(cfg: TrainConfig) -> dict:
         return _train(cfg, data)
 
 
-def _train(cfg: TrainConfig, data) -> dict:
+def _train(cfg: TrainConfig, data: Mnist) -> dict:
     import keras
     import tensorflow as tf
 
@@ -86,7 +86,8 @@ def _train(cfg: TrainConfig, data) -> dict:
     out = Path(cfg.out)
     with atomic_path(out / "model.keras", suffix=".keras") as tmp:
         model.save(tmp)
-    report = _report(cfg, model, data, crops, best, hist.history, seconds, test)
+    report = _report(cfg, model, data, crops=crops, best=best, history=hist.history, seconds=seconds,
+                     test=test)
     atomic_write_json(out / "train.json", report)
     return report
 
@@ -100,7 +101,7 @@ def _check(cfg: TrainConfig) -> None:
         raise UserError(f"--desk-scenes {cfg.desk_scenes}: expected 0 (none) or more")
 
 
-def _splits(data, cfg: TrainConfig):
+def _splits(data: Mnist, cfg: TrainConfig):
     """(x_train, targets), (x_val, targets), desk crops: preprocessed, validation held out by seed."""
     x_all, y_all = data.x_train, data.y_train.astype(np.int64)
     val_size = min(cfg.val_size, len(x_all) // 10)
@@ -145,8 +146,8 @@ def _dataset(x: np.ndarray, y: np.ndarray, cfg: TrainConfig):
     return ds.prefetch(2)
 
 
-def _report(cfg: TrainConfig, model, data, crops, best: _BestWeights, history: dict, seconds: float,
-            test: tuple[float, float]) -> dict:
+def _report(cfg: TrainConfig, model, data: Mnist, *, crops: tuple[np.ndarray, np.ndarray],
+            best: _BestWeights, history: dict, seconds: float, test: tuple[float, float]) -> dict:
     """train.json: what was trained, how it scored, and the data, settings and versions behind it."""
     test_loss, test_acc = test
     return {
