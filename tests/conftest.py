@@ -26,6 +26,7 @@ def mnist_missing() -> str:
     return f"MNIST not found: set MNIST_EDGE_DATA to a Keras-layout mnist.npz (or put one at {SHARED_MNIST})"
 
 
+@pytest.hookimpl(trylast=True)  # after -k and -m have deselected what will not run
 def pytest_collection_modifyitems(config, items) -> None:
     """A skipped test is not a pass: when a selected test needs something this machine lacks, stop
     before any test runs, with one line saying what is missing."""
