@@ -40,7 +40,7 @@ class ExportConfig:
     out: str = "artifacts"                # where model_{fp32,int8}.{tflite,onnx} and manifest.json go
     int8: bool = False                    # also write int8 models (full-integer PTQ)
     formats: tuple = ("tflite", "onnx")   # which formats to write
-    io: str = "int8"                      # int8 TFLite input/output type: "int8" or "float"
+    io: str = "int8"                      # int8 TFLite input/output type: tflite.IO_TYPES
     calib_samples: int = SAMPLES          # class-balanced training images for calibration
     calib_method: str = "minmax"          # ONNX calibration: minmax, entropy or percentile
     per_channel: bool = True              # ONNX per-channel weight scales (TFLite always is)
@@ -189,7 +189,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--int8", action="store_true", help="also write full-integer int8 models")
     p.add_argument("--formats", type=str, default=",".join(d.formats),
                    help=f"comma list of {', '.join(EXPORTERS)}")
-    p.add_argument("--io", type=str, default=d.io, choices=("int8", "float"),
+    p.add_argument("--io", type=str, default=d.io, choices=tflite_exporter.IO_TYPES,
                    help="int8 TFLite input/output type")
     p.add_argument("--calib-samples", type=int, default=d.calib_samples,
                    help="calibration images (train split)")

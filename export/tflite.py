@@ -27,6 +27,7 @@ from export.validate import validate as _validate
 
 log = logging.getLogger(__name__)
 FORMAT, SUFFIX, RUNTIME = "tflite", ".tflite", "litert"
+IO_TYPES = ("int8", "float")  # an int8 model's input and output: int8 tensors, or float ones
 
 
 def _converter(model, precision: str, calib: Calibration | None, io: str):
