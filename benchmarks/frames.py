@@ -18,12 +18,13 @@ import logging
 import os
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from edge.classifier import Classifier
 from edge.errors import UserError
+from edge.locator import Box, Locator
 from edge.models import resolve_model
 from edge.reader import read
 
@@ -37,6 +38,7 @@ class Frame:
     truth: str  # the digits left to right; "" on a blank scene
     paper: str = "plain"  # the kind of paper (desk scenes)
     ink: str = "marker"  # the kind of pen ("" on a blank scene)
+    boxes: list = field(default_factory=list)  # the digits' true boxes x, y, w, h, left to right
 
 
 def make_frames(scene: str, n: int, seed: int, data: str | None) -> list[Frame]:
@@ -47,7 +49,7 @@ def make_frames(scene: str, n: int, seed: int, data: str | None) -> list[Frame]:
     if scene == "desk":
         from benchmarks.desk import scene_set
 
-        return [Frame(s.image, s.truth, s.paper, s.ink)
+        return [Frame(s.image, s.truth, s.paper, s.ink, s.boxes)
                 for s in scene_set(mnist.x_test, mnist.y_test, n, seed)]
     from benchmarks.synthetic import make_frame
 
@@ -55,8 +57,8 @@ def make_frames(scene: str, n: int, seed: int, data: str | None) -> list[Frame]:
     frames = []
     for _ in range(n):
         idx = rng.integers(0, len(mnist.x_test), int(rng.integers(1, 5)))
-        image, _ = make_frame(list(mnist.x_test[idx]), rng)
-        frames.append(Frame(image, "".join(str(int(d)) for d in mnist.y_test[idx])))
+        image, boxes = make_frame(list(mnist.x_test[idx]), rng)
+        frames.append(Frame(image, "".join(str(int(d)) for d in mnist.y_test[idx]), boxes=boxes))
     return frames
 
 
@@ -83,15 +85,32 @@ def score(frames: list[Frame], readings: list[str]) -> dict:
             "blank_false": sum(bool(r) for r in blanks) / len(blanks) if blanks else float("nan")}
 
 
-def measure(frames: list[Frame], clf: Classifier, warmup: int = 5) -> tuple[dict, list[str]]:
+class TrueBoxes:
+    """A stand-in locator that knows where the digits are: measures the crops alone."""
+
+    path = "truth (the scenes' own boxes)"
+
+    def __init__(self):
+        self.frame: Frame | None = None
+
+    def locate(self, grey) -> list[Box]:
+        return [Box(*b, 1.0) for b in self.frame.boxes] if self.frame else []
+
+
+def measure(frames: list[Frame], clf: Classifier, locator: Locator | TrueBoxes | None = None,
+            warmup: int = 5) -> tuple[dict, list[str]]:
     """Per-stage milliseconds for each frame (after `warmup` untimed frames) and each reading."""
     for f in frames[:warmup]:
-        read(f.image, clf)
+        if isinstance(locator, TrueBoxes):
+            locator.frame = f
+        read(f.image, clf, locator=locator)
     ms = {"segment": [], "classify": [], "total": []}
     readings = []
     for f in frames:
+        if isinstance(locator, TrueBoxes):
+            locator.frame = f
         t0 = time.perf_counter()
-        r = read(f.image, clf)
+        r = read(f.image, clf, locator=locator)
         ms["total"].append(1e3 * (time.perf_counter() - t0))
         ms["segment"].append(r.segment_ms)
         ms["classify"].append(r.classify_ms)
@@ -133,6 +152,10 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="a .tflite or .onnx model (default: the shipped models/model_int8.tflite)")
     p.add_argument("--runtime", type=str, default=None,
                    help="litert, tflite-runtime or onnxruntime (default: the first installed)")
+    p.add_argument("--locator", type=str, default=None,
+                   help="find digits with this locator file (e.g. models/locator_int8.tflite) instead "
+                        "of by segmentation alone (the default); 'truth': the scenes' own boxes, to "
+                        "measure the crops alone")
     p.add_argument("--frames", type=int, default=300, help="frames to read (default: 300)")
     p.add_argument("--cv-threads", type=int, default=1,
                    help="OpenCV threads (default: 1; 0 lets OpenCV pick, as mnist-edge camera does)")
@@ -153,11 +176,14 @@ def main(args: argparse.Namespace) -> int:
     model = resolve_model(args.model)
     clf = Classifier(model, args.runtime, threads=1)
     frames = make_frames(args.scene, args.frames, args.seed, args.data)
-    ms, readings = measure(frames, clf)
+    locator = (TrueBoxes() if args.locator == "truth"
+               else Locator(args.locator, args.runtime) if args.locator else None)
+    ms, readings = measure(frames, clf, locator)
     cv_threads = args.cv_threads if args.cv_threads > 0 else f"OpenCV's choice ({cv2.getNumThreads()})"
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"{args.frames} {args.scene} scenes, 640x480, MNIST test digits, seed {args.seed}")
-    print(f"model {model} in {clf.runtime}, 1 interpreter thread, OpenCV threads: {cv_threads}")
+    print(f"model {model} in {clf.runtime}, locator {locator.path if locator else 'none (segmentation)'}, "
+          f"1 interpreter thread, OpenCV threads: {cv_threads}")
     print(f"{platform.machine()} {platform.processor() or ''}, {platform.platform()}, Python "
           f"{platform.python_version()}, {os.cpu_count()} cores, load average {load:.1f} "
           "(other work slows every stage)")

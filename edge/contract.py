@@ -76,6 +76,14 @@ EXPORTED = tuple(model_file(p, f) for f in FORMATS for p in PRECISIONS)  # every
 DEFAULT_MODEL = model_file("int8", "tflite")  # the shipped model the device commands run by default
 
 
+def locator_file(precision: str, fmt: str) -> str:
+    """The name `mnist-edge locator` gives a digit-locator file: locator_{fp32,int8}.{tflite,onnx}."""
+    return f"locator_{precision}{FORMATS[fmt]}"
+
+
+LOCATOR_REPORT = "locator.json"  # beside them: settings, data, versions, held-out recall and precision
+
+
 @dataclass(frozen=True)
 class Runtime:
     name: str            # the --runtime value

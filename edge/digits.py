@@ -190,15 +190,15 @@ def segment(grey: np.ndarray, cfg: SegmentConfig | None = None) -> list[DigitCro
     maps = _Maps(dark, mask, labels, p, thr)
     crops = [c for box, members in groups if (c := _crop(maps, [i + 1 for i in members], box, cfg))]
     crops.sort(key=lambda c: c.box[0] + c.box[2] / 2)
-    return [_to_frame(c, 1.0 / scale) for c in crops]
+    return [to_frame(c, 1.0 / scale) for c in crops]
 
 
-def _to_frame(c: DigitCrop, inv: float) -> DigitCrop:
+def to_frame(c: DigitCrop, inv: float) -> DigitCrop:
     """A crop found in the working image, with its box (and its splits') in frame pixels."""
     x, y, w, h = c.box
     box = (int(x * inv), int(y * inv), math.ceil((x + w) * inv) - int(x * inv),
            math.ceil((y + h) * inv) - int(y * inv))
-    return DigitCrop(box, c.image, [(_to_frame(a, inv), _to_frame(b, inv)) for a, b in c.splits])
+    return DigitCrop(box, c.image, [(to_frame(a, inv), to_frame(b, inv)) for a, b in c.splits])
 
 
 def _merge_pieces(stats: np.ndarray, h: int, h_cc: int, w_cc: int, cfg: SegmentConfig):
@@ -276,14 +276,27 @@ def _crop(m: _Maps, members: list[int], box: tuple[int, int, int, int],
         sel = np.repeat(np.repeat(sel, p, axis=0), p, axis=1)
     x0, y0, x1, y1 = px0 * p, py0 * p, px1 * p, py1 * p
     core = sel & (m.mask[y0:y1, x0:x1] > 0)
+    return crop_ink(core, m.dark[y0:y1, x0:x1], m.thr, (x0, y0), cfg)
+
+
+def crop_ink(core: np.ndarray, dark: np.ndarray, thr: float, origin: tuple[int, int],
+             cfg: SegmentConfig, splits: bool = True) -> DigitCrop | None:
+    """One digit's ink (`core`, bool) in a window of the darkness map (`dark`, uint8, same shape,
+    whose top-left is `origin` in working pixels) -> its soft MNIST-style crop, or None if the ink
+    fill is out of range, its edges are soft (a shadow), or nothing is left. `splits`: a piece
+    wide enough to be two touching digits also carries the ways to cut it in two."""
+    x0, y0 = origin
     rows, cols = np.flatnonzero(core.any(axis=1)), np.flatnonzero(core.any(axis=0))
+    if rows.size == 0:
+        return None
     ex, ey, ew, eh = cols[0], rows[0], cols[-1] + 1 - cols[0], rows[-1] + 1 - rows[0]
     if not cfg.min_fill <= np.count_nonzero(core) / (ew * eh) <= cfg.max_fill:
         return None
+    r = max(1, eh // 40)  # keep the anti-aliased rim just outside the thresholded mask
     rim = cv2.dilate(core.view(np.uint8), np.ones((2 * r + 1,) * 2, np.uint8)).view(bool)
-    d = m.dark[y0:y1, x0:x1].astype(np.float32)
-    floor = 0.5 * m.thr  # paper noise below this is zeroed: MNIST's background is exactly 0
-    level = max(float(np.percentile(d[core], cfg.ink_percentile)), m.thr + 1.0)
+    d = dark.astype(np.float32)
+    floor = 0.5 * thr  # paper noise below this is zeroed: MNIST's background is exactly 0
+    level = max(float(np.percentile(d[core], cfg.ink_percentile)), thr + 1.0)
     soft = np.clip((d - floor) * (255.0 / (level - floor)), 0, 255) * rim
     # Stroke width ~ 2 x ink area / outline length; in the 20-px box it is that x 20 / longest side.
     ink = np.count_nonzero(core)
@@ -301,7 +314,8 @@ def _crop(m: _Maps, members: list[int], box: tuple[int, int, int, int],
     img = mnist_style(soft)
     if not img.any():
         return None
-    splits = _splits(core, soft, x0, y0, (ex, ew), cfg) if ew >= cfg.split_aspect * eh else []
+    wide = splits and ew >= cfg.split_aspect * eh
+    splits = _splits(core, soft, x0, y0, (ex, ew), cfg) if wide else []
     return DigitCrop((int(x0 + ex), int(y0 + ey), int(ew), int(eh)), img, splits)
 
 

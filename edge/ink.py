@@ -30,7 +30,7 @@ def ink_mask(work: np.ndarray, cfg: SegmentConfig) -> tuple[np.ndarray, np.ndarr
     h, w = work.shape
     tiny = cv2.resize(work, (max(3, round(w / cfg.bg_cell)), max(3, round(h / cfg.bg_cell))),
                       interpolation=cv2.INTER_AREA)
-    if not _dark_ink(work, tiny, cfg):
+    if not dark_ink(work, tiny, cfg):
         work, tiny = cv2.bitwise_not(work), cv2.bitwise_not(tiny)
     # Paper: a closing removes the dark strokes from the coarse copy and keeps the lighting.
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (cfg.bg_kernel, cfg.bg_kernel))
@@ -97,7 +97,7 @@ def remove_lines(mask: np.ndarray, cfg: SegmentConfig, faint: np.ndarray | None 
     return out
 
 
-def _dark_ink(work: np.ndarray, tiny: np.ndarray, cfg: SegmentConfig) -> bool:
+def dark_ink(work: np.ndarray, tiny: np.ndarray, cfg: SegmentConfig) -> bool:
     """Is the ink darker than the paper? Dark ink is the rule; light ink (chalk, a screen) is
     decided only when two tests agree: strong outliers against the local median of the coarse
     copy, and thin light structures (top-hat) against thin dark ones (black-hat) on a quarter-size

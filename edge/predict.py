@@ -24,6 +24,7 @@ import numpy as np
 from edge.classifier import Classifier
 from edge.errors import UserError
 from edge.images import probe, read_image, shown
+from edge.locator import Locator
 from edge.models import resolve_model
 from edge.output import write_line
 from edge.reader import MIN_CONFIDENCE, read
@@ -32,9 +33,9 @@ log = logging.getLogger(__name__)
 
 
 def predict_image(image: np.ndarray, clf: Classifier, min_confidence: float = MIN_CONFIDENCE,
-                  color_order: str = "bgr") -> dict:
+                  color_order: str = "bgr", locator: Locator | None = None) -> dict:
     """{"reading", "digits": [{"digit", "confidence", "box"}]} for one image: `edge.reader.read`."""
-    return read(image, clf, min_confidence, color_order).to_dict()
+    return read(image, clf, min_confidence, color_order, locator=locator).to_dict()
 
 
 def _line(name: str, result: dict) -> str:
@@ -54,6 +55,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-confidence", type=float, default=MIN_CONFIDENCE,
                    help=f"drop digits less sure than this, 0..1 (default: {MIN_CONFIDENCE}, as camera; "
                         "0 reports every piece found)")
+    p.add_argument("--locator", type=str, default=None,
+                   help="find digits with this locator .tflite/.onnx (e.g. models/locator_int8.tflite) "
+                        "instead of by segmentation alone (the default)")
     p.add_argument("--json", action="store_true", help="one JSON object per image instead of text")
     return p
 
@@ -63,9 +67,11 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"--min-confidence {args.min_confidence}: expected a number from 0 to 1")
     for path in args.images:  # every file checked before the model loads; decoding comes later
         probe(path)
-    clf = Classifier(resolve_model(args.model), args.runtime, threads=1)
+    model = resolve_model(args.model)
+    clf = Classifier(model, args.runtime, threads=1)
+    locator = Locator(args.locator, args.runtime) if args.locator else None
     for path in args.images:
-        result = predict_image(read_image(path), clf, args.min_confidence)
+        result = predict_image(read_image(path), clf, args.min_confidence, locator=locator)
         name = shown(path)
         if not write_line(json.dumps({"file": name, **result}) if args.json else _line(name, result)):
             break  # the reader went away (e.g. `| head -1`): done

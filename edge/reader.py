@@ -18,10 +18,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from edge.classifier import Classifier, Prediction
-from edge.digits import DigitCrop, SegmentConfig, segment, to_grey
+from edge.digits import DigitCrop, SegmentConfig, segment, to_frame, to_grey
+from edge.located import located_crops
+from edge.locator import Box, Locator
 
 MIN_CONFIDENCE = 0.6  # digits less sure than this are dropped: the default of camera and predict
 
@@ -65,11 +68,33 @@ def find_digits(image: np.ndarray, color_order: str = "bgr",
     return segment(grey, seg)
 
 
+def locate_digits(image: np.ndarray, locator: Locator, color_order: str = "bgr",
+                  seg: SegmentConfig | None = None) -> list[DigitCrop]:
+    """The locator's boxes -> one crop per located digit (`edge.located`), left to right; a 28x28
+    image is one MNIST-style digit, as in `find_digits`."""
+    grey = to_grey(image, color_order)
+    if grey.shape == (28, 28):
+        return find_digits(grey, color_order, seg)
+    cfg = seg or SegmentConfig()
+    boxes = locator.locate(grey)
+    H, W = grey.shape
+    scale = min(1.0, cfg.work_size / max(H, W, 1))
+    if scale == 1.0:
+        return located_crops(grey, boxes, cfg)
+    work = cv2.resize(grey, (max(1, round(W * scale)), max(1, round(H * scale))),
+                      interpolation=cv2.INTER_AREA)
+    small = [Box(b.x * scale, b.y * scale, b.w * scale, b.h * scale, b.score) for b in boxes]
+    return [to_frame(c, 1.0 / scale) for c in located_crops(work, small, cfg)]
+
+
 def read(image: np.ndarray, clf: Classifier, min_confidence: float = MIN_CONFIDENCE,
-         color_order: str = "bgr", seg: SegmentConfig | None = None) -> Reading:
-    """One image (any layout `to_grey` takes) -> its Reading."""
+         color_order: str = "bgr", seg: SegmentConfig | None = None,
+         locator: Locator | None = None) -> Reading:
+    """One image (any layout `to_grey` takes) -> its Reading. Digits are found by segmentation
+    (`find_digits`), or with a `locator` where it says they are (`locate_digits`)."""
     t0 = time.perf_counter()
-    crops = find_digits(image, color_order, seg)
+    crops = (find_digits(image, color_order, seg) if locator is None
+             else locate_digits(image, locator, color_order, seg))
     t1 = time.perf_counter()
     found: list[tuple[DigitCrop, Prediction]] = []
     if crops:

@@ -46,7 +46,7 @@ def _fp32(model, opset: int):
     import tensorflow as tf
     import tf2onnx
 
-    spec = (tf.TensorSpec((None, 28, 28, 1), tf.float32, name=INPUT_NAME),)
+    spec = (tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name=INPUT_NAME),)
     fn = tf.function(lambda image: model(image, training=False))
     proto, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=opset)
     return proto

@@ -1,0 +1,123 @@
+"""Located boxes + the frame's ink -> one MNIST-style crop per located digit.
+
+    >>> import cv2, numpy as np
+    >>> from edge.located import located_crops
+    >>> from edge.locator import Box
+    >>> grey = np.full((480, 640), 200, np.uint8)
+    >>> _ = cv2.putText(grey, "4", (200, 320), cv2.FONT_HERSHEY_SIMPLEX, 6, 40, 20)
+    >>> ys, xs = np.nonzero(grey < 120)                          # the "4"'s own pixels
+    >>> (crop,) = located_crops(grey, [Box(190, 180, 130, 150, 0.9)])  # a box near them
+    >>> int(np.abs(np.subtract(crop.box, (xs.min(), ys.min(), np.ptp(xs) + 1, np.ptp(ys) + 1))).max()) <= 2
+    True
+
+The locator says where each digit is; the ink says exactly which pixels are its strokes. Each box
+claims the ink in its own region (the box with a margin) that lies nearer its centre than any other
+box's, so two touching digits are cut between their centres; pieces of that ink are kept when they
+reach into the box's middle or lie mostly inside it, so a ruled line's stub or a neighbour's tail at
+the margin is dropped while a faint digit broken into pieces stays whole. A box whose ink the
+frame-wide threshold missed (very faint pencil) is thresholded again inside its own region.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import cv2
+import numpy as np
+
+from edge.digits import DigitCrop, SegmentConfig, crop_ink
+from edge.ink import dark_ink, remove_lines
+from edge.locator import Box
+
+MARGIN = 0.15  # a box's region: the box grown by this fraction of its height on every side
+INSIDE = 0.5  # a piece of ink is the digit's if this share of it lies inside the box...
+MIDDLE = 0.25  # ...or it reaches the box's middle (the box shrunk by this fraction per side)
+PAPER_KERNEL = 0.25  # the paper's closing kernel, x the box height: wider than a digit's strokes
+MIN_CONTRAST = 0.06  # ink is at least this much darker than its paper...
+NOISE_MADS = 3.0  # ...and this many noise deviations (from the region's median absolute deviation)
+LINE_SPAN = 0.9  # a run of ink across this share of the region's width (height) is a ruled line
+
+
+def located_crops(work: np.ndarray, boxes: list[Box], cfg: SegmentConfig | None = None) -> list[DigitCrop]:
+    """grey uint8 HxW and the boxes located in it (same pixels) -> one crop per box that holds ink,
+    left to right. Boxes are taken as given: the locator's score decided they are digits."""
+    cfg = cfg or SegmentConfig()
+    if not boxes:
+        return []
+    H, W = work.shape
+    tiny = cv2.resize(work, (max(3, round(W / cfg.bg_cell)), max(3, round(H / cfg.bg_cell))),
+                      interpolation=cv2.INTER_AREA)
+    if not dark_ink(work, tiny, cfg):
+        work = cv2.bitwise_not(work)
+    centres = np.array([(b.x + b.w / 2, b.y + b.h / 2, max(b.w, 1.0), max(b.h, 1.0)) for b in boxes])
+    crops = []
+    for k, b in enumerate(boxes):
+        pad = MARGIN * b.h
+        x0, y0 = max(0, int(b.x - pad)), max(0, int(b.y - pad))
+        x1, y1 = min(W, int(b.x + b.w + pad) + 1), min(H, int(b.y + b.h + pad) + 1)
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            continue
+        dark, ink, level = _local_ink(work[y0:y1, x0:x1], b.h, cfg)
+        ink &= _nearest(centres, k, x0, y0, x1, y1)
+        crop = crop_ink(_pieces(ink, b, x0, y0), dark, level, (x0, y0), cfg, splits=False)
+        if crop is not None:
+            crops.append(crop)
+    return crops
+
+
+def _local_ink(region: np.ndarray, height: float, cfg: SegmentConfig) -> tuple[np.ndarray, np.ndarray, float]:
+    """A box's region (dark ink) -> (darkness 0..255 against its own paper, ink bool, threshold).
+
+    The paper is a closing of the region with a kernel wider than any pen stroke of a digit this
+    tall: strokes vanish from it, a shadow's edge does not, so shadows divide out. The threshold is
+    Otsu's between the region's noise floor and `max_threshold`; ruled or grid lines crossing the
+    whole region are removed (`edge.ink.remove_lines`, a stroke crossing one re-joined)."""
+    k = max(5, int(PAPER_KERNEL * height) | 1)
+    region = cv2.GaussianBlur(region, (3, 3), 0)  # sensor noise out of the paper's maxima
+    paper = cv2.morphologyEx(region, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    dark = cv2.divide(cv2.subtract(paper, region), cv2.max(paper, 40), scale=255)
+    med = _median(np.bincount(dark.ravel(), minlength=256))
+    mad = _median(np.bincount(cv2.absdiff(dark, med).ravel(), minlength=256))
+    floor = max(255 * MIN_CONTRAST, med + NOISE_MADS * 1.4826 * mad)
+    otsu, _ = cv2.threshold(dark, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    level = float(np.clip(otsu, floor, max(floor, 255 * cfg.max_threshold)))
+    mask = cv2.threshold(dark, level, 255, cv2.THRESH_BINARY)[1]
+    if cfg.close_px > 1:
+        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((cfg.close_px,) * 2, np.uint8))
+    if cfg.remove_lines:
+        mask = remove_lines(mask, replace(cfg, line_len_frac=LINE_SPAN))
+    return dark, mask > 0, level
+
+
+def _nearest(centres: np.ndarray, k: int, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+    """bool mask of the region's pixels nearer box k's centre than any other's (in box sizes)."""
+    ys, xs = np.ogrid[y0:y1, x0:x1]
+    cx, cy, w, h = centres[k]
+    mine = ((xs - cx) / w) ** 2 + ((ys - cy) / h) ** 2
+    own = np.ones((y1 - y0, x1 - x0), bool)
+    for j, (ox, oy, ow, oh) in enumerate(centres):
+        if j != k and abs(ox - cx) < 2 * (w + ow) and abs(oy - cy) < 2 * (h + oh):
+            own &= mine <= ((xs - ox) / ow) ** 2 + ((ys - oy) / oh) ** 2
+    return own
+
+
+def _median(hist: np.ndarray) -> int:
+    """The median of the values a histogram (value -> count) counts."""
+    return int(np.searchsorted(np.cumsum(hist), (hist.sum() + 1) // 2))
+
+
+def _pieces(ink: np.ndarray, b: Box, x0: int, y0: int) -> np.ndarray:
+    """The connected pieces of `ink` (a region whose top-left is x0, y0) that belong to box b."""
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(ink.view(np.uint8), 8, cv2.CV_32S)
+    if n <= 1:
+        return np.zeros_like(ink)
+    bx0, by0, bx1, by1 = b.x - x0, b.y - y0, b.x + b.w - x0, b.y + b.h - y0
+    mx, my = MIDDLE * b.w, MIDDLE * b.h
+    mid = lab[max(0, int(by0 + my)):max(0, int(by1 - my)) + 1,
+              max(0, int(bx0 + mx)):max(0, int(bx1 - mx)) + 1]
+    keep = np.bincount(mid.ravel(), minlength=n) > 0
+    inside = lab[max(0, int(by0)):max(0, int(by1)) + 1, max(0, int(bx0)):max(0, int(bx1)) + 1]
+    counts = np.bincount(inside.ravel(), minlength=n)
+    keep |= counts >= INSIDE * stats[:, cv2.CC_STAT_AREA]
+    keep[0] = False
+    return keep[lab]

@@ -1,0 +1,147 @@
+"""The digit locator: its target encoding, its decoding, the crops it leads to, the shipped network on
+desk scenes of test digits, and `mnist-edge locator` end to end."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+
+from edge import locator as L
+from edge.located import located_crops
+from tests.conftest import REPO, cli
+
+SHIPPED = REPO / "models" / "locator_int8.tflite"
+
+
+def _logit(p):
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def test_encode_then_decode_gives_the_boxes_back():
+    boxes = [(100.0, 200.0, 40.0, 90.0), (150.0, 205.0, 60.0, 100.0), (500.0, 50.0, 120.0, 150.0)]
+    t = L.encode(boxes, (480, 640))
+    assert t.shape == (30, 40, 6) and int(t[:, :, 1].sum()) == 3
+    # a network that outputs exactly its targets: centre heat as logits, sizes and offsets as given
+    out = np.concatenate([_logit(t[:, :, :1] * 0.98), t[:, :, 2:6]], axis=2)
+    got = L.decode(out, (480, 640), min_score=0.5)
+    assert len(got) == 3
+    for b, (x, y, w, h) in zip(got, boxes, strict=True):  # both left to right
+        assert np.allclose((b.x, b.y, b.w, b.h), (x, y, w, h), atol=1e-3)
+
+
+def test_decode_keeps_only_local_maxima_above_the_score():
+    out = np.full((30, 40, 5), 0.0, np.float32)
+    out[:, :, 0] = -6.0
+    out[10, 10, 0], out[10, 11, 0] = 2.0, 1.0  # a peak and its weaker neighbour: one digit
+    out[20, 30, 0] = -1.0  # below the default score
+    assert [(round(b.score, 2)) for b in L.decode(out, (480, 640))] == [0.88]
+
+
+def test_touching_digits_in_two_boxes_become_two_crops(mnist):
+    """Two digits written touching: one blob of ink, but two located boxes -> two crops that read."""
+    from edge.classifier import Classifier
+
+    clf = Classifier(REPO / "models" / "model_int8.tflite")
+    a, b = (mnist.x_test[mnist.y_test == d][0] for d in (3, 7))
+    big = [cv2.resize(d, (112, 112), interpolation=cv2.INTER_LINEAR) for d in (a, b)]
+    ink = np.zeros((480, 640), np.uint8)
+    boxes = []
+    for d, left in zip(big, (200, 280), strict=True):  # the second overlaps the first by 32 px
+        ink[180:292, left:left + 112] = np.maximum(ink[180:292, left:left + 112], d)
+        ys, xs = np.nonzero(d)
+        boxes.append(L.Box(left + xs.min(), 180 + ys.min(), np.ptp(xs) + 1, np.ptp(ys) + 1, 0.9))
+    grey = (220 - ink.astype(np.float32) * 0.7).astype(np.uint8)
+    cols = np.flatnonzero(ink.any(axis=0))
+    assert np.all(np.diff(cols) == 1), "the two digits must touch"
+    crops = located_crops(grey, boxes)
+    assert [p.digit for p in clf.classify(np.stack([c.image for c in crops]))] == [3, 7]
+
+
+def test_a_digit_crossing_a_ruled_line_keeps_its_ink():
+    grey = np.full((480, 640), 215, np.uint8)
+    grey[::30, :] = 150  # ruled lines every 30 px, across the whole page
+    cv2.line(grey, (314, 150), (326, 290), 40, 6)  # a "1" crossing four of them
+    (crop,) = located_crops(grey, [L.Box(300, 145, 40, 150, 0.9)])
+    x, y, w, h = crop.box
+    assert h >= 135 and w <= 24  # the whole stroke, and no piece of a line beside it
+
+
+def test_shipped_locator_finds_desk_digits_and_nothing_on_blank_paper(mnist):
+    from benchmarks.desk import make_scene, scene_set
+    from edge.digits import to_grey
+    from train.locator import match
+
+    loc = L.Locator(SHIPPED)
+    tp = fp = fn = 0
+    for s in scene_set(mnist.x_test, mnist.y_test, 30, seed=7):
+        a, b, c = match(loc.locate(to_grey(s.image)), s.boxes)
+        tp, fp, fn = tp + a, fp + b, fn + c
+    assert tp / (tp + fn) >= 0.9 and tp / (tp + fp) >= 0.9, (tp, fp, fn)
+    rng = np.random.default_rng(3)
+    for paper in ("lined", "grid", "plain"):
+        for _ in range(3):
+            assert loc.locate(to_grey(make_scene([], [], rng, paper=paper).image)) == []
+
+
+def test_locator_cli_quick_run_writes_files_that_load(tmp_path, mnist_file):
+    r = cli("locator", "--quick", "--data", str(mnist_file), "--out", str(tmp_path), "--workers", "1")
+    assert r.returncode == 0, r.stderr[-2000:]
+    report = json.loads((tmp_path / "locator.json").read_text())
+    assert report["data"]["digits"].startswith("train split only")
+    for name in ("locator_int8.tflite", "locator_fp32.tflite"):
+        assert set(report[name]) == {"recall", "precision"}
+        out = L.Locator(tmp_path / name).raw(np.full((480, 640), 200, np.uint8))
+        assert out.shape == (30, 40, len(L.CHANNELS))
+
+
+def test_locator_cli_refuses_too_few_scenes(tmp_path):
+    r = cli("locator", "--scenes", "3", "--out", str(tmp_path))
+    assert r.returncode == 2 and "--scenes" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_predict_with_the_locator_is_the_one_read_path(tmp_path, mnist):
+    """`predict --locator` prints exactly what `edge.reader.read(..., locator=...)` returns."""
+    from benchmarks.desk import make_scene
+    from edge.classifier import Classifier
+    from edge.reader import read
+
+    rng = np.random.default_rng(11)
+    idx = rng.integers(0, len(mnist.x_test), 3)
+    scene = make_scene(list(mnist.x_test[idx]), [int(v) for v in mnist.y_test[idx]], rng,
+                       paper="plain", ink="marker")
+    path = tmp_path / "desk scene.png"
+    cv2.imwrite(str(path), scene.image)
+    r = cli("predict", "--json", "--locator", str(SHIPPED), str(path))
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    want = read(cv2.imread(str(path)), Classifier(REPO / "models" / "model_int8.tflite"),
+                locator=L.Locator(SHIPPED)).to_dict()
+    assert {k: got[k] for k in want} == want and got["reading"]
+
+
+def test_frame_benchmark_runs_with_the_locator(mnist_file):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "benchmarks.frames", "--scene", "desk", "--frames", "4",
+                        "--data", str(mnist_file), "--locator", str(SHIPPED)],
+                       cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f"locator {SHIPPED}" in r.stdout and "paper grid" in r.stdout
+
+
+def test_true_boxes_measure_the_crops_alone(mnist_file):
+    """--locator truth reads desk scenes from their own boxes: blank scenes stay blank and most
+    frames read exactly (the crops, without any locator's misses)."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "benchmarks.frames", "--scene", "desk", "--frames", "30",
+                        "--data", str(mnist_file), "--locator", "truth"],
+                       cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (row,) = [line.split() for line in r.stdout.splitlines() if line.startswith("all ")]
+    assert float(row[2]) >= 70.0 and row[6] == "0.0", row  # exact %, blank scenes read %

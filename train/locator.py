@@ -1,0 +1,261 @@
+"""`mnist-edge locator`: train the digit locator on desk scenes of training digits, export it int8.
+
+    mnist-edge locator --data ../shared/data/mnist.npz --out artifacts     # ~15 min on 2 cores
+    mnist-edge locator --quick --out /tmp/run                               # smoke run
+
+Scenes come from benchmarks/desk.py with MNIST *training* digits only (the frame benchmark draws
+*test* digits), each shrunk to the network's input and labelled with its digits' boxes (the
+targets: edge.locator.encode). The network (`build`) costs about 20 M MACs per frame, every op
+XNNPACK-delegated in int8. Writes locator_int8.tflite, locator_fp32.tflite, locator_int8.onnx and
+locator.json (settings, data, versions, and each file's recall and precision on held-out scenes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge import locator as L
+from edge.contract import LOCATOR_REPORT, locator_file
+from edge.errors import UserError
+from edge.provenance import atomic_write_bytes, atomic_write_json, check_out_dir, environment, sha256_file
+from train.data import load_mnist
+from train.tf_logs import to_log_file
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LocatorConfig:
+    scenes: int = 8000        # scenes of training digits to learn from
+    clean_share: float = 0.25  # share of them drawn as clean frames (benchmarks/synthetic.py: plain
+    #                            paper, digits up to 45 % of the frame tall); the rest desk scenes
+    val_scenes: int = 400     # more, from other training digits and seeds, to measure on
+    epochs: int = 24          # passes over the scenes
+    batch_size: int = 32      # scenes per optimiser step
+    lr: float = 2e-3          # peak learning rate (Adam, cosine decay)
+    width: int = 32           # channels of the grid-resolution layers
+    seed: int = 0             # scenes, split and weights
+    init: str | None = None   # a locator.keras to start from (fine-tuning) instead of fresh weights
+    workers: int = 2          # processes drawing scenes
+    quick: bool = False       # smoke run: 120 scenes, 1 epoch
+    data: str | None = None   # MNIST .npz or IDX folder
+    out: str = "artifacts"    # folder for locator_{int8,fp32}.tflite and locator.json
+
+
+def _chunk(args):
+    """Scenes of one seed -> (shrunk grey inputs, targets); run in a worker process."""
+    import cv2
+
+    from benchmarks.desk import scene_set
+    from benchmarks.synthetic import make_frame
+    from edge.digits import to_grey
+
+    images, labels, n, seed, clean_share = args
+    cv2.setNumThreads(1)
+    rng = np.random.default_rng(seed + 7)
+    n_clean = int(rng.binomial(n, clean_share))
+    scenes = [(s.image, s.boxes) for s in scene_set(images, labels, n - n_clean, seed)]
+    for _ in range(n_clean):
+        scenes.append(make_frame(list(images[rng.integers(0, len(images), int(rng.integers(1, 5)))]), rng))
+    xs, ts = [], []
+    for image, boxes in scenes:
+        grey = to_grey(image, "bgr")
+        xs.append(L.shrink(grey))
+        ts.append(L.encode(boxes, grey.shape))
+    return np.stack(xs), np.stack(ts)
+
+
+def make_scenes(images, labels, n: int, seed: int, workers: int, clean_share: float = 0.0,
+                chunk: int = 100):
+    """n scenes -> (uint8 (n, 120, 160), float32 targets (n, 30, 40, 6)); deterministic."""
+    jobs = [(images, labels, min(chunk, n - i), seed * 1_000_003 + i, clean_share)
+            for i in range(0, n, chunk)]
+    t0, xs, ts = time.perf_counter(), [], []
+    if workers > 1 and len(jobs) > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(workers) as pool:
+            parts = pool.imap(_chunk, jobs)
+            for k, (x, t) in enumerate(parts):
+                xs.append(x), ts.append(t)
+                log.info("scenes %d/%d (%.0f s)", min(n, (k + 1) * chunk), n, time.perf_counter() - t0)
+    else:
+        for k, job in enumerate(jobs):
+            x, t = _chunk(job)
+            xs.append(x), ts.append(t)
+            log.info("scenes %d/%d (%.0f s)", min(n, (k + 1) * chunk), n, time.perf_counter() - t0)
+    return np.concatenate(xs), np.concatenate(ts)
+
+
+def build(width: int = 32):
+    """Input 120x160x1 (pixels / 255) -> (30, 40, 5) per-cell outputs (edge.locator.CHANNELS).
+    Two stride-2 convs reach the grid, then dilated 3x3 convs (rate 2, 4) widen the view to ~250
+    frame pixels, so the biggest digit is seen whole from its centre cell."""
+    import keras
+    from keras import layers
+
+    def conv(x, filters, stride=1, dilation=1):
+        x = layers.Conv2D(filters, 3, strides=stride, dilation_rate=dilation, padding="same",
+                          use_bias=False)(x)
+        return layers.ReLU()(layers.BatchNormalization()(x))
+
+    i = keras.Input((*L.INPUT_HW, 1), name="image")
+    x = conv(i, 16, stride=2)
+    x = conv(x, width, stride=2)
+    x = conv(x, width)
+    x = conv(x, width, dilation=2)
+    x = conv(x, width, dilation=4)
+    out = layers.Conv2D(len(L.CHANNELS), 1, name="grid",
+                        bias_initializer=keras.initializers.Constant([-4.0, 0, 0, 0.5, 0.5]))(x)
+    return keras.Model(i, out, name="locator")
+
+
+def loss(y_true, y_pred):
+    """CenterNet's penalty-reduced focal loss on the centre heat, L1 on size and offset at centres;
+    both per digit."""
+    import keras.ops as K
+
+    heat, centre = y_true[..., 0], y_true[..., 1]
+    p = K.clip(K.sigmoid(y_pred[..., 0]), 1e-4, 1 - 1e-4)
+    pos = -K.log(p) * (1 - p) ** 2 * centre
+    neg = -K.log(1 - p) * p ** 2 * (1 - heat) ** 4 * (1 - centre)
+    reg = K.sum(K.abs(y_true[..., 2:6] - y_pred[..., 1:5]), axis=-1) * centre
+    n = K.maximum(K.sum(centre), 1.0)
+    return (K.sum(pos) + K.sum(neg) + K.sum(reg)) / n
+
+
+def match(boxes: list[L.Box], truth: list[tuple], iou: float = 0.3) -> tuple[int, int, int]:
+    """(true positives, false positives, missed digits) of located boxes against true ones."""
+    used, tp = set(), 0
+    for b in boxes:
+        best, bi = iou, None
+        for k, (x, y, w, h) in enumerate(truth):
+            ix = max(0.0, min(b.x + b.w, x + w) - max(b.x, x))
+            iy = max(0.0, min(b.y + b.h, y + h) - max(b.y, y))
+            u = b.w * b.h + w * h - ix * iy
+            if k not in used and u > 0 and ix * iy / u >= best:
+                best, bi = ix * iy / u, k
+        if bi is not None:
+            used.add(bi)
+            tp += 1
+    return tp, len(boxes) - tp, len(truth) - tp
+
+
+def train(cfg: LocatorConfig) -> dict:
+    check_out_dir(cfg.out)
+    data = load_mnist(cfg.data)
+    n, n_val, epochs = (120, 30, 1) if cfg.quick else (cfg.scenes, cfg.val_scenes, cfg.epochs)
+    half = len(data.x_train) * 9 // 10  # scenes to learn from and to measure on use other digits
+    x, t = make_scenes(data.x_train[:half], data.y_train[:half], n, cfg.seed, cfg.workers, cfg.clean_share)
+    xv, tv = make_scenes(data.x_train[half:], data.y_train[half:], n_val, cfg.seed + 1, cfg.workers,
+                         cfg.clean_share)
+
+    out = Path(cfg.out)
+    with to_log_file(out / "locator.log"):  # Keras's epoch lines (stdout) stay on screen
+        import keras
+
+        keras.utils.set_random_seed(cfg.seed)
+        model = keras.models.load_model(cfg.init, compile=False) if cfg.init else build(cfg.width)
+        steps = epochs * -(-n // cfg.batch_size)
+        sched = keras.optimizers.schedules.CosineDecay(cfg.lr, steps)
+        model.compile(keras.optimizers.Adam(sched), loss=loss)
+        t0 = time.perf_counter()
+        model.fit(x[..., None].astype(np.float32) / 255, t, batch_size=cfg.batch_size, epochs=epochs,
+                  validation_data=(xv[..., None].astype(np.float32) / 255, tv), verbose=2)
+        seconds = time.perf_counter() - t0
+        model.save(out / "locator.keras")
+    with to_log_file(out / "locator_export.log", stdout=True):
+        files = export_all(model, x[:300])
+    report = {"config": asdict(cfg), "train_seconds": round(seconds, 1),
+              "params": int(model.count_params()), "init": _init_record(cfg.init),
+              "data": {"source": data.source, "scenes": n, "val_scenes": n_val,
+                       "digits": "train split only: first 90 % for learning, last 10 % for val"},
+              "environment": environment("tensorflow", "keras", "numpy", "opencv-python-headless")}
+    for name, blob in files.items():
+        atomic_write_bytes(out / name, blob)
+        loc = L.Locator(out / name)
+        tp = fp = fn = 0
+        for xi, ti in zip(xv, tv, strict=True):
+            truth = _boxes(ti, (480, 640))
+            a, b, c = match(L.decode(_raw(loc, xi), (480, 640), loc.min_score), truth)
+            tp, fp, fn = tp + a, fp + b, fn + c
+        report[name] = {"recall": round(tp / max(1, tp + fn), 4), "precision": round(tp / max(1, tp + fp), 4)}
+        log.info("%s: recall %.3f precision %.3f on %d held-out scenes", name,
+                 report[name]["recall"], report[name]["precision"], n_val)
+    atomic_write_json(out / LOCATOR_REPORT, report)
+    return report
+
+
+def _init_record(init: str | None) -> dict | None:
+    """What a fine-tuning run started from: the file's hash, and the report beside it if any."""
+    if not init:
+        return None
+    report = Path(init).with_name(LOCATOR_REPORT)
+    return {"file": Path(init).name, "sha256": sha256_file(init),
+            "report": json.loads(report.read_text()) if report.is_file() else None}
+
+
+def export_all(model, calib_inputs: np.ndarray) -> dict[str, bytes]:
+    """The locator's files: int8 and fp32 TFLite, int8 ONNX (QDQ), all calibrated on the same
+    scenes (uint8 network inputs) through the classifier's exporters."""
+    from export import onnx as onnx_exporter
+    from export import tflite
+    from export.calibration import Calibration
+
+    calib = Calibration(calib_inputs[..., None].astype(np.float32) / 255,
+                        np.arange(len(calib_inputs)), 0)
+    return {locator_file("fp32", "tflite"): tflite.export(model, "fp32"),
+            locator_file("int8", "tflite"): tflite.export(model, "int8", calib),
+            locator_file("int8", "onnx"): onnx_exporter.export(model, "int8", calib).SerializeToString()}
+
+
+def _raw(loc: L.Locator, small: np.ndarray) -> np.ndarray:
+    """The network's output for an already shrunk input (for measuring on stored scenes)."""
+    y = loc.backend.run(loc._lut[small][None, :, :, None])[0]
+    return y if loc._deq is None else (y.astype(np.float32) - loc._deq[1]) * loc._deq[0]
+
+
+def _boxes(t: np.ndarray, frame_hw) -> list[tuple]:
+    """Targets back to frame boxes (the truth the held-out scenes were encoded from)."""
+    rows, cols = t.shape[:2]
+    cy, cx = frame_hw[0] / rows, frame_hw[1] / cols
+    out = []
+    for i, j in zip(*np.nonzero(t[:, :, 1] == 1), strict=True):
+        w, h = np.exp(t[i, j, 2]) * cx, np.exp(t[i, j, 3]) * cy
+        out.append(((j + t[i, j, 4]) * cx - w / 2, (i + t[i, j, 5]) * cy - h / 2, w, h))
+    return out
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    d = LocatorConfig
+    p = argparse.ArgumentParser("mnist-edge locator", description=__doc__.splitlines()[0])
+    p.add_argument("--scenes", type=int, default=d.scenes, help="desk scenes to learn from")
+    p.add_argument("--epochs", type=int, default=d.epochs, help="passes over the scenes")
+    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (cosine decay)")
+    p.add_argument("--init", type=str, default=d.init,
+                   help="a locator.keras to fine-tune instead of starting afresh")
+    p.add_argument("--seed", type=int, default=d.seed, help="random seed")
+    p.add_argument("--workers", type=int, default=d.workers, help="processes drawing scenes")
+    p.add_argument("--quick", action="store_true", help="smoke run: 120 scenes, 1 epoch")
+    p.add_argument("--data", type=str, default=d.data, help="MNIST .npz or IDX folder")
+    p.add_argument("--out", type=str, default=d.out, help="output folder")
+    return p
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.scenes < 10 or args.epochs < 1:
+        raise UserError("--scenes must be >= 10 and --epochs >= 1")
+    if args.init and not Path(args.init).is_file():
+        raise UserError(f"--init {args.init}: no such file (expected a locator.keras)")
+    cfg = LocatorConfig(scenes=args.scenes, epochs=args.epochs, lr=args.lr, seed=args.seed,
+                        workers=args.workers, init=args.init, quick=args.quick, data=args.data,
+                        out=args.out)
+    train(cfg)
+    return 0
