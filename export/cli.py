@@ -14,10 +14,10 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from edge.contract import MANIFEST, model_file, remove_manifest, write_manifest
 from edge.errors import UserError
 from edge.provenance import (
     atomic_path,
-    atomic_write_json,
     check_out_dir,
     environment,
     sha256_file,
@@ -122,11 +122,11 @@ def _export(cfg: ExportConfig, model_path: Path, data, calib) -> tuple[list, dic
     kind = "probabilities" if net is model else "logits"
     results, files = [], {}
     # the manifest is written last: until then, a stale one must not vouch for the new files
-    (out / "manifest.json").unlink(missing_ok=True)
+    remove_manifest(out)
     for fmt in cfg.formats:
         exp, written = EXPORTERS[fmt], {}
         for precision in precisions:
-            path = written[precision] = out / f"model_{precision}{exp.SUFFIX}"
+            path = written[precision] = out / model_file(precision, fmt)
             _write(exp, net, precision, calib, cfg, path, provenance, kind)
             v = exp.validate(path, precision, ref, cfg.max_drop)
             results.append(v)
@@ -136,9 +136,9 @@ def _export(cfg: ExportConfig, model_path: Path, data, calib) -> tuple[list, dic
                                 "validation": asdict(v)}
         if cfg.debug and cfg.int8:
             _debug(exp, net, calib, cfg, written, out)
-    manifest = {"schema": "mnist-edge/manifest/1", "keras_test_accuracy": ref.accuracy,
+    manifest = {"keras_test_accuracy": ref.accuracy,
                 "config": asdict(cfg) | {"formats": list(cfg.formats)}, **provenance, "files": files}
-    atomic_write_json(out / "manifest.json", manifest)
+    write_manifest(out, manifest)
     return results, manifest
 
 
@@ -221,5 +221,5 @@ def main(args: argparse.Namespace) -> int:
     for v in results:
         size = manifest["files"][v.file]["bytes"]
         print(f"{v.line()}  ({size / 1024:.1f} KiB)")
-    print(f"wrote {Path(cfg.out) / 'manifest.json'}")
+    print(f"wrote {Path(cfg.out) / MANIFEST}")
     return 0 if all(v.ok for v in results) else 1
