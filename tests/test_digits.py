@@ -1,7 +1,7 @@
 """edge.digits: colour order, MNIST-style crops, and segmenting synthetic camera frames.
 
 MNIST comes from the `mnist` fixture (conftest.py: $MNIST_EDGE_DATA, else
-../shared/data/mnist.npz; skipped when neither exists). No model here: accuracy with the int8
+../shared/data/mnist.npz; the run stops in one line when neither exists). No model here: accuracy with the int8
 model is tested elsewhere.
 """
 
