@@ -35,6 +35,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO
 
 import numpy as np
@@ -43,6 +44,7 @@ from edge import web
 from edge.classifier import Classifier
 from edge.digits import SegmentConfig
 from edge.errors import UserError
+from edge.locator import Locator
 from edge.models import resolve_model
 from edge.mqtt import PASSWORD_ENV, MqttConfig, Publisher, check_interval, start_publisher
 from edge.output import write_line
@@ -61,6 +63,7 @@ class CameraConfig:
     runtime: str | None = None  # litert, tflite-runtime, onnxruntime or openvino; None: first that imports
     threads: int = 1  # interpreter threads (1 leaves the other cores to the camera and the OS)
     min_confidence: float = MIN_CONFIDENCE  # digits less sure than this are dropped
+    locator: str | None = None  # a digit-locator file (edge.locator); None: find digits by segmentation
     max_frames: int | None = None  # stop after this many frames; None: until the source ends
     fps: float = 0.0  # at most this many frames per second; 0: as fast as they come
     show: bool = False  # draw the frames in a window (needs a display and OpenCV with GUI)
@@ -76,9 +79,9 @@ class CameraConfig:
 
 
 def read_frame(frame: Frame, clf: Classifier, min_confidence: float,
-               seg: SegmentConfig | None = None) -> dict:
+               seg: SegmentConfig | None = None, locator: Locator | None = None) -> dict:
     """One frame -> its record (without capture time): `edge.reader.read`'s digits, and timings."""
-    r = read(frame.image, clf, min_confidence, frame.color_order, seg)
+    r = read(frame.image, clf, min_confidence, frame.color_order, seg, locator)
     return {**r.to_dict(), "ms": {"preprocess": r.segment_ms, "inference": r.classify_ms}}
 
 
@@ -87,6 +90,8 @@ def _check(cfg: CameraConfig) -> None:
         raise UserError(f"--threads {cfg.threads}: expected 1 or more")
     if not 0.0 <= cfg.min_confidence <= 1.0:
         raise UserError(f"--min-confidence {cfg.min_confidence}: expected a number from 0 to 1")
+    if cfg.locator is not None and not Path(cfg.locator).is_file():
+        raise UserError(f"--locator {cfg.locator}: no such file (expected a locator .tflite or .onnx)")
     if cfg.max_frames is not None and cfg.max_frames < 1:
         raise UserError(f"--max-frames {cfg.max_frames}: expected 1 or more")
     if not math.isfinite(cfg.fps) or cfg.fps < 0:  # nan compares false with everything
@@ -156,10 +161,11 @@ def run(cfg: CameraConfig, source: Source | None = None, stop: threading.Event |
             stack.callback(server.stop)
             log.info("serving the live page on %s", server.url)
         clf = Classifier(model, cfg.runtime, cfg.threads)
+        locator = Locator(cfg.locator, cfg.runtime, cfg.threads) if cfg.locator else None
         log.info("reading %s with %s (%s, %d thread%s), min confidence %.2f", source.name, model,
                  clf.runtime, cfg.threads, "" if cfg.threads == 1 else "s", cfg.min_confidence)
         try:
-            count, seconds = _loop(cfg, frames(source, retry, stop), clf, outputs, stop)
+            count, seconds = _loop(cfg, frames(source, retry, stop), clf, outputs, stop, locator)
         except SourceLost as e:
             log.error("%s", e)
             return 1
@@ -171,7 +177,7 @@ def run(cfg: CameraConfig, source: Source | None = None, stop: threading.Event |
 
 
 def _loop(cfg: CameraConfig, stream: Iterator[Frame], clf: Classifier, outputs: _Outputs,
-          stop: threading.Event) -> tuple[int, float]:
+          stop: threading.Event, locator: Locator | None = None) -> tuple[int, float]:
     """Read every frame of `stream` until it ends, `stop` is set, --max-frames is reached or an
     output is gone (which sets `stop`). A frame that fails is logged and skipped. -> (frames, seconds)"""
     count, t_start = 0, time.perf_counter()
@@ -180,7 +186,7 @@ def _loop(cfg: CameraConfig, stream: Iterator[Frame], clf: Classifier, outputs: 
         t_got = time.perf_counter()
         count += 1
         try:
-            record = _record(frame, clf, cfg.min_confidence, outputs.stabilizer, t_ready, t_got)
+            record = _record(frame, clf, cfg.min_confidence, outputs.stabilizer, t_ready, t_got, locator)
             view = annotate(frame, record) if outputs.views else None
         except Exception as e:
             log.warning("frame %d: skipped (%s: %s)", frame.index, e.__class__.__name__, e)
@@ -197,9 +203,10 @@ def _loop(cfg: CameraConfig, stream: Iterator[Frame], clf: Classifier, outputs: 
 
 
 def _record(frame: Frame, clf: Classifier, min_confidence: float, stabilizer: Stabilizer,
-            t_ready: float, t_got: float) -> dict:
+            t_ready: float, t_got: float, locator: Locator | None = None) -> dict:
     """One frame's JSON record: its reading, timings from when the loop was ready, stable reading."""
-    record = {"t": round(frame.t, 3), "frame": frame.index, **read_frame(frame, clf, min_confidence)}
+    record = {"t": round(frame.t, 3), "frame": frame.index,
+              **read_frame(frame, clf, min_confidence, locator=locator)}
     if frame.name is not None:
         record["file"] = frame.name
     ms = record["ms"]
@@ -242,6 +249,9 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help=f"interpreter threads (default: {d.threads})")
     p.add_argument("--min-confidence", type=float, default=d.min_confidence,
                    help=f"drop digits less sure than this, 0..1 (default: {d.min_confidence})")
+    p.add_argument("--locator", type=str, default=d.locator,
+                   help="find digits with this locator file (e.g. models/locator_int8.tflite) instead "
+                        "of by segmentation alone (the default)")
     p.add_argument("--max-frames", type=int, default=d.max_frames, help="stop after this many frames")
     p.add_argument("--fps", type=float, default=d.fps,
                    help=f"process at most this many frames per second (default: {d.fps:g}, no limit)")
@@ -273,7 +283,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def config(args: argparse.Namespace) -> CameraConfig:
     return CameraConfig(source=args.source, model=args.model, runtime=args.runtime,
-                        threads=args.threads, min_confidence=args.min_confidence,
+                        threads=args.threads, min_confidence=args.min_confidence, locator=args.locator,
                         max_frames=args.max_frames, fps=args.fps, show=args.show, serve=args.serve,
                         max_retries=args.max_retries, stable=args.stable, monotonic=args.monotonic,
                         max_step=args.max_step, mqtt=args.mqtt, device_id=args.device_id,

@@ -145,3 +145,22 @@ def test_true_boxes_measure_the_crops_alone(mnist_file):
     assert r.returncode == 0, r.stderr[-2000:]
     (row,) = [line.split() for line in r.stdout.splitlines() if line.startswith("all ")]
     assert float(row[2]) >= 70.0 and row[6] == "0.0", row  # exact %, blank scenes read %
+
+
+def test_camera_with_the_locator_reads_as_predict_does(tmp_path, mnist):
+    """The same frame through `camera --locator` (a folder source) and `predict --locator`."""
+    from benchmarks.desk import make_scene
+
+    rng = np.random.default_rng(5)
+    idx = rng.integers(0, len(mnist.x_test), 4)
+    scene = make_scene(list(mnist.x_test[idx]), [int(v) for v in mnist.y_test[idx]], rng,
+                       paper="lined", ink="ballpoint")
+    (tmp_path / "frames").mkdir()
+    cv2.imwrite(str(tmp_path / "frames" / "f0.png"), scene.image)
+    cam = cli("camera", "--source", str(tmp_path / "frames"), "--locator", str(SHIPPED), "--stable", "1")
+    pred = cli("predict", "--json", "--locator", str(SHIPPED), str(tmp_path / "frames" / "f0.png"))
+    assert cam.returncode == 0 and pred.returncode == 0, cam.stderr + pred.stderr
+    record = json.loads(cam.stdout.splitlines()[0])
+    assert record["digits"] == json.loads(pred.stdout)["digits"]
+    bad = cli("camera", "--source", str(tmp_path / "frames"), "--locator", str(tmp_path / "nope.tflite"))
+    assert bad.returncode == 2 and "--locator" in bad.stderr and "Traceback" not in bad.stderr
