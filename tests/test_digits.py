@@ -1,8 +1,8 @@
 """edge.digits: colour order, MNIST-style crops, and segmenting synthetic camera frames.
 
 MNIST comes from the `mnist` fixture (conftest.py: $MNIST_EDGE_DATA, else
-../shared/data/mnist.npz; the run stops in one line when neither exists). No model here: accuracy with the int8
-model is tested elsewhere.
+../shared/data/mnist.npz; the run stops in one line when neither exists). No model here: accuracy
+with the int8 model is tested elsewhere.
 """
 
 from __future__ import annotations
