@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edge.classifier import Classifier
+from edge.contract import RUNTIMES
 from edge.errors import UserError
 from edge.locator import Box, Locator
 from edge.models import resolve_model
@@ -151,7 +152,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=str, default=None,
                    help="a .tflite or .onnx model (default: the shipped models/model_int8.tflite)")
     p.add_argument("--runtime", type=str, default=None,
-                   help="litert, tflite-runtime or onnxruntime (default: the first installed)")
+                   help=f"{', '.join(RUNTIMES)} (default: the first installed)")
     p.add_argument("--locator", type=str, default=None,
                    help="find digits with this locator file (e.g. models/locator_int8.tflite) instead "
                         "of by segmentation alone (the default); 'truth': the scenes' own boxes, to "

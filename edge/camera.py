@@ -42,6 +42,7 @@ import numpy as np
 
 from edge import web
 from edge.classifier import Classifier
+from edge.contract import RUNTIMES
 from edge.digits import SegmentConfig
 from edge.errors import UserError
 from edge.locator import Locator
@@ -60,7 +61,7 @@ log = logging.getLogger(__name__)
 class CameraConfig:
     source: str = "0"  # 'picamera', a camera index, a folder of images, an image/video file or a URL
     model: str | None = None  # .tflite or .onnx; None: the shipped models/model_int8.tflite
-    runtime: str | None = None  # litert, tflite-runtime, onnxruntime or openvino; None: first that imports
+    runtime: str | None = None  # one of edge.contract.RUNTIMES; None: the first that imports
     threads: int = 1  # interpreter threads (1 leaves the other cores to the camera and the OS)
     min_confidence: float = MIN_CONFIDENCE  # digits less sure than this are dropped
     locator: str | None = None  # a digit-locator file (edge.locator); None: find digits by segmentation
@@ -244,7 +245,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=str, default=d.model,
                    help="a .tflite or .onnx model (default: the shipped models/model_int8.tflite)")
     p.add_argument("--runtime", type=str, default=d.runtime,
-                   help="litert, tflite-runtime, onnxruntime or openvino (default: the first installed)")
+                   help=f"{', '.join(RUNTIMES)} (default: the first installed)")
     p.add_argument("--threads", type=int, default=d.threads,
                    help=f"interpreter threads (default: {d.threads})")
     p.add_argument("--min-confidence", type=float, default=d.min_confidence,

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.backends import open_backend
-from edge.contract import DEFAULT_LABELS, DEFAULT_NORMALIZATION, check_model  # noqa: F401 - re-exported
+from edge.contract import DEFAULT_NORMALIZATION, check_model
 
 
 def normalize(pixels: np.ndarray, norm: dict = DEFAULT_NORMALIZATION) -> np.ndarray:

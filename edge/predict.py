@@ -22,6 +22,7 @@ import logging
 import numpy as np
 
 from edge.classifier import Classifier
+from edge.contract import RUNTIMES
 from edge.errors import UserError
 from edge.images import probe, read_image, shown
 from edge.locator import Locator
@@ -51,7 +52,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=str, default=None,
                    help="a .tflite or .onnx model (default: the shipped models/model_int8.tflite)")
     p.add_argument("--runtime", type=str, default=None,
-                   help="litert, tflite-runtime, onnxruntime or openvino (default: the first installed)")
+                   help=f"{', '.join(RUNTIMES)} (default: the first installed)")
     p.add_argument("--min-confidence", type=float, default=MIN_CONFIDENCE,
                    help=f"drop digits less sure than this, 0..1 (default: {MIN_CONFIDENCE}, as camera; "
                         "0 reports every piece found)")

@@ -43,6 +43,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from edge.contract import DEFAULT_RUNTIMES, MANIFEST, MODEL_SUFFIXES, model_file  # noqa: E402
 from edge.errors import UserError  # noqa: E402
 
 HERE = Path(__file__).resolve().parent / "pi"
@@ -55,7 +56,7 @@ VENVS = {  # venv inside the rootfs -> the extras a device user installs
     "numpy1": "edge-tflite,camera",
 }
 RUNTIME_VENV = {"litert": "numpy2", "onnxruntime": "numpy2", "tflite-runtime": "numpy1"}
-REFERENCE = {".tflite": "litert", ".onnx": "onnxruntime"}  # what this machine compares against
+REFERENCE = {suffix: rts[0] for suffix, rts in DEFAULT_RUNTIMES.items()}  # what this machine compares against
 INSIDE = Path("/opt/mnist-edge")  # in the rootfs: venvs/ (cached) and run/ (made afresh each run)
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
 APT_HINT = "apt-get install qemu-user-static binfmt-support mmdebstrap arch-test"
@@ -313,7 +314,7 @@ def make_inputs(cfg: PiConfig, run: Path) -> None:
 
     (run / "models").mkdir(parents=True)
     for p in (REPO / "models").iterdir():
-        if p.suffix in (".tflite", ".onnx") or p.name == "manifest.json":
+        if p.suffix in MODEL_SUFFIXES or p.name == MANIFEST:
             shutil.copy(p, run / "models" / p.name)
     mnist = load_mnist(cfg.data or None, allow_download=False)
     (run / "digits").mkdir()
@@ -339,8 +340,8 @@ def _runs(cfg: PiConfig) -> list[tuple[str, str]]:
     """(runtime, model file name) pairs to compare."""
     out = []
     for rt in cfg.runtimes:
-        suffix = ".onnx" if rt == "onnxruntime" else ".tflite"
-        out += [(rt, f"model_{m}{suffix}") for m in cfg.models
+        fmt = "onnx" if rt == "onnxruntime" else "tflite"
+        out += [(rt, model_file(m, fmt)) for m in cfg.models
                 if not (cfg.lean and m == "fp32" and rt != "litert")]
     return out
 
