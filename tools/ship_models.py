@@ -16,11 +16,13 @@ import shutil
 import sys
 from pathlib import Path
 
-from edge.contract import EXPORTED, KERAS_MODEL, MANIFEST, read_manifest
+from edge.contract import EXPORTED, KERAS_MODEL, LOCATOR_REPORT, MANIFEST, locator_file, read_manifest
 from edge.errors import UserError
 from edge.provenance import atomic_path, atomic_write_bytes
 
 SHIP = (*EXPORTED, KERAS_MODEL, MANIFEST, "train.json", "bench.json", "bench.md", "bench.png")  # copied as is
+# the optional digit locator (`mnist-edge locator`), shipped beside them when the run has one
+LOCATOR = (locator_file("int8", "tflite"), locator_file("int8", "onnx"), LOCATOR_REPORT)
 
 
 def _load(folder: Path, name: str) -> dict:
@@ -122,7 +124,7 @@ def ship(artifacts: Path, out: Path) -> None:
         raise UserError(f"{artifacts / MANIFEST}: not found (expected the JSON a full `make run` writes)")
     if not train["data"]["full_mnist"]:
         raise UserError(f"{artifacts}: trained on {train['data']['source']}, not full MNIST; not shipping it")
-    for name in SHIP:
+    for name in SHIP + tuple(n for n in LOCATOR if (artifacts / n).is_file()):
         with atomic_path(out / name) as tmp:
             shutil.copyfile(artifacts / name, tmp)
     atomic_write_bytes(out / "MODEL_CARD.md", card(train, manifest, bench).encode())
