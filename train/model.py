@@ -70,15 +70,16 @@ def build_model(arch: str = "edge"):
     return keras.Model(inp, out, name="edge")
 
 
-def build_augmentation(seed: int):
-    """Training-time augmentation: small shifts, rotations and zoom. Never part of the saved model."""
+def build_augmentation(seed: int, scale: float = 1.0):
+    """Training-time augmentation: small shifts, rotations and zoom, their ranges times `scale`.
+    Never part of the saved model."""
     import keras
     from keras import layers
 
     return keras.Sequential([
-        layers.RandomRotation(0.04, fill_mode="constant", seed=seed),         # about +-15 degrees
-        layers.RandomZoom(0.1, fill_mode="constant", seed=seed + 1),
-        layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed + 2),  # about +-3 px
+        layers.RandomRotation(0.04 * scale, fill_mode="constant", seed=seed),  # scale 1: about +-15 deg
+        layers.RandomZoom(0.1 * scale, fill_mode="constant", seed=seed + 1),
+        layers.RandomTranslation(0.1 * scale, 0.1 * scale, fill_mode="constant", seed=seed + 2),  # +-3 px
     ], name="augment")
 
 

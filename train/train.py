@@ -33,11 +33,14 @@ class TrainConfig:
     lr: float = 3e-3            # peak learning rate of the warm-up + cosine schedule (Adam)
     warmup_epochs: float = 1.0  # linear warm-up length, in epochs
     weight_decay: float = 1e-4  # decoupled weight decay (AdamW); 0 for the baseline
-    ema_epochs: float = 0.25    # edge: time constant of the weights' moving average (Keras EMA),
+    ema_epochs: float = 0.0     # edge: time constant of the weights' moving average (Keras EMA),
     #                             in epochs; copied into the model at each epoch's end, so validation,
     #                             the kept epoch and the saved model are the average; 0: no EMA
+    #                             (0.5 gave no gain: README, Models)
     val_size: int = 5000        # training images held out for checkpoint selection
     augment: bool = True        # random shifts/rotations/zoom while training (edge arch)
+    augment_scale: float = 1.0  # their ranges: 1 = +-15 deg, 10 % zoom, +-3 px (train/model.py);
+    #                             0.5 over 24 epochs: README, Models
     seed: int = 0               # seeds numpy, Python, TensorFlow and the validation split
     quick: bool = False         # smoke run: 4,000 training images, 2 epochs
     desk_scenes: int = 0        # desk scenes of training digits whose crops join the training set
@@ -141,7 +144,7 @@ def _dataset(x: np.ndarray, y: np.ndarray, cfg: TrainConfig):
     ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=cfg.seed)
     ds = ds.batch(cfg.batch_size)
     if cfg.augment and cfg.arch == "edge":
-        aug = build_augmentation(cfg.seed)
+        aug = build_augmentation(cfg.seed, cfg.augment_scale)
         ds = ds.map(lambda x, y: (aug(x, training=True), y), num_parallel_calls=1)
     return ds.prefetch(2)
 
