@@ -19,6 +19,7 @@ import os
 import platform
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -174,6 +175,8 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"--frames {args.frames}: expected 1 or more")
     if args.cv_threads > 0:
         cv2.setNumThreads(args.cv_threads)
+    if args.locator not in (None, "truth") and not Path(args.locator).is_file():
+        raise UserError(f"--locator {args.locator}: no such file (expected a locator file or 'truth')")
     model = resolve_model(args.model)
     clf = Classifier(model, args.runtime, threads=1)
     frames = make_frames(args.scene, args.frames, args.seed, args.data)

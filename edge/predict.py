@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 
@@ -66,6 +67,8 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> int:
     if not 0.0 <= args.min_confidence <= 1.0:
         raise UserError(f"--min-confidence {args.min_confidence}: expected a number from 0 to 1")
+    if args.locator and not Path(args.locator).is_file():
+        raise UserError(f"--locator {args.locator}: no such file (expected a locator .tflite or .onnx)")
     for path in args.images:  # every file checked before the model loads; decoding comes later
         probe(path)
     model = resolve_model(args.model)

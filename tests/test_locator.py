@@ -164,3 +164,18 @@ def test_camera_with_the_locator_reads_as_predict_does(tmp_path, mnist):
     assert record["digits"] == json.loads(pred.stdout)["digits"]
     bad = cli("camera", "--source", str(tmp_path / "frames"), "--locator", str(tmp_path / "nope.tflite"))
     assert bad.returncode == 2 and "--locator" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_missing_locator_file_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    img = tmp_path / "page.png"
+    cv2.imwrite(str(img), np.full((120, 160, 3), 200, np.uint8))
+    frames = ("-m", "benchmarks.frames", "--frames", "2", "--locator", str(tmp_path / "nope.tflite"))
+    for args in (("predict", "--locator", str(tmp_path / "nope.tflite"), str(img)), frames,
+                 ("locator", "--init", str(tmp_path / "nope.keras"), "--out", str(tmp_path / "o"))):
+        r = (subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=120)
+             if args is frames else cli(*args))
+        assert r.returncode == 2 and "nope" in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
