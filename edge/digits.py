@@ -9,20 +9,23 @@
     (2, (28, 28), True)
 
 `segment` thresholds a "darkness" map, (paper - pixel) / paper, where the paper is a closing of a
-1/16-scale copy: uneven lighting divides out. Crops come from that soft map, not the binary mask,
-because MNIST digits are anti-aliased. About 2 ms per 640x480 frame on one x86 core.
+1/16-scale copy: uneven lighting divides out (`edge.ink`, which also removes ruled lines), groups
+the ink's pieces into digits, and makes each one's crop from that soft map, not the binary mask,
+because MNIST digits are anti-aliased (`edge.crops`). A few ms per 640x480 frame on one x86 core
+(`python -m benchmarks.frames` measures it).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import cv2
 import numpy as np
 
+from edge.crops import DigitCrop, crop_ink
 from edge.ink import ink_mask, remove_lines
 
 log = logging.getLogger(__name__)
@@ -74,16 +77,6 @@ class SegmentConfig:
     split_tries: int = 3  # cuts tried per wide piece (at its thinnest columns)
 
 
-@dataclass
-class DigitCrop:
-    """One digit found in a frame."""
-
-    box: tuple[int, int, int, int]  # x, y, w, h in the frame's pixel coordinates
-    image: np.ndarray  # 28x28 uint8, white digit on black, MNIST-centred
-    splits: list[tuple[DigitCrop, DigitCrop]] = field(default_factory=list)  # a wide piece cut in
-    #                                          two at each of its thinnest columns, thinnest first
-
-
 def to_grey(frame: np.ndarray, color_order: str = "bgr") -> np.ndarray:
     """Any uint8 camera frame -> uint8 HxW luma (ITU-R BT.601 weights, via cv2.cvtColor).
 
@@ -125,38 +118,6 @@ def to_bgr(image: np.ndarray, color_order: str) -> np.ndarray:
     if image.shape[2] == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR if first == "bgr" else cv2.COLOR_RGBA2BGR)
     return image.copy() if first == "bgr" else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-
-
-def mnist_style(patch: np.ndarray) -> np.ndarray:
-    """A digit patch (white on black; bool, or numbers 0..255) -> 28x28 uint8, made as MNIST was.
-
-    Trimmed to its non-zero bounding box, longest side scaled to 20 px keeping the aspect ratio
-    (INTER_AREA when shrinking), pasted on a black 28x28 canvas and moved by whole pixels so the
-    centre of mass lies within 0.5 px of (row 14, col 14), unless that would cut the digit off.
-    An empty patch gives zeros.
-    """
-    a = np.asarray(patch)
-    if a.ndim != 2:
-        raise ValueError(f"mnist_style: expected a 2-D patch, got shape {a.shape}")
-    a = a.astype(np.float32) * (255.0 if a.dtype == bool else 1.0)
-    out = np.zeros((28, 28), np.uint8)
-    rows, cols = np.flatnonzero(a.max(axis=1) > 0), np.flatnonzero(a.max(axis=0) > 0)
-    if rows.size == 0:
-        return out
-    a = a[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-    s = 20.0 / max(a.shape)
-    nh, nw = (min(20, max(1, math.floor(n * s + 0.5))) for n in a.shape)
-    small = cv2.resize(a, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
-    small = np.rint(np.clip(small, 0, 255)).astype(np.uint8)
-    total = float(small.sum())
-    if total == 0:
-        return out
-    cy = float(small.sum(axis=1) @ np.arange(nh)) / total
-    cx = float(small.sum(axis=0) @ np.arange(nw)) / total
-    top = min(max(math.floor(14.5 - cy), 0), 28 - nh)
-    left = min(max(math.floor(14.5 - cx), 0), 28 - nw)
-    out[top:top + nh, left:left + nw] = small
-    return out
 
 
 def segment(grey: np.ndarray, cfg: SegmentConfig | None = None) -> list[DigitCrop]:
@@ -277,78 +238,3 @@ def _crop(m: _Maps, members: list[int], box: tuple[int, int, int, int],
     x0, y0, x1, y1 = px0 * p, py0 * p, px1 * p, py1 * p
     core = sel & (m.mask[y0:y1, x0:x1] > 0)
     return crop_ink(core, m.dark[y0:y1, x0:x1], m.thr, (x0, y0), cfg)
-
-
-def crop_ink(core: np.ndarray, dark: np.ndarray, thr: float, origin: tuple[int, int],
-             cfg: SegmentConfig, splits: bool = True) -> DigitCrop | None:
-    """One digit's ink (`core`, bool) in a window of the darkness map (`dark`, uint8, same shape,
-    whose top-left is `origin` in working pixels) -> its soft MNIST-style crop, or None if the ink
-    fill is out of range, its edges are soft (a shadow), or nothing is left. `splits`: a piece
-    wide enough to be two touching digits also carries the ways to cut it in two."""
-    x0, y0 = origin
-    rows, cols = np.flatnonzero(core.any(axis=1)), np.flatnonzero(core.any(axis=0))
-    if rows.size == 0:
-        return None
-    ex, ey, ew, eh = cols[0], rows[0], cols[-1] + 1 - cols[0], rows[-1] + 1 - rows[0]
-    if not cfg.min_fill <= np.count_nonzero(core) / (ew * eh) <= cfg.max_fill:
-        return None
-    r = max(1, eh // 40)  # keep the anti-aliased rim just outside the thresholded mask
-    rim = cv2.dilate(core.view(np.uint8), np.ones((2 * r + 1,) * 2, np.uint8)).view(bool)
-    d = dark.astype(np.float32)
-    floor = 0.5 * thr  # paper noise below this is zeroed: MNIST's background is exactly 0
-    level = max(float(np.percentile(d[core], cfg.ink_percentile)), thr + 1.0)
-    soft = np.clip((d - floor) * (255.0 / (level - floor)), 0, 255) * rim
-    # Stroke width ~ 2 x ink area / outline length; in the 20-px box it is that x 20 / longest side.
-    ink = np.count_nonzero(core)
-    rim1 = core & ~cv2.erode(core.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
-    outline = np.count_nonzero(rim1)
-    if cfg.min_edge > 0:
-        gx, gy = cv2.Sobel(d, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(d, cv2.CV_32F, 0, 1, ksize=3)
-        edge = float(np.median(np.hypot(gx, gy)[rim1])) / 8.0  # Sobel's 3x3 weights sum to 8
-        if edge < cfg.min_edge * level:
-            return None
-    stroke = 2.0 * ink / max(1, outline) * 20.0 / max(ew, eh)
-    grow = round((cfg.min_stroke - stroke) * max(ew, eh) / 20.0)
-    if grow >= 1:
-        soft = cv2.dilate(soft, np.ones((grow + 1, grow + 1), np.uint8))
-    img = mnist_style(soft)
-    if not img.any():
-        return None
-    wide = splits and ew >= cfg.split_aspect * eh
-    splits = _splits(core, soft, x0, y0, (ex, ew), cfg) if wide else []
-    return DigitCrop((int(x0 + ex), int(y0 + ey), int(ew), int(eh)), img, splits)
-
-
-def _splits(core: np.ndarray, soft: np.ndarray, x0: int, y0: int, cols: tuple[int, int],
-            cfg: SegmentConfig) -> list[tuple[DigitCrop, DigitCrop]]:
-    """Up to `split_tries` cuts of a wide piece into two digits, at the columns with the least
-    ink in its middle 60 % (at least a tenth of its width apart), least ink first."""
-    ex, ew = cols
-    profile = core[:, ex:ex + ew].sum(axis=0).astype(np.float32)
-    lo, hi = int(0.2 * ew), max(int(0.2 * ew) + 1, int(0.8 * ew))
-    centre = np.abs(np.arange(lo, hi) - ew / 2) / ew  # ties go to the middle
-    order = np.argsort(profile[lo:hi] + 0.5 * centre, kind="stable") + lo
-    cuts: list[int] = []
-    for c in order.tolist():
-        if all(abs(c - k) >= max(2, ew // 10) for k in cuts):
-            cuts.append(c)
-        if len(cuts) == cfg.split_tries:
-            break
-    out = []
-    for c in cuts:
-        left, right = _part(core, soft, x0, y0, 0, ex + c), _part(core, soft, x0, y0, ex + c, core.shape[1])
-        if left and right:
-            out.append((left, right))
-    return out
-
-
-def _part(core: np.ndarray, soft: np.ndarray, x0: int, y0: int, c0: int, c1: int) -> DigitCrop | None:
-    """The columns c0:c1 of a crop as a digit of its own (None if they hold no ink)."""
-    piece = core[:, c0:c1]
-    rows, cols = np.flatnonzero(piece.any(axis=1)), np.flatnonzero(piece.any(axis=0))
-    if rows.size == 0:
-        return None
-    img = mnist_style(soft[:, c0:c1])
-    box = (int(x0 + c0 + cols[0]), int(y0 + rows[0]), int(cols[-1] + 1 - cols[0]),
-           int(rows[-1] + 1 - rows[0]))
-    return DigitCrop(box, img) if img.any() else None

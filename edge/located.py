@@ -25,7 +25,8 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
-from edge.digits import DigitCrop, SegmentConfig, crop_ink
+from edge.crops import DigitCrop, crop_ink
+from edge.digits import SegmentConfig
 from edge.ink import dark_ink, remove_lines
 from edge.locator import Box
 

@@ -22,7 +22,8 @@ import cv2
 import numpy as np
 
 from edge.classifier import Classifier, Prediction
-from edge.digits import DigitCrop, SegmentConfig, segment, to_frame, to_grey
+from edge.crops import DigitCrop
+from edge.digits import SegmentConfig, segment, to_frame, to_grey
 from edge.located import located_crops
 from edge.locator import Box, Locator
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from benchmarks.synthetic import blank_frame, make_frame, noise_frame
-from edge.digits import DigitCrop, SegmentConfig, mnist_style, segment, to_grey
+from edge.crops import DigitCrop, mnist_style
+from edge.digits import SegmentConfig, segment, to_grey
 
 RED_LUMA, GREEN_LUMA, BLUE_LUMA = 76, 150, 29  # ITU-R BT.601: 0.299, 0.587, 0.114 of 255
 
