@@ -118,7 +118,11 @@ class Locator:
 
     def raw(self, grey: np.ndarray) -> np.ndarray:
         """The network's float output (rows, cols, 5) for one uint8 HxW frame."""
-        y = self.backend.run(self._lut[shrink(grey)][None, :, :, None])[0]
+        return self.run(shrink(grey))
+
+    def run(self, small: np.ndarray) -> np.ndarray:
+        """The network's float output for an input already shrunk to INPUT_HW (uint8)."""
+        y = self.backend.run(self._lut[small][None, :, :, None])[0]
         if self._deq is not None:
             y = (y.astype(np.float32) - self._deq[1]) * self._deq[0]
         return y

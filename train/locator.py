@@ -184,7 +184,7 @@ def train(cfg: LocatorConfig) -> dict:
         tp = fp = fn = 0
         for xi, ti in zip(xv, tv, strict=True):
             truth = _boxes(ti, (480, 640))
-            a, b, c = match(L.decode(_raw(loc, xi), (480, 640), loc.min_score), truth)
+            a, b, c = match(L.decode(loc.run(xi), (480, 640), loc.min_score), truth)
             tp, fp, fn = tp + a, fp + b, fn + c
         report[name] = {"recall": round(tp / max(1, tp + fn), 4), "precision": round(tp / max(1, tp + fp), 4)}
         log.info("%s: recall %.3f precision %.3f on %d held-out scenes", name,
@@ -214,12 +214,6 @@ def export_all(model, calib_inputs: np.ndarray) -> dict[str, bytes]:
     return {locator_file("fp32", "tflite"): tflite.export(model, "fp32"),
             locator_file("int8", "tflite"): tflite.export(model, "int8", calib),
             locator_file("int8", "onnx"): onnx_exporter.export(model, "int8", calib).SerializeToString()}
-
-
-def _raw(loc: L.Locator, small: np.ndarray) -> np.ndarray:
-    """The network's output for an already shrunk input (for measuring on stored scenes)."""
-    y = loc.backend.run(loc._lut[small][None, :, :, None])[0]
-    return y if loc._deq is None else (y.astype(np.float32) - loc._deq[1]) * loc._deq[0]
 
 
 def _boxes(t: np.ndarray, frame_hw) -> list[tuple]:
