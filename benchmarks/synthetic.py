@@ -89,9 +89,10 @@ def make_frame(digits: list[np.ndarray], rng: np.random.Generator,
     inks = [_ink(d, ht, an) for d, ht, an in zip(digits, heights, angles, strict=True)]
     fixed = 2 * margin + min_gap * (len(inks) - 1)
     width = sum(i.shape[1] for i in inks)
-    if fixed + width > w:  # four big digits don't fit side by side: shrink them all alike
-        inks = [_ink(d, ht * 0.98 * (w - fixed) / width, an)
-                for d, ht, an in zip(digits, heights, angles, strict=True)]
+    while fixed + width > w:  # four big digits don't fit side by side: shrink them all alike (again
+        heights = heights * 0.98 * (w - fixed) / width  # if rotation and rounding still overflow)
+        inks = [_ink(d, ht, an) for d, ht, an in zip(digits, heights, angles, strict=True)]
+        width = sum(i.shape[1] for i in inks)
     slack = w - fixed - sum(i.shape[1] for i in inks)
     extra = rng.dirichlet(np.ones(len(inks) + 1)) * max(slack, 0)
     coverage = np.zeros((h, w), np.float32)

@@ -223,6 +223,16 @@ def test_segment_config_is_honoured(mnist):
         segment(grey, SegmentConfig(polarity="blue"))
 
 
+def test_four_big_digits_that_overflow_even_shrunk_still_fit(mnist):
+    """Rotation and rounding can leave four shrunk digits a few pixels too wide for the frame: the
+    clean-frame generator shrinks again instead of failing (these digits and seed once crashed it)."""
+    digits = list(mnist.x_train[[51370, 14325, 3161, 40566]])
+    frame, boxes = make_frame(digits, np.random.default_rng(111), height_frac=(0.3, 0.45))
+    assert len(boxes) == 4
+    assert all(x >= 0 and x + w <= frame.shape[1] for x, _, w, _ in boxes)
+    assert all(a[0] + a[2] <= b[0] for a, b in zip(boxes, boxes[1:]))  # still side by side, apart
+
+
 def correlations(results, x_test):
     """Correlation of each crop found in place with mnist_style(its source MNIST digit)."""
     out = []
