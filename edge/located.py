@@ -33,7 +33,10 @@ from edge.locator import Box
 MARGIN = 0.15  # a box's region: the box grown by this fraction of its height on every side
 INSIDE = 0.5  # a piece of ink is the digit's if this share of it lies inside the box...
 MIDDLE = 0.25  # ...or it reaches the box's middle (the box shrunk by this fraction per side)
-PAPER_KERNEL = 0.25  # the paper's closing kernel, x the box height: wider than a digit's strokes
+PAPER_KERNEL = 0.4  # the paper's closing kernel, x the box height: wider than a digit's strokes and
+#   where they cross (0.25 ate the middle of big, thick digits; 0.5 lets a shadow's edge pass as ink)
+PAPER_HEIGHT = 48  # the paper is found on the region shrunk so its box is at most this many px tall:
+#   smooth anyway, and a 200-px digit then costs what a 48-px one does
 MIN_CONTRAST = 0.06  # ink is at least this much darker than its paper...
 NOISE_MADS = 3.0  # ...and this many noise deviations (from the region's median absolute deviation)
 LINE_SPAN = 0.9  # a run of ink across this share of the region's width (height) is a ruled line
@@ -73,9 +76,15 @@ def _local_ink(region: np.ndarray, height: float, cfg: SegmentConfig) -> tuple[n
     tall: strokes vanish from it, a shadow's edge does not, so shadows divide out. The threshold is
     Otsu's between the region's noise floor and `max_threshold`; ruled or grid lines crossing the
     whole region are removed (`edge.ink.remove_lines`, a stroke crossing one re-joined)."""
-    k = max(5, int(PAPER_KERNEL * height) | 1)
     region = cv2.GaussianBlur(region, (3, 3), 0)  # sensor noise out of the paper's maxima
-    paper = cv2.morphologyEx(region, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    s = min(1.0, PAPER_HEIGHT / height)
+    small = region if s == 1.0 else cv2.resize(
+        region, (max(3, round(region.shape[1] * s)), max(3, round(region.shape[0] * s))),
+        interpolation=cv2.INTER_AREA)
+    k = max(5, int(PAPER_KERNEL * height * s) | 1)
+    paper = cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    if s < 1.0:
+        paper = cv2.resize(paper, region.shape[::-1], interpolation=cv2.INTER_LINEAR)
     dark = cv2.divide(cv2.subtract(paper, region), cv2.max(paper, 40), scale=255)
     med = _median(np.bincount(dark.ravel(), minlength=256))
     mad = _median(np.bincount(cv2.absdiff(dark, med).ravel(), minlength=256))

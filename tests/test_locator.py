@@ -60,6 +60,25 @@ def test_touching_digits_in_two_boxes_become_two_crops(mnist):
     assert [p.digit for p in clf.classify(np.stack([c.image for c in crops]))] == [3, 7]
 
 
+def test_big_thick_digits_from_their_boxes_read_whole(mnist):
+    """Digits 45 % of the frame tall (a camera held close): where thick strokes cross, the ink is
+    wider than a small paper kernel, so the paper must not swallow it. Every one reads right."""
+    from benchmarks.synthetic import make_frame
+    from edge.classifier import Classifier
+    from edge.digits import to_grey
+
+    clf = Classifier(REPO / "models" / "model_int8.tflite")
+    rng = np.random.default_rng(0)
+    wrong = []
+    for i in range(100):
+        frame, boxes = make_frame([mnist.x_test[i]], rng, height_frac=(0.45, 0.45))
+        crops = located_crops(to_grey(frame), [L.Box(*b, 1.0) for b in boxes])
+        got = [p.digit for p in clf.classify(np.stack([c.image for c in crops]))] if crops else []
+        if got != [int(mnist.y_test[i])]:
+            wrong.append((i, got))
+    assert wrong == []
+
+
 def test_a_digit_crossing_a_ruled_line_keeps_its_ink():
     grey = np.full((480, 640), 215, np.uint8)
     grey[::30, :] = 150  # ruled lines every 30 px, across the whole page
