@@ -55,7 +55,8 @@ class SegmentConfig:
     min_height_frac: float = 0.05  # digit box height / frame height, minimum
     max_height_frac: float = 0.9  # digit box height / frame height, maximum
     min_aspect: float = 0.08  # box width / height, minimum (a plain "1" is very narrow)
-    max_aspect: float = 2.0  # box width / height, maximum (wider: a line, a smear, two digits)
+    max_aspect: float = 2.4  # box width / height, maximum (wider: a line, a smear, two digits); the
+    #   widest MNIST digits are 2:1 at their faint edges and up to ~2.3 in a camera's crisper ink
     min_fill: float = 0.05  # ink pixels / box pixels, minimum (sparse specks, hairlines)
     max_fill: float = 0.95  # ink pixels / box pixels, maximum (solid blobs: shadows, stickers)
     drop_border: bool = True  # drop pieces touching the frame's edge: partly out of view

@@ -223,6 +223,18 @@ def test_segment_config_is_honoured(mnist):
         segment(grey, SegmentConfig(polarity="blue"))
 
 
+def test_the_widest_mnist_digits_are_found_lying_flat(mnist):
+    """The four widest MNIST test digits (2:1 at their faint edges), drawn level: each is found
+    whole, though one's crisp ink box is 2.3 times as wide as it is tall."""
+    for i in (3520, 8408, 6785, 7451):
+        for seed in range(3):
+            frame, boxes = make_frame([mnist.x_test[i]], np.random.default_rng(seed), height_frac=(0.2, 0.2),
+                                      max_angle=0)
+            crops = segment(to_grey(frame))
+            assert len(crops) == 1, (i, seed, boxes)
+            assert iou(crops[0].box, boxes[0]) >= 0.8, (i, seed, crops[0].box, boxes)
+
+
 def test_four_big_digits_that_overflow_even_shrunk_still_fit(mnist):
     """Rotation and rounding can leave four shrunk digits a few pixels too wide for the frame: the
     clean-frame generator shrinks again instead of failing (these digits and seed once crashed it)."""
