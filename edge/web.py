@@ -230,6 +230,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a stuck client never blocks shutdown
+    block_on_close = False  # end_clients() does the bounded wait instead
     allow_reuse_address = True
 
     def __init__(self, address, hub: FrameHub, title: str, max_streams: int, client_timeout: float):
@@ -238,6 +239,37 @@ class _Server(ThreadingHTTPServer):
         super().__init__(address, _Handler)
         self.hub, self.title, self.client_timeout = hub, title, client_timeout
         self.streams = threading.BoundedSemaphore(max_streams)
+        self._clients: dict[threading.Thread, socket.socket] = {}  # handler thread -> its connection
+        self._clients_lock = threading.Lock()
+
+    def process_request(self, request, client_address) -> None:
+        t = threading.Thread(target=self.process_request_thread, args=(request, client_address),
+                             name="mnist-edge-client", daemon=True)
+        with self._clients_lock:
+            self._clients[t] = request
+        t.start()
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._clients_lock:
+                self._clients.pop(threading.current_thread(), None)
+
+    def end_clients(self, timeout: float) -> None:
+        """Cut every open connection and wait up to `timeout` s for the handler threads to return.
+        Python 3.11 aborts the whole process ("terminate called without an active exception") if it
+        exits while a daemon thread is inside OpenCV (a stream's JPEG encoding), so they must end first."""
+        with self._clients_lock:
+            clients = dict(self._clients)
+        for conn in clients.values():
+            try:
+                conn.shutdown(socket.SHUT_RDWR)  # a blocked write or read fails at once
+            except OSError:
+                pass
+        end = time.monotonic() + timeout
+        for t in clients:
+            t.join(max(0.0, end - time.monotonic()))
 
     def handle_error(self, request, client_address) -> None:
         """A client that resets or times out is routine: one debug line, never a traceback on stderr."""
@@ -276,6 +308,7 @@ class WebServer:
         if self._thread.is_alive():
             self.httpd.shutdown()
             self._thread.join(timeout=5)
+        self.httpd.end_clients(timeout=5)
         self.httpd.server_close()
 
 

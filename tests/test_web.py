@@ -226,6 +226,28 @@ def test_hub_bounds_viewers_and_closes_them():
         v.close()
 
 
+def test_stop_leaves_no_client_thread_behind():
+    """A viewer that stops reading leaves its handler blocked in a write; stop() must end that thread.
+    A thread still running when Python exits (e.g. inside OpenCV's JPEG encoder) aborts the process."""
+    before = set(threading.enumerate())
+    hub = FrameHub(jpeg_quality=100)
+    server = WebServer("127.0.0.1", 0, hub).start()
+    noise = np.random.default_rng(0).integers(0, 256, (480, 640, 3), np.uint8)  # ~900 KB as JPEG
+    viewer = socket.socket()
+    viewer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
+    viewer.connect(parse_address(server.url.split("//")[1].rstrip("/")))
+    viewer.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")
+    for i in range(10):  # far more than the socket buffers hold: the handler blocks writing
+        hub.publish(noise if i % 2 == 0 else noise[::-1].copy(), {"frame": i, "reading": ""})
+        time.sleep(0.1)
+    assert len(set(threading.enumerate()) - before) >= 2  # the server's thread and the viewer's
+    t0 = time.monotonic()
+    server.stop()
+    assert time.monotonic() - t0 < 5
+    assert set(threading.enumerate()) - before == set()
+    viewer.close()
+
+
 def test_parse_address():
     assert parse_address("8080") == ("127.0.0.1", 8080)
     assert parse_address(":8080") == ("127.0.0.1", 8080)
