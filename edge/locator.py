@@ -6,9 +6,10 @@
     >>> loc.locate(np.full((480, 640), 200, np.uint8))             # blank paper: no digit
     []
 
-CenterNet in miniature (FOMO-like cost): the grey frame is shrunk to 160x120, and for every cell of
-a 40x30 grid (16x16 frame pixels at 640x480) the network says how likely a digit's centre lies in
-it, where in the cell, and how wide and tall that digit is. Local maxima above `min_score` become
+CenterNet in miniature (FOMO-like cost): the grey frame is shrunk to 320x240, and for every cell of
+an 80x60 grid (8x8 frame pixels at 640x480) the network says how likely a digit's centre lies in
+it, where in the cell, and how wide and tall that digit is. A locator file carries its own input
+size and grid (read from the file), so an older, coarser locator still loads. Local maxima above `min_score` become
 boxes, and of overlapping boxes only the surest stays. `edge.located` turns the boxes into crops.
 Trained on generated desk and clean scenes of MNIST *training* digits (`mnist-edge locator`).
 
@@ -27,11 +28,14 @@ import numpy as np
 
 from edge.backends import open_backend
 
-INPUT_HW = (120, 160)  # the network's input, rows x cols: the frame shrunk (INTER_AREA)
-STRIDE = 4  # input pixels per grid cell: the grid is 30 x 40
+INPUT_HW = (240, 320)  # the network's input, rows x cols: the frame shrunk (INTER_AREA); half of
+#   640x480, so a thin ballpoint stroke and a narrow "1" close beside another digit stay visible
+STRIDE = 4  # input pixels per grid cell: the grid is 60 x 80, centres of digits ~20 px apart part
 CHANNELS = ("score", "log_w", "log_h", "dx", "dy")  # the output, per cell: centre logit, the
 #   digit's width and height as log(size / cell size in frame pixels), centre offset in the cell
 MAX_OVERLAP = 0.4  # of two boxes overlapping more than this (IoU), only the surer is a digit
+MAX_INSIDE = 0.5  # a less sure box lying this much (share of its area) inside a surer one is a part of
+#   that digit (a big 8's loop seen as a "1"), not a digit of its own
 MIN_SCORE = 0.35  # a cell whose centre probability is at least this, and a local maximum, is a digit
 
 
@@ -46,10 +50,11 @@ class Box:
     score: float  # centre probability
 
 
-def encode(boxes: list[tuple[float, float, float, float]], frame_hw: tuple[int, int]) -> np.ndarray:
+def encode(boxes: list[tuple[float, float, float, float]], frame_hw: tuple[int, int],
+           grid: tuple[int, int] = (INPUT_HW[0] // STRIDE, INPUT_HW[1] // STRIDE)) -> np.ndarray:
     """Frame boxes (x, y, w, h) -> training target (rows, cols, 6): the centre heat (a Gaussian per
     digit, 1 at its centre cell), a centre mask, then log_w, log_h, dx, dy at centre cells."""
-    rows, cols = INPUT_HW[0] // STRIDE, INPUT_HW[1] // STRIDE
+    rows, cols = grid
     cell_y, cell_x = frame_hw[0] / rows, frame_hw[1] / cols
     t = np.zeros((rows, cols, 6), np.float32)
     yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float32)
@@ -65,9 +70,9 @@ def encode(boxes: list[tuple[float, float, float, float]], frame_hw: tuple[int, 
     return t
 
 
-def shrink(grey: np.ndarray) -> np.ndarray:
-    """uint8 HxW frame -> the network's uint8 input image, INPUT_HW."""
-    return cv2.resize(grey, INPUT_HW[::-1], interpolation=cv2.INTER_AREA)
+def shrink(grey: np.ndarray, input_hw: tuple[int, int] = INPUT_HW) -> np.ndarray:
+    """uint8 HxW frame -> the network's uint8 input image (rows x cols input_hw)."""
+    return cv2.resize(grey, input_hw[::-1], interpolation=cv2.INTER_AREA)
 
 
 def decode(out: np.ndarray, frame_hw: tuple[int, int], min_score: float = MIN_SCORE) -> list[Box]:
@@ -84,10 +89,17 @@ def decode(out: np.ndarray, frame_hw: tuple[int, int], min_score: float = MIN_SC
         boxes.append(Box(cx - w / 2, cy - h / 2, w, h, float(score[i, j])))
     kept: list[Box] = []
     for b in sorted(boxes, key=lambda b: -b.score):  # one digit, one box: the surest of overlapping ones
-        if all(_overlap(b, k) < MAX_OVERLAP for k in kept):
+        if all(_overlap(b, k) < MAX_OVERLAP and _inside(b, k) < MAX_INSIDE for k in kept):
             kept.append(b)
     kept.sort(key=lambda b: b.x + b.w / 2)
     return kept
+
+
+def _inside(a: Box, b: Box) -> float:
+    """The share of box a that lies inside box b."""
+    ix = max(0.0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x))
+    iy = max(0.0, min(a.y + a.h, b.y + b.h) - max(a.y, b.y))
+    return ix * iy / max(1e-6, a.w * a.h)
 
 
 def _overlap(a: Box, b: Box) -> float:
@@ -106,6 +118,7 @@ class Locator:
         self.backend = open_backend(model, runtime, threads)
         self.min_score = min_score
         spec = self.backend.input
+        self.input_hw = tuple(int(v) for v in spec.shape[1:3])  # the file's own input size
         real = np.arange(256, dtype=np.float32) / 255.0
         if spec.scale is None:
             self._lut = real.astype(spec.dtype)
@@ -118,10 +131,10 @@ class Locator:
 
     def raw(self, grey: np.ndarray) -> np.ndarray:
         """The network's float output (rows, cols, 5) for one uint8 HxW frame."""
-        return self.run(shrink(grey))
+        return self.run(shrink(grey, self.input_hw))
 
     def run(self, small: np.ndarray) -> np.ndarray:
-        """The network's float output for an input already shrunk to INPUT_HW (uint8)."""
+        """The network's float output for an input already shrunk to `input_hw` (uint8)."""
         y = self.backend.run(self._lut[small][None, :, :, None])[0]
         if self._deq is not None:
             y = (y.astype(np.float32) - self._deq[1]) * self._deq[0]

@@ -13,6 +13,7 @@ from edge.located import located_crops
 from tests.conftest import REPO, cli
 
 SHIPPED = REPO / "models" / "locator_int8.tflite"
+GRID = (L.INPUT_HW[0] // L.STRIDE, L.INPUT_HW[1] // L.STRIDE)
 
 
 def _logit(p):
@@ -23,13 +24,39 @@ def _logit(p):
 def test_encode_then_decode_gives_the_boxes_back():
     boxes = [(100.0, 200.0, 40.0, 90.0), (150.0, 205.0, 60.0, 100.0), (500.0, 50.0, 120.0, 150.0)]
     t = L.encode(boxes, (480, 640))
-    assert t.shape == (30, 40, 6) and int(t[:, :, 1].sum()) == 3
+    assert t.shape == (*GRID, 6) and int(t[:, :, 1].sum()) == 3
     # a network that outputs exactly its targets: centre heat as logits, sizes and offsets as given
     out = np.concatenate([_logit(t[:, :, :1] * 0.98), t[:, :, 2:6]], axis=2)
     got = L.decode(out, (480, 640), min_score=0.5)
     assert len(got) == 3
     for b, (x, y, w, h) in zip(got, boxes, strict=True):  # both left to right
         assert np.allclose((b.x, b.y, b.w, b.h), (x, y, w, h), atol=1e-3)
+
+
+def test_two_narrow_digits_close_together_keep_two_centres():
+    """A "1" written 20 px beside a "7" (centres in neighbouring 16 px cells of a coarser grid): the
+    targets keep both centres, and decoding them gives two boxes."""
+    boxes = [(300.0, 200.0, 8.0, 40.0), (318.0, 200.0, 24.0, 40.0)]
+    t = L.encode(boxes, (480, 640))
+    assert int(t[:, :, 1].sum()) == 2
+    out = np.concatenate([_logit(t[:, :, :1] * 0.98), t[:, :, 2:6]], axis=2)
+    assert len(L.decode(out, (480, 640), min_score=0.5)) == 2
+
+
+def test_a_box_inside_a_surer_box_is_part_of_its_digit():
+    """Two peaks: a big digit's centre and, weaker, a spot on one of its strokes whose box lies
+    inside the big one: one digit. A neighbour written partly over it stays a digit."""
+    def peak(out, i, j, logit, w, h):  # a centre in cell (i, j), box w x h frame pixels
+        cell_y, cell_x = 480 / out.shape[0], 640 / out.shape[1]
+        out[i, j] = (logit, np.log(w / cell_x), np.log(h / cell_y), 0.5, 0.5)
+
+    out = np.zeros((*GRID, 5), np.float32)
+    out[:, :, 0] = -6.0
+    peak(out, 25, 30, 3.0, 150, 200)  # big digit
+    peak(out, 20, 34, 1.0, 30, 60)  # a stroke of it, 8 cells right and 5 up: wholly inside
+    assert len(L.decode(out, (480, 640))) == 1
+    peak(out, 25, 40, 1.0, 100, 200)  # a neighbour, 45 % of it over the big box
+    assert len(L.decode(out, (480, 640))) == 2
 
 
 def test_decode_keeps_only_local_maxima_above_the_score():
@@ -125,6 +152,14 @@ def test_shipped_locator_finds_desk_digits_and_nothing_on_blank_paper(mnist):
             assert loc.locate(to_grey(make_scene([], [], rng, paper=paper).image)) == []
 
 
+def test_shipped_locator_is_fully_delegated():
+    """Every op of the shipped int8 locator runs in XNNPACK (no dilated conv's space-to-batch, no
+    dynamic shape ops), asked the way LiteRT exposes it."""
+    from tests.test_delegation import _fully_accelerated
+
+    assert _fully_accelerated(SHIPPED)
+
+
 def test_locator_cli_quick_run_writes_files_that_load(tmp_path, mnist_file):
     r = cli("locator", "--quick", "--data", str(mnist_file), "--out", str(tmp_path), "--workers", "1")
     assert r.returncode == 0, r.stderr[-2000:]
@@ -133,7 +168,7 @@ def test_locator_cli_quick_run_writes_files_that_load(tmp_path, mnist_file):
     for name in ("locator_int8.tflite", "locator_fp32.tflite"):
         assert set(report[name]) == {"recall", "precision"}
         out = L.Locator(tmp_path / name).raw(np.full((480, 640), 200, np.uint8))
-        assert out.shape == (30, 40, len(L.CHANNELS))
+        assert out.shape == (*GRID, len(L.CHANNELS))
 
 
 def test_locator_cli_refuses_too_few_scenes(tmp_path):

@@ -74,7 +74,7 @@ def _chunk(args):
 
 def make_scenes(images, labels, n: int, seed: int, workers: int, clean_share: float = 0.0,
                 chunk: int = 100):
-    """n scenes -> (uint8 (n, 120, 160), float32 targets (n, 30, 40, 6)); deterministic."""
+    """n scenes -> (uint8 (n, *INPUT_HW) network inputs, float32 targets (n, rows, cols, 6)); deterministic."""
     jobs = [(images, labels, min(chunk, n - i), seed * 1_000_003 + i, clean_share)
             for i in range(0, n, chunk)]
     t0, xs, ts = time.perf_counter(), [], []
@@ -94,24 +94,30 @@ def make_scenes(images, labels, n: int, seed: int, workers: int, clean_share: fl
     return np.concatenate(xs), np.concatenate(ts)
 
 
-def build(width: int = 32):
-    """Input 120x160x1 (pixels / 255) -> (30, 40, 5) per-cell outputs (edge.locator.CHANNELS).
-    Two stride-2 convs reach the grid, then dilated 3x3 convs (rate 2, 4) widen the view to ~250
-    frame pixels, so the biggest digit is seen whole from its centre cell."""
+def build(width: int = 32, batch_size: int | None = None):
+    """Input 240x320x1 (pixels / 255) -> (60, 80, 5) per-cell outputs (edge.locator.CHANNELS).
+    A small hourglass: stride-2 convs go down to a 15x20 grid, whose 3x3 convs see ~250 frame
+    pixels, so the biggest digit is seen whole; learned 2x upsamplings bring that context back up and
+    add it to the stride-8 and stride-4 features, which still tell a narrow "1" apart from its
+    neighbour. Only plain and transposed convs, adds and ReLUs: every op is XNNPACK's in int8 once the
+    batch is fixed (`batch_size=1` for export: a transposed conv's output shape is then static)."""
     import keras
     from keras import layers
 
-    def conv(x, filters, stride=1, dilation=1):
-        x = layers.Conv2D(filters, 3, strides=stride, dilation_rate=dilation, padding="same",
-                          use_bias=False)(x)
+    def conv(x, filters, stride=1):
+        x = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False)(x)
         return layers.ReLU()(layers.BatchNormalization()(x))
 
-    i = keras.Input((*L.INPUT_HW, 1), name="image")
-    x = conv(i, 16, stride=2)
-    x = conv(x, width, stride=2)
-    x = conv(x, width)
-    x = conv(x, width, dilation=2)
-    x = conv(x, width, dilation=4)
+    def up(x, skip):
+        x = layers.Conv2DTranspose(skip.shape[-1], 2, strides=2, use_bias=False)(x)
+        return conv(layers.Add()([layers.BatchNormalization()(x), skip]), skip.shape[-1])
+
+    i = keras.Input((*L.INPUT_HW, 1), batch_size=batch_size, name="image")
+    x = conv(i, 8, stride=2)
+    fine = conv(x, 16, stride=2)  # stride 4: the output grid
+    mid = conv(conv(fine, width, stride=2), width)  # stride 8
+    x = conv(conv(mid, width, stride=2), width)  # stride 16
+    x = up(up(x, mid), fine)
     out = layers.Conv2D(len(L.CHANNELS), 1, name="grid",
                         bias_initializer=keras.initializers.Constant([-4.0, 0, 0, 0.5, 0.5]))(x)
     return keras.Model(i, out, name="locator")
@@ -205,12 +211,18 @@ def _init_record(init: str | None) -> dict | None:
 def export_all(model, calib_inputs: np.ndarray) -> dict[str, bytes]:
     """The locator's files: int8 and fp32 TFLite, int8 ONNX (QDQ), all calibrated on the same
     scenes (uint8 network inputs) through the classifier's exporters."""
+    import keras
+
     from export import onnx as onnx_exporter
     from export import tflite
     from export.calibration import Calibration
 
     calib = Calibration(calib_inputs[..., None].astype(np.float32) / 255,
                         np.arange(len(calib_inputs)), 0)
+    width = max(layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
+    model_1 = build(width, batch_size=1)  # one frame at a time: static shapes
+    model_1.set_weights(model.get_weights())
+    model = model_1
     return {locator_file("fp32", "tflite"): tflite.export(model, "fp32"),
             locator_file("int8", "tflite"): tflite.export(model, "int8", calib),
             locator_file("int8", "onnx"): onnx_exporter.export(model, "int8", calib).SerializeToString()}
