@@ -9,13 +9,14 @@
 CenterNet in miniature (FOMO-like cost): the grey frame is shrunk to 320x240, and for every cell of
 an 80x60 grid (8x8 frame pixels at 640x480) the network says how likely a digit's centre lies in
 it, where in the cell, and how wide and tall that digit is. A locator file carries its own input
-size and grid (read from the file), so an older, coarser locator still loads. Local maxima above `min_score` become
-boxes, and of overlapping boxes only the surest stays. `edge.located` turns the boxes into crops.
-Trained on generated desk and clean scenes of MNIST *training* digits (`mnist-edge locator`).
+size and grid (read from the file), so an older, coarser locator still loads. Local maxima above
+`min_score` become boxes, and of overlapping boxes only the surest stays (and a weaker box lying
+mostly inside a surer one). `edge.located` turns the boxes into crops. Trained on generated desk
+and clean scenes of MNIST *training* digits (`mnist-edge locator`).
 
-It is an option (`--locator` of predict and the frame benchmark), not the default: on the desk
-benchmark it leaves no blank page with a reading and reads more digits right than segmentation,
-but fewer whole frames, and it is worse on clean frames (README, "Reading a desk").
+It is an option (`--locator` of predict, camera and the frame benchmark), not the default: on desk
+scenes it reads more frames exactly than segmentation and leaves no blank page with a reading, but
+it reads fewer clean frames exactly and fewer frames per second (README, "Reading a desk").
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ import json
 import cv2
 import numpy as np
 
+from edge import located
 from edge import locator as L
 from edge.located import located_crops
 from tests.conftest import REPO, cli
@@ -104,6 +105,30 @@ def test_big_thick_digits_from_their_boxes_read_whole(mnist):
         if got != [int(mnist.y_test[i])]:
             wrong.append((i, got))
     assert wrong == []
+
+
+def test_big_digits_are_cropped_at_a_capped_scale_and_boxed_in_frame_pixels(mnist):
+    """A digit taller than CROP_HEIGHT is found in its region shrunk to that height: it still reads
+    right, and its box, mapped back, is the digit's own ink box in frame pixels, also where the
+    region is cut by the frame's edge."""
+    from benchmarks.synthetic import make_frame
+    from edge.classifier import Classifier
+    from edge.digits import to_grey
+
+    clf = Classifier(REPO / "models" / "model_int8.tflite")
+    rng = np.random.default_rng(3)
+    for i in range(12):
+        frame, boxes = make_frame([mnist.x_test[i]], rng, height_frac=(0.4, 0.45))
+        grey = to_grey(frame)
+        (x, y, w, h), = boxes
+        assert h > 2 * located.CROP_HEIGHT
+        for dx in (0, -x):  # where it was drawn, and moved to the frame's left edge
+            shifted = np.roll(grey, dx, axis=1)
+            (crop,) = located_crops(shifted, [L.Box(x + dx, y, w, h, 1.0)])
+            ys, xs = np.nonzero(shifted[y - 5:y + h + 5, x + dx:x + dx + w] < 128)
+            true = (x + dx + xs.min(), y - 5 + ys.min(), np.ptp(xs) + 1, np.ptp(ys) + 1)
+            assert np.abs(np.subtract(crop.box, true)).max() <= 0.04 * h, (i, dx, crop.box, true)
+            assert clf.classify(crop.image)[0].digit == mnist.y_test[i], (i, dx)
 
 
 def test_faint_digits_in_slightly_tight_boxes_read_whole(mnist):

@@ -74,7 +74,8 @@ def _chunk(args):
 
 def make_scenes(images, labels, n: int, seed: int, workers: int, clean_share: float = 0.0,
                 chunk: int = 100):
-    """n scenes -> (uint8 (n, *INPUT_HW) network inputs, float32 targets (n, rows, cols, 6)); deterministic."""
+    """n scenes -> (uint8 network inputs (n, *INPUT_HW), float32 targets (n, rows, cols, 6));
+    deterministic."""
     jobs = [(images, labels, min(chunk, n - i), seed * 1_000_003 + i, clean_share)
             for i in range(0, n, chunk)]
     t0, xs, ts = time.perf_counter(), [], []
