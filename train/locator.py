@@ -1,11 +1,11 @@
 """`mnist-edge locator`: train the digit locator on desk scenes of training digits, export it int8.
 
-    mnist-edge locator --data ../shared/data/mnist.npz --out artifacts     # ~15 min on 2 cores
+    mnist-edge locator --data ../shared/data/mnist.npz --out artifacts     # ~45 min on 2 cores
     mnist-edge locator --quick --out /tmp/run                               # smoke run
 
 Scenes come from benchmarks/desk.py with MNIST *training* digits only (the frame benchmark draws
 *test* digits), each shrunk to the network's input and labelled with its digits' boxes (the
-targets: edge.locator.encode). The network (`build`) costs about 20 M MACs per frame, every op
+targets: edge.locator.encode). The network (`build`) costs about 52 M MACs per frame, every op
 XNNPACK-delegated in int8. Writes locator_int8.tflite, locator_fp32.tflite, locator_int8.onnx and
 locator.json (settings, data, versions, and each file's recall and precision on held-out scenes).
 """
