@@ -14,8 +14,9 @@ The locator says where each digit is; the ink says exactly which pixels are its 
 claims the ink in its own region (the box with a margin) that lies nearer its centre than any other
 box's, so two touching digits are cut between their centres; pieces of that ink are kept when they
 reach into the box's middle or lie mostly inside it, so a ruled line's stub or a neighbour's tail at
-the margin is dropped while a faint digit broken into pieces stays whole. A box whose ink the
-frame-wide threshold missed (very faint pencil) is thresholded again inside its own region.
+the margin is dropped while a faint digit broken into pieces stays whole. Each box's ink is found
+against its own paper with its own threshold, so very faint pencil in one box and marker in the
+next both read.
 """
 
 from __future__ import annotations

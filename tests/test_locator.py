@@ -194,6 +194,23 @@ def test_locator_cli_quick_run_writes_files_that_load(tmp_path, mnist_file):
         assert set(report[name]) == {"recall", "precision"}
         out = L.Locator(tmp_path / name).raw(np.full((480, 640), 200, np.uint8))
         assert out.shape == (*GRID, len(L.CHANNELS))
+    from tests.test_delegation import _fully_accelerated
+
+    assert _fully_accelerated(tmp_path / "locator_int8.tflite")  # exported with static shapes
+
+
+def test_locator_cli_refuses_an_init_made_for_another_input(tmp_path, mnist_file):
+    """--init with a locator for another input size: one line naming the file, before any scene."""
+    import keras
+
+    from tests.test_bad_inputs import one_error
+
+    old = keras.Sequential([keras.Input((120, 160, 1)), keras.layers.Conv2D(5, 3, strides=4, padding="same")])
+    old.save(tmp_path / "old.keras")
+    r = cli("locator", "--init", str(tmp_path / "old.keras"), "--quick", "--data", str(mnist_file),
+            "--out", str(tmp_path / "out"), timeout=120)
+    one_error(r, "locator", "old.keras", "expected input (240, 320, 1)")
+    assert "scenes" not in r.stderr
 
 
 def test_locator_cli_refuses_too_few_scenes(tmp_path):

@@ -157,6 +157,7 @@ def match(boxes: list[L.Box], truth: list[tuple], iou: float = 0.3) -> tuple[int
 
 def train(cfg: LocatorConfig) -> dict:
     check_out_dir(cfg.out)
+    start = _load_init(cfg.init) if cfg.init else None  # a mistake is one line, before any scene is drawn
     data = load_mnist(cfg.data)
     n, n_val, epochs = (120, 30, 1) if cfg.quick else (cfg.scenes, cfg.val_scenes, cfg.epochs)
     half = len(data.x_train) * 9 // 10  # scenes to learn from and to measure on use other digits
@@ -169,7 +170,7 @@ def train(cfg: LocatorConfig) -> dict:
         import keras
 
         keras.utils.set_random_seed(cfg.seed)
-        model = keras.models.load_model(cfg.init, compile=False) if cfg.init else build(cfg.width)
+        model = start or build(cfg.width)
         steps = epochs * -(-n // cfg.batch_size)
         sched = keras.optimizers.schedules.CosineDecay(cfg.lr, steps)
         model.compile(keras.optimizers.Adam(sched), loss=loss)
@@ -200,6 +201,27 @@ def train(cfg: LocatorConfig) -> dict:
     return report
 
 
+def _load_init(path: str):
+    """--init's locator.keras, checked against today's network input (an older locator, e.g. one
+    made for a 160x120 input, cannot be fine-tuned on today's scenes)."""
+    import keras
+
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as e:  # not a Keras file, or not one of ours
+        raise UserError(f"--init {path}: cannot load it as a Keras model ({e.__class__.__name__})") from None
+    want = (None, *L.INPUT_HW, 1)
+    if tuple(model.input_shape) != want or tuple(model.output_shape[1:]) != (*_grid(), len(L.CHANNELS)):
+        raise UserError(f"--init {path}: a locator for input {tuple(model.input_shape[1:])} and output "
+                        f"{tuple(model.output_shape[1:])}; expected input {want[1:]} and output "
+                        f"{(*_grid(), len(L.CHANNELS))} (retrain without --init)")
+    return model
+
+
+def _grid() -> tuple[int, int]:
+    return L.INPUT_HW[0] // L.STRIDE, L.INPUT_HW[1] // L.STRIDE
+
+
 def _init_record(init: str | None) -> dict | None:
     """What a fine-tuning run started from: the file's hash, and the report beside it if any."""
     if not init:
@@ -220,8 +242,11 @@ def export_all(model, calib_inputs: np.ndarray) -> dict[str, bytes]:
 
     calib = Calibration(calib_inputs[..., None].astype(np.float32) / 255,
                         np.arange(len(calib_inputs)), 0)
-    width = max(layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
-    model_1 = build(width, batch_size=1)  # one frame at a time: static shapes
+    config = model.get_config()  # the same network for one frame at a time: static shapes
+    for layer in config["layers"]:
+        if layer["class_name"] == "InputLayer":
+            layer["config"]["batch_shape"] = [1, *layer["config"]["batch_shape"][1:]]
+    model_1 = keras.Model.from_config(config)
     model_1.set_weights(model.get_weights())
     model = model_1
     return {locator_file("fp32", "tflite"): tflite.export(model, "fp32"),
