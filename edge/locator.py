@@ -32,6 +32,7 @@ from edge.backends import open_backend
 INPUT_HW = (240, 320)  # the network's input, rows x cols: the frame shrunk (INTER_AREA); half of
 #   640x480, so a thin ballpoint stroke and a narrow "1" close beside another digit stay visible
 STRIDE = 4  # input pixels per grid cell: the grid is 60 x 80, centres of digits ~20 px apart part
+GRID = (INPUT_HW[0] // STRIDE, INPUT_HW[1] // STRIDE)  # the output's rows x cols
 CHANNELS = ("score", "log_w", "log_h", "dx", "dy")  # the output, per cell: centre logit, the
 #   digit's width and height as log(size / cell size in frame pixels), centre offset in the cell
 MAX_OVERLAP = 0.4  # of two boxes overlapping more than this (IoU), only the surer is a digit
@@ -52,7 +53,7 @@ class Box:
 
 
 def encode(boxes: list[tuple[float, float, float, float]], frame_hw: tuple[int, int],
-           grid: tuple[int, int] = (INPUT_HW[0] // STRIDE, INPUT_HW[1] // STRIDE)) -> np.ndarray:
+           grid: tuple[int, int] = GRID) -> np.ndarray:
     """Frame boxes (x, y, w, h) -> training target (rows, cols, 6): the centre heat (a Gaussian per
     digit, 1 at its centre cell), a centre mask, then log_w, log_h, dx, dy at centre cells."""
     rows, cols = grid

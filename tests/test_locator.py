@@ -14,7 +14,7 @@ from edge.located import located_crops
 from tests.conftest import REPO, cli
 
 SHIPPED = REPO / "models" / "locator_int8.tflite"
-GRID = (L.INPUT_HW[0] // L.STRIDE, L.INPUT_HW[1] // L.STRIDE)
+GRID = L.GRID
 
 
 def _logit(p):

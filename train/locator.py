@@ -1,6 +1,6 @@
 """`mnist-edge locator`: train the digit locator on desk scenes of training digits, export it int8.
 
-    mnist-edge locator --data ../shared/data/mnist.npz --out artifacts     # ~45 min on 2 cores
+    mnist-edge locator --data ../shared/data/mnist.npz --out artifacts     # ~50 min on 2 cores
     mnist-edge locator --quick --out /tmp/run                               # smoke run
 
 Scenes come from benchmarks/desk.py with MNIST *training* digits only (the frame benchmark draws
@@ -211,15 +211,11 @@ def _load_init(path: str):
     except Exception as e:  # not a Keras file, or not one of ours
         raise UserError(f"--init {path}: cannot load it as a Keras model ({e.__class__.__name__})") from None
     want = (None, *L.INPUT_HW, 1)
-    if tuple(model.input_shape) != want or tuple(model.output_shape[1:]) != (*_grid(), len(L.CHANNELS)):
+    if tuple(model.input_shape) != want or tuple(model.output_shape[1:]) != (*L.GRID, len(L.CHANNELS)):
         raise UserError(f"--init {path}: a locator for input {tuple(model.input_shape[1:])} and output "
                         f"{tuple(model.output_shape[1:])}; expected input {want[1:]} and output "
-                        f"{(*_grid(), len(L.CHANNELS))} (retrain without --init)")
+                        f"{(*L.GRID, len(L.CHANNELS))} (retrain without --init)")
     return model
-
-
-def _grid() -> tuple[int, int]:
-    return L.INPUT_HW[0] // L.STRIDE, L.INPUT_HW[1] // L.STRIDE
 
 
 def _init_record(init: str | None) -> dict | None:
