@@ -97,18 +97,22 @@ def decode(out: np.ndarray, frame_hw: tuple[int, int], min_score: float = MIN_SC
     return kept
 
 
-def _inside(a: Box, b: Box) -> float:
-    """The share of box a that lies inside box b."""
+def _intersection(a: Box, b: Box) -> float:
+    """The area two boxes share."""
     ix = max(0.0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x))
     iy = max(0.0, min(a.y + a.h, b.y + b.h) - max(a.y, b.y))
-    return ix * iy / max(1e-6, a.w * a.h)
+    return ix * iy
+
+
+def _inside(a: Box, b: Box) -> float:
+    """The share of box a that lies inside box b."""
+    return _intersection(a, b) / max(1e-6, a.w * a.h)
 
 
 def _overlap(a: Box, b: Box) -> float:
     """Intersection over union: a narrow "1" written close beside a wide digit is not a duplicate."""
-    ix = max(0.0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x))
-    iy = max(0.0, min(a.y + a.h, b.y + b.h) - max(a.y, b.y))
-    return ix * iy / max(1e-6, a.w * a.h + b.w * b.h - ix * iy)
+    i = _intersection(a, b)
+    return i / max(1e-6, a.w * a.h + b.w * b.h - i)
 
 
 class Locator:

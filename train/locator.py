@@ -95,13 +95,14 @@ def make_scenes(images, labels, n: int, seed: int, workers: int, clean_share: fl
     return np.concatenate(xs), np.concatenate(ts)
 
 
-def build(width: int = 32, batch_size: int | None = None):
+def build(width: int = 32):
     """Input 240x320x1 (pixels / 255) -> (60, 80, 5) per-cell outputs (edge.locator.CHANNELS).
     A small hourglass: stride-2 convs go down to a 15x20 grid, whose 3x3 convs see ~250 frame
     pixels, so the biggest digit is seen whole; learned 2x upsamplings bring that context back up and
     add it to the stride-8 and stride-4 features, which still tell a narrow "1" apart from its
     neighbour. Only plain and transposed convs, adds and ReLUs: every op is XNNPACK's in int8 once the
-    batch is fixed (`batch_size=1` for export: a transposed conv's output shape is then static)."""
+    batch is fixed (`export_all` exports it for batch 1: a transposed conv's output shape is then
+    static)."""
     import keras
     from keras import layers
 
@@ -113,7 +114,7 @@ def build(width: int = 32, batch_size: int | None = None):
         x = layers.Conv2DTranspose(skip.shape[-1], 2, strides=2, use_bias=False)(x)
         return conv(layers.Add()([layers.BatchNormalization()(x), skip]), skip.shape[-1])
 
-    i = keras.Input((*L.INPUT_HW, 1), batch_size=batch_size, name="image")
+    i = keras.Input((*L.INPUT_HW, 1), name="image")
     x = conv(i, 8, stride=2)
     fine = conv(x, 16, stride=2)  # stride 4: the output grid
     mid = conv(conv(fine, width, stride=2), width)  # stride 8
