@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from edge.digits import SegmentConfig
 
 
+MIN_LINE_PIXELS = 20  # fewer removed pixels than this: too few to know the lines' darkness
+
+
 def ink_mask(work: np.ndarray, cfg: SegmentConfig) -> tuple[np.ndarray, np.ndarray, float]:
     """grey working image -> (darkness 0..255, (paper - pixel) / paper; ink mask 0/255; the
     threshold used on the darkness). Lighting divides out; ink polarity is decided here."""
@@ -53,16 +56,30 @@ def ink_mask(work: np.ndarray, cfg: SegmentConfig) -> tuple[np.ndarray, np.ndarr
     return dark, mask, thr
 
 
-def remove_lines(mask: np.ndarray, cfg: SegmentConfig, faint: np.ndarray | None = None) -> np.ndarray:
+def remove_lines(mask: np.ndarray, cfg: SegmentConfig, faint: np.ndarray | None = None,
+                 dark: np.ndarray | None = None) -> np.ndarray:
     """Ink mask -> the same without ruled or grid lines, strokes that cross a line re-joined.
 
     A line is a run of ink along a row (or column) band `line_band` px thick, at least
     `line_len_frac` of the frame long: a digit is never that long. Its pixels are dropped unless
     the ink there is thicker across the line than a line is (a stroke lying along it), then
     restored where ink continues right across the band (a stroke crossing the line). Lines are
-    looked for in `faint` (a mask at a lower threshold) when given, else in `mask`.
+    looked for in `faint` (a mask at a lower threshold) when given, else in `mask`. With the
+    darkness map `dark`, dropped pixels clearly darker than the lines' own median darkness
+    (`line_darker` x) are a pen's stroke on the line, and are given back.
     """
-    faint = mask if faint is None else faint
+    out = _remove_lines(mask, cfg, mask if faint is None else faint)
+    if dark is None:
+        return out
+    gone = cv2.bitwise_and(mask, cv2.bitwise_not(out))
+    if np.count_nonzero(gone) < MIN_LINE_PIXELS:
+        return out
+    line = float(np.median(dark[gone > 0]))
+    darker = cv2.threshold(dark, cfg.line_darker * line, 255, cv2.THRESH_BINARY)[1]
+    return cv2.bitwise_or(out, cv2.bitwise_and(gone, darker))
+
+
+def _remove_lines(mask: np.ndarray, cfg: SegmentConfig, faint: np.ndarray) -> np.ndarray:
     out = mask
     h, w = mask.shape
     # Lines are looked for at half size (4x fewer pixels for the component pass), then used at full.

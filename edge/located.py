@@ -122,7 +122,7 @@ def _local_ink(region: np.ndarray, height: float, cfg: SegmentConfig) -> tuple[n
     if cfg.close_px > 1:
         mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((cfg.close_px,) * 2, np.uint8))
     if cfg.remove_lines:
-        mask = remove_lines(mask, replace(cfg, line_len_frac=LINE_SPAN))
+        mask = remove_lines(mask, replace(cfg, line_len_frac=LINE_SPAN), dark=dark)
     return dark, mask > 0, level
 
 

@@ -118,6 +118,20 @@ def test_line_removal_keeps_a_digit_that_crosses_lines(mnist):
     assert segment(to_grey(finish(lined)), SegmentConfig(remove_lines=False)) == []
 
 
+def test_a_pen_stroke_along_a_ruled_line_is_kept(clf):
+    """A thin "7" whose bar is written right on a rule, as thin as the rule: the bar is darker than
+    the rules, so it stays ink (removed with the rule, the "7" was read as a "1")."""
+    cov = np.zeros((120, 80), np.float32)
+    cv2.line(cov, (8, 5), (70, 5), 1.0, 2)  # the bar, on the rule at y = 165
+    cv2.line(cov, (70, 5), (30, 112), 1.0, 2)  # the stem, crossing three more rules
+    for lines in (0, 30):
+        img = paper(lines=lines)
+        write(img, cov, 280, 160)
+        (crop,) = segment(to_grey(finish(img)))
+        assert crop.box[2] >= 60, (lines, crop.box)  # the bar's width, not the stem's
+        assert clf.classify(crop.image)[0].digit == 7, lines
+
+
 @pytest.mark.parametrize("kind", ["lined", "grid", "plain"])
 def test_blank_paper_reads_nothing(clf, kind):
     rng = np.random.default_rng(7)
