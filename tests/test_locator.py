@@ -201,10 +201,12 @@ def test_shipped_locator_is_fully_delegated():
 
 
 def test_locator_cli_quick_run_writes_files_that_load(tmp_path, mnist_file):
-    r = cli("locator", "--quick", "--data", str(mnist_file), "--out", str(tmp_path), "--workers", "1")
+    r = cli("locator", "--quick", "--data", str(mnist_file), "--out", str(tmp_path), "--workers", "1",
+            "--clean-height", "0.7")
     assert r.returncode == 0, r.stderr[-2000:]
     report = json.loads((tmp_path / "locator.json").read_text())
     assert report["data"]["digits"].startswith("train split only")
+    assert report["config"]["clean_height"] == 0.7
     for name in ("locator_int8.tflite", "locator_fp32.tflite"):
         assert set(report[name]) == {"recall", "precision"}
         out = L.Locator(tmp_path / name).raw(np.full((480, 640), 200, np.uint8))
@@ -231,6 +233,25 @@ def test_locator_cli_refuses_an_init_made_for_another_input(tmp_path, mnist_file
 def test_locator_cli_refuses_too_few_scenes(tmp_path):
     r = cli("locator", "--scenes", "3", "--out", str(tmp_path))
     assert r.returncode == 2 and "--scenes" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_locator_cli_refuses_a_clean_height_outside_the_frame(tmp_path):
+    from tests.test_bad_inputs import one_error
+
+    r = cli("locator", "--clean-height", "1.5", "--out", str(tmp_path))
+    one_error(r, "locator", "--clean-height 1.5", "at most 0.9")
+
+
+def test_clean_training_scenes_reach_the_clean_height(mnist):
+    """--clean-height decides how tall the clean training frames' digits get (close-ups)."""
+    from train.locator import _boxes, make_scenes
+
+    tallest = {}
+    for top in (0.45, 0.8):
+        _, t = make_scenes(mnist.x_train[:500], mnist.y_train[:500], 24, 0, 1, clean_share=1.0,
+                           clean_height=top)
+        tallest[top] = max(h for ti in t for _, _, _, h in _boxes(ti, (480, 640))) / 480
+    assert tallest[0.45] <= 0.5 and tallest[0.8] >= 0.6, tallest  # (a tilted digit: a little taller)
 
 
 def test_predict_with_the_locator_is_the_one_read_path(tmp_path, mnist):

@@ -35,7 +35,9 @@ log = logging.getLogger(__name__)
 class LocatorConfig:
     scenes: int = 8000        # scenes of training digits to learn from
     clean_share: float = 0.25  # share of them drawn as clean frames (benchmarks/synthetic.py: plain
-    #                            paper, digits up to 45 % of the frame tall); the rest desk scenes
+    #                            paper); the rest desk scenes
+    clean_height: float = 0.45  # clean frames' digits are 15 % up to this share of the frame tall
+    #                             (a camera held close); desk scenes keep theirs (35-150 px)
     val_scenes: int = 400     # more, from other training digits and seeds, to measure on
     epochs: int = 24          # passes over the scenes
     batch_size: int = 32      # scenes per optimiser step
@@ -57,13 +59,14 @@ def _chunk(args):
     from benchmarks.synthetic import make_frame
     from edge.digits import to_grey
 
-    images, labels, n, seed, clean_share = args
+    images, labels, n, seed, clean_share, clean_height = args
     cv2.setNumThreads(1)
     rng = np.random.default_rng(seed + 7)
     n_clean = int(rng.binomial(n, clean_share))
     scenes = [(s.image, s.boxes) for s in scene_set(images, labels, n - n_clean, seed)]
     for _ in range(n_clean):
-        scenes.append(make_frame(list(images[rng.integers(0, len(images), int(rng.integers(1, 5)))]), rng))
+        digits = list(images[rng.integers(0, len(images), int(rng.integers(1, 5)))])
+        scenes.append(make_frame(digits, rng, height_frac=(0.15, clean_height)))
     xs, ts = [], []
     for image, boxes in scenes:
         grey = to_grey(image, "bgr")
@@ -73,10 +76,11 @@ def _chunk(args):
 
 
 def make_scenes(images, labels, n: int, seed: int, workers: int, clean_share: float = 0.0,
-                chunk: int = 100):
+                clean_height: float = 0.45, chunk: int = 100):
     """n scenes -> (uint8 network inputs (n, *INPUT_HW), float32 targets (n, rows, cols, 6));
     deterministic."""
-    jobs = [(images, labels, min(chunk, n - i), seed * 1_000_003 + i, clean_share)
+    jobs = [(images, labels, min(chunk, n - i), seed * 1_000_003 + i, clean_share,
+             clean_height)
             for i in range(0, n, chunk)]
     t0, xs, ts = time.perf_counter(), [], []
     if workers > 1 and len(jobs) > 1:
@@ -162,9 +166,10 @@ def train(cfg: LocatorConfig) -> dict:
     data = load_mnist(cfg.data)
     n, n_val, epochs = (120, 30, 1) if cfg.quick else (cfg.scenes, cfg.val_scenes, cfg.epochs)
     half = len(data.x_train) * 9 // 10  # scenes to learn from and to measure on use other digits
-    x, t = make_scenes(data.x_train[:half], data.y_train[:half], n, cfg.seed, cfg.workers, cfg.clean_share)
+    x, t = make_scenes(data.x_train[:half], data.y_train[:half], n, cfg.seed, cfg.workers,
+                       cfg.clean_share, cfg.clean_height)
     xv, tv = make_scenes(data.x_train[half:], data.y_train[half:], n_val, cfg.seed + 1, cfg.workers,
-                         cfg.clean_share)
+                         cfg.clean_share, cfg.clean_height)
 
     out = Path(cfg.out)
     with to_log_file(out / "locator.log"):  # Keras's epoch lines (stdout) stay on screen
@@ -270,6 +275,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (cosine decay)")
     p.add_argument("--init", type=str, default=d.init,
                    help="a locator.keras to fine-tune instead of starting afresh")
+    p.add_argument("--clean-height", type=float, default=d.clean_height,
+                   help="clean frames' tallest digits, as a share of the frame's height")
     p.add_argument("--seed", type=int, default=d.seed, help="random seed")
     p.add_argument("--workers", type=int, default=d.workers, help="processes drawing scenes")
     p.add_argument("--quick", action="store_true", help="smoke run: 120 scenes, 1 epoch")
@@ -283,7 +290,11 @@ def main(args: argparse.Namespace) -> int:
         raise UserError("--scenes must be >= 10 and --epochs >= 1")
     if args.init and not Path(args.init).is_file():
         raise UserError(f"--init {args.init}: no such file (expected a locator.keras)")
+    if not 0.15 < args.clean_height <= 0.9:
+        raise UserError(f"--clean-height {args.clean_height}: expected a share of the frame's height "
+                        "above 0.15 and at most 0.9")
     cfg = LocatorConfig(scenes=args.scenes, epochs=args.epochs, lr=args.lr, seed=args.seed,
+                        clean_height=args.clean_height,
                         workers=args.workers, init=args.init, quick=args.quick, data=args.data,
                         out=args.out)
     train(cfg)
