@@ -75,8 +75,11 @@ def _ink(digit: np.ndarray, height: float, angle: float) -> np.ndarray:
     return a[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
 
 
+HEIGHT_FRAC = (0.15, 0.45)  # a clean frame's digits are this share of its height, smallest to tallest
+
+
 def make_frame(digits: list[np.ndarray], rng: np.random.Generator,
-               size: tuple[int, int] = (480, 640), height_frac: tuple[float, float] = (0.15, 0.45),
+               size: tuple[int, int] = (480, 640), height_frac: tuple[float, float] = HEIGHT_FRAC,
                max_angle: float = 10.0, noise_sigma: tuple[float, float] = (2.0, 6.0),
                ) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
     """Draw 1-4 MNIST digits left to right on paper -> (BGR uint8 HxWx3, true boxes x, y, w, h)."""

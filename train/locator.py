@@ -36,8 +36,9 @@ class LocatorConfig:
     scenes: int = 8000        # scenes of training digits to learn from
     clean_share: float = 0.25  # share of them drawn as clean frames (benchmarks/synthetic.py: plain
     #                            paper); the rest desk scenes
-    clean_height: float = 0.45  # clean frames' digits are 15 % up to this share of the frame tall
-    #                             (a camera held close); desk scenes keep theirs (35-150 px)
+    clean_height: float = 0.45  # clean frames' tallest digits, as a share of the frame's height (the
+    #                             frame benchmark's: benchmarks.synthetic.HEIGHT_FRAC; more: a camera
+    #                             held close); desk scenes keep theirs (35-150 px)
     val_scenes: int = 400     # more, from other training digits and seeds, to measure on
     epochs: int = 24          # passes over the scenes
     batch_size: int = 32      # scenes per optimiser step
@@ -56,7 +57,7 @@ def _chunk(args):
     import cv2
 
     from benchmarks.desk import scene_set
-    from benchmarks.synthetic import make_frame
+    from benchmarks.synthetic import HEIGHT_FRAC, make_frame
     from edge.digits import to_grey
 
     images, labels, n, seed, clean_share, clean_height = args
@@ -66,7 +67,7 @@ def _chunk(args):
     scenes = [(s.image, s.boxes) for s in scene_set(images, labels, n - n_clean, seed)]
     for _ in range(n_clean):
         digits = list(images[rng.integers(0, len(images), int(rng.integers(1, 5)))])
-        scenes.append(make_frame(digits, rng, height_frac=(0.15, clean_height)))
+        scenes.append(make_frame(digits, rng, height_frac=(HEIGHT_FRAC[0], clean_height)))
     xs, ts = [], []
     for image, boxes in scenes:
         grey = to_grey(image, "bgr")
