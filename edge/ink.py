@@ -66,7 +66,7 @@ def remove_lines(mask: np.ndarray, cfg: SegmentConfig, faint: np.ndarray | None 
     restored where ink continues right across the band (a stroke crossing the line). Lines are
     looked for in `faint` (a mask at a lower threshold) when given, else in `mask`. With the
     darkness map `dark`, dropped pixels clearly darker than the lines' own median darkness
-    (`line_darker` x) are a pen's stroke on the line, and are given back.
+    (`line_darker` x) that join ink which stayed are a pen's stroke on the line, and are given back.
     """
     out = _remove_lines(mask, cfg, mask if faint is None else faint)
     if dark is None:
@@ -76,7 +76,16 @@ def remove_lines(mask: np.ndarray, cfg: SegmentConfig, faint: np.ndarray | None 
         return out
     line = float(np.median(dark[gone > 0]))
     darker = cv2.threshold(dark, cfg.line_darker * line, 255, cv2.THRESH_BINARY)[1]
-    return cv2.bitwise_or(out, cv2.bitwise_and(gone, darker))
+    back = cv2.bitwise_and(gone, darker)
+    if not cv2.countNonZero(back):
+        return out
+    # ...if they join ink that stayed: a stroke along a rule belongs to a digit, while a darker
+    # stretch of a rule on its own (a shadow's edge across it) would read as a "1" on a blank page
+    n, lab = cv2.connectedComponents(cv2.bitwise_or(out, back), connectivity=8, ltype=cv2.CV_32S)
+    inked = np.zeros(n, np.uint8)
+    inked[lab[out > 0]] = 255
+    inked[0] = 0
+    return inked[lab]
 
 
 def _remove_lines(mask: np.ndarray, cfg: SegmentConfig, faint: np.ndarray) -> np.ndarray:

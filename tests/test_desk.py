@@ -118,6 +118,25 @@ def test_line_removal_keeps_a_digit_that_crosses_lines(mnist):
     assert segment(to_grey(finish(lined)), SegmentConfig(remove_lines=False)) == []
 
 
+def test_only_dark_ink_on_a_rule_that_joins_a_stroke_is_given_back():
+    """Of the pixels line removal drops, those darker than the rules come back only if they join
+    ink that stayed: a digit's bar on a rule does, a darker stretch of a rule alone does not."""
+    from edge.ink import remove_lines
+
+    mask = np.zeros((240, 320), np.uint8)
+    dark = np.zeros_like(mask)
+    for y in (50, 120, 190):  # three 2-px rules across the page
+        mask[y:y + 2], dark[y:y + 2] = 255, 60
+    dark[50:52, 30:70] = 160  # a darker stretch of the first rule, on its own
+    dark[120:122, 150:210] = 160  # a "7"'s bar written along the second...
+    for img, v in ((mask, 255), (dark, 160)):
+        cv2.line(img, (209, 121), (175, 185), v, 2)  # ...and its stem
+    out = remove_lines(mask, SegmentConfig(), dark=dark)
+    assert np.count_nonzero(out[50:52, 30:70]) == 0
+    assert np.count_nonzero(out[120:122, 150:210]) == 120 and np.count_nonzero(out[130:180]) > 0
+    assert np.count_nonzero(out[120:122, 250:]) == 0 and np.count_nonzero(out[190:192]) == 0
+
+
 def test_a_pen_stroke_along_a_ruled_line_is_kept(clf):
     """A thin "7" whose bar is written right on a rule, as thin as the rule: the bar is darker than
     the rules, so it stays ink (removed with the rule, the "7" was read as a "1")."""
