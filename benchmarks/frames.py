@@ -8,7 +8,9 @@ Scenes are made first, untimed, from MNIST *test* digits (benchmarks/desk.py, be
 each is then read by `edge.reader.read`, exactly what `mnist-edge camera` and `predict` run, with one
 interpreter thread and, by default, one OpenCV thread. Reports the share of frames read exactly,
 digit accuracy (1 - edit distance / true digits), false readings on blank scenes, frames per second,
-and on desk scenes the same broken down by paper and by ink. Needs MNIST (--data or MNIST_EDGE_DATA).
+and on desk scenes the same broken down by paper and by ink, then false readings on 300 more blank
+pages (`--blank`; the scenes' one in ten is too few to tell 2 % from 4 %). Needs MNIST (--data or
+MNIST_EDGE_DATA).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from edge.reader import read
 
 log = logging.getLogger(__name__)
 SCENES = ("desk", "clean")
+BLANK_STREAM = 0xB1A4C  # the blank pages' seeds are (--seed, this): never the desk scenes' own
 
 
 @dataclass
@@ -62,6 +65,16 @@ def make_frames(scene: str, n: int, seed: int, data: str | None) -> list[Frame]:
         image, boxes = make_frame(list(mnist.x_test[idx]), rng)
         frames.append(Frame(image, "".join(str(int(d)) for d in mnist.y_test[idx]), boxes=boxes))
     return frames
+
+
+def blank_pages(n: int, seed: int) -> list[Frame]:
+    """n blank desk pages (paper, rules, light and camera; no digit), each kind of paper in turn,
+    from a seed stream of their own: the desk set's one in ten is too few to tell 2 % from 4 %."""
+    from benchmarks.desk import PAPERS, make_scene
+
+    rng = np.random.default_rng((seed, BLANK_STREAM))
+    return [Frame(s.image, "", s.paper, "") for s in
+            (make_scene([], [], rng, paper=PAPERS[i % len(PAPERS)]) for i in range(n))]
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -163,6 +176,9 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="OpenCV threads (default: 1; 0 lets OpenCV pick, as mnist-edge camera does)")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated scenes")
     p.add_argument("--data", type=str, default=None, help="MNIST (default: $MNIST_EDGE_DATA, ...)")
+    p.add_argument("--blank", type=int, default=300,
+                   help="desk: blank pages read after the scenes, untimed, to count false readings "
+                        "(default: 300; 0: none)")
     p.add_argument("--show-misses", type=int, default=0, metavar="N",
                    help="list the first N frames read wrong, with what was read")
     return p
@@ -173,6 +189,8 @@ def main(args: argparse.Namespace) -> int:
 
     if args.frames < 1:
         raise UserError(f"--frames {args.frames}: expected 1 or more")
+    if args.blank < 0:
+        raise UserError(f"--blank {args.blank}: expected 0 or more")
     if args.cv_threads > 0:
         cv2.setNumThreads(args.cv_threads)
     if args.locator not in (None, "truth") and not Path(args.locator).is_file():
@@ -192,6 +210,12 @@ def main(args: argparse.Namespace) -> int:
           f"{platform.python_version()}, {os.cpu_count()} cores, load average {load:.1f} "
           "(other work slows every stage)")
     print(report(frames, readings, ms, args.scene))
+    if args.scene == "desk" and args.blank:
+        pages = blank_pages(args.blank, args.seed)
+        _, said = measure(pages, clf, locator, warmup=0)
+        false = [f"{f.paper} {r!r}" for f, r in zip(pages, said, strict=True) if r]
+        print(f"blank pages: {len(false)} of {len(pages)} read as digits "
+              f"({100 * len(false) / len(pages):.1f} %)" + (": " + ", ".join(false[:8]) if false else ""))
     misses = [(i, f, r) for i, (f, r) in enumerate(zip(frames, readings, strict=True)) if r != f.truth]
     for i, f, r in misses[:args.show_misses]:
         print(f"  frame {i}: {f.paper}/{f.ink or '-'}: truth {f.truth or '-'!s:<7} read {r or '-'}")

@@ -7,6 +7,7 @@ Readings use the shipped int8 model (models/), the one a user's `camera` runs by
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -249,11 +250,22 @@ def test_training_scenes_use_training_digits_and_the_benchmark_test_digits(mnist
 
 def test_frame_benchmark_desk_smoke(mnist_file):
     r = subprocess.run([sys.executable, "-m", "benchmarks.frames", "--scene", "desk", "--frames", "9",
-                        "--data", str(mnist_file)], cwd=REPO, capture_output=True, text=True,
-                       timeout=300)
+                        "--blank", "6", "--data", str(mnist_file)], cwd=REPO, capture_output=True,
+                       text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     for row in ("all", "paper lined", "paper grid", "ink ballpoint", "ink pencil", "frames/s"):
         assert row in r.stdout, r.stdout
+    assert re.search(r"^blank pages: \d of 6 read as digits", r.stdout, re.M), r.stdout
+
+
+def test_blank_pages_are_blank_seeded_and_not_the_scenes():
+    from benchmarks.frames import blank_pages
+
+    a, b = blank_pages(6, 0), blank_pages(6, 0)
+    assert all(np.array_equal(x.image, y.image) for x, y in zip(a, b, strict=True))
+    assert [f.paper for f in a] == [PAPERS[i % len(PAPERS)] for i in range(6)]
+    assert all(f.truth == "" and f.ink == "" for f in a)
+    assert not np.array_equal(a[0].image, blank_pages(1, 1)[0].image)
 
 
 def test_digits_beside_a_hand_shadow_keep_their_polarity(mnist, clf):
@@ -268,3 +280,12 @@ def test_digits_beside_a_hand_shadow_keep_their_polarity(mnist, clf):
     cv2.rectangle(shadow, (0, 0), (180, 480), 1.0, -1)
     img *= (1 - 0.65 * cv2.GaussianBlur(shadow, (0, 0), 30))[:, :, None]
     assert read(finish(img), clf).text == "94"
+
+
+def test_frame_benchmark_refuses_a_negative_count_in_one_line():
+    for flag in ("--frames", "--blank"):
+        r = subprocess.run([sys.executable, "-m", "benchmarks.frames", flag, "-1"], cwd=REPO,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.strip().splitlines() == [f"benchmarks.frames: error: {flag} -1: expected "
+                                                 f"{'1' if flag == '--frames' else '0'} or more"]
