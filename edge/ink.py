@@ -72,20 +72,25 @@ def remove_lines(mask: np.ndarray, cfg: SegmentConfig, faint: np.ndarray | None 
     if dark is None:
         return out
     gone = cv2.bitwise_and(mask, cv2.bitwise_not(out))
-    if np.count_nonzero(gone) < MIN_LINE_PIXELS:
+    if cv2.countNonZero(gone) < MIN_LINE_PIXELS:
         return out
-    line = float(np.median(dark[gone > 0]))
-    darker = cv2.threshold(dark, cfg.line_darker * line, 255, cv2.THRESH_BINARY)[1]
-    back = cv2.bitwise_and(gone, darker)
+    hist = np.cumsum(cv2.calcHist([dark], [0], gone, [256], [0, 256]).ravel())
+    line = float(np.searchsorted(hist, hist[-1] / 2))  # the removed pixels' median darkness
+    back = cv2.bitwise_and(gone, cv2.threshold(dark, cfg.line_darker * line, 255, cv2.THRESH_BINARY)[1])
     if not cv2.countNonZero(back):
         return out
     # ...if they join ink that stayed: a stroke along a rule belongs to a digit, while a darker
     # stretch of a rule on its own (a shadow's edge across it) would read as a "1" on a blank page
-    n, lab = cv2.connectedComponents(cv2.bitwise_or(out, back), connectivity=8, ltype=cv2.CV_32S)
-    inked = np.zeros(n, np.uint8)
-    inked[lab[out > 0]] = 255
-    inked[0] = 0
-    return inked[lab]
+    touching = cv2.findNonZero(cv2.bitwise_and(back, cv2.dilate(out, np.ones((3, 3), np.uint8))))
+    if touching is None:
+        return out
+    n, lab = cv2.connectedComponents(back, connectivity=8, ltype=cv2.CV_16U)
+    keep = np.zeros(max(n, 256), np.uint8)
+    xy = touching.reshape(-1, 2)
+    keep[lab[xy[:, 1], xy[:, 0]]] = 255
+    keep[0] = 0
+    joined = cv2.LUT(lab.astype(np.uint8), keep[:256]) if n <= 256 else keep[lab]
+    return cv2.bitwise_or(out, joined)
 
 
 def _remove_lines(mask: np.ndarray, cfg: SegmentConfig, faint: np.ndarray) -> np.ndarray:
