@@ -16,7 +16,8 @@ and clean scenes of MNIST *training* digits (`mnist-edge locator`).
 
 It is an option (`--locator` of predict, camera and the frame benchmark), not the default: on desk
 scenes it reads more frames exactly than segmentation and leaves no blank page with a reading, but
-it reads fewer clean frames exactly and fewer frames per second (README, "Reading a desk").
+it reads fewer frames per second, finds fewer digits that fill most of the frame, and has learned
+640x480 scenes only (README, "Reading a desk").
 """
 
 from __future__ import annotations

@@ -192,6 +192,22 @@ def test_shipped_locator_finds_desk_digits_and_nothing_on_blank_paper(mnist):
             assert loc.locate(to_grey(make_scene([], [], rng, paper=paper).image)) == []
 
 
+def test_shipped_locator_finds_a_close_up_digit(mnist):
+    """A digit 60 % of the frame tall (a camera held close): found and read. The locator trained
+    only on digits up to 45 % of the frame found 23 of 60 such; the shipped one 47 of 60."""
+    from benchmarks.synthetic import make_frame
+    from edge.classifier import Classifier
+    from edge.reader import read
+
+    clf, loc = Classifier(REPO / "models" / "model_int8.tflite"), L.Locator(SHIPPED)
+    rng = np.random.default_rng(0)
+    right = 0
+    for i in range(30):
+        frame, _ = make_frame([mnist.x_test[i]], rng, height_frac=(0.6, 0.6))
+        right += read(frame, clf, locator=loc).text == str(mnist.y_test[i])
+    assert right >= 18, right
+
+
 def test_shipped_locator_is_fully_delegated():
     """Every op of the shipped int8 locator runs in XNNPACK (no dilated conv's space-to-batch, no
     dynamic shape ops), asked the way LiteRT exposes it."""
