@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.synthetic import HEIGHT_FRAC
 from edge import locator as L
 from edge.contract import LOCATOR_REPORT, locator_file
 from edge.errors import UserError
@@ -36,9 +37,9 @@ class LocatorConfig:
     scenes: int = 8000        # scenes of training digits to learn from
     clean_share: float = 0.25  # share of them drawn as clean frames (benchmarks/synthetic.py: plain
     #                            paper); the rest desk scenes
-    clean_height: float = 0.45  # clean frames' tallest digits, as a share of the frame's height (the
-    #                             frame benchmark's: benchmarks.synthetic.HEIGHT_FRAC; more: a camera
-    #                             held close); desk scenes keep theirs (35-150 px)
+    clean_height: float = HEIGHT_FRAC[1]  # clean frames' tallest digits, share of the frame's height
+    #                             (default: the frame benchmark's; more: a camera held close); desk
+    #                             scenes keep theirs (35-150 px)
     val_scenes: int = 400     # more, from other training digits and seeds, to measure on
     epochs: int = 24          # passes over the scenes
     batch_size: int = 32      # scenes per optimiser step
@@ -57,7 +58,7 @@ def _chunk(args):
     import cv2
 
     from benchmarks.desk import scene_set
-    from benchmarks.synthetic import HEIGHT_FRAC, make_frame
+    from benchmarks.synthetic import make_frame
     from edge.digits import to_grey
 
     images, labels, n, seed, clean_share, clean_height = args
@@ -77,7 +78,7 @@ def _chunk(args):
 
 
 def make_scenes(images, labels, n: int, seed: int, workers: int, clean_share: float = 0.0,
-                clean_height: float = 0.45, chunk: int = 100):
+                clean_height: float = HEIGHT_FRAC[1], chunk: int = 100):
     """n scenes -> (uint8 network inputs (n, *INPUT_HW), float32 targets (n, rows, cols, 6));
     deterministic."""
     jobs = [(images, labels, min(chunk, n - i), seed * 1_000_003 + i, clean_share,
@@ -291,9 +292,9 @@ def main(args: argparse.Namespace) -> int:
         raise UserError("--scenes must be >= 10 and --epochs >= 1")
     if args.init and not Path(args.init).is_file():
         raise UserError(f"--init {args.init}: no such file (expected a locator.keras)")
-    if not 0.15 < args.clean_height <= 0.9:
+    if not HEIGHT_FRAC[0] < args.clean_height <= 0.9:
         raise UserError(f"--clean-height {args.clean_height}: expected a share of the frame's height "
-                        "above 0.15 and at most 0.9")
+                        f"above {HEIGHT_FRAC[0]} and at most 0.9")
     cfg = LocatorConfig(scenes=args.scenes, epochs=args.epochs, lr=args.lr, seed=args.seed,
                         clean_height=args.clean_height,
                         workers=args.workers, init=args.init, quick=args.quick, data=args.data,
