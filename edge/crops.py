@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from edge.fast import median, percentile_u8
+
 if TYPE_CHECKING:
     from edge.digits import SegmentConfig
 
@@ -47,12 +49,12 @@ def mnist_style(patch: np.ndarray) -> np.ndarray:
     a = np.asarray(patch)
     if a.ndim != 2:
         raise ValueError(f"mnist_style: expected a 2-D patch, got shape {a.shape}")
-    a = a.astype(np.float32) * (255.0 if a.dtype == bool else 1.0)
+    a = a.astype(np.float32) * 255.0 if a.dtype == bool else a.astype(np.float32, copy=False)
     out = np.zeros((28, 28), np.uint8)
-    rows, cols = np.flatnonzero(a.max(axis=1) > 0), np.flatnonzero(a.max(axis=0) > 0)
-    if rows.size == 0:
+    x, y, w, h = cv2.boundingRect(cv2.compare(a, 0, cv2.CMP_GT))
+    if w == 0:
         return out
-    a = a[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    a = a[y:y + h, x:x + w]
     s = 20.0 / max(a.shape)
     nh, nw = (min(20, max(1, math.floor(n * s + 0.5))) for n in a.shape)
     small = cv2.resize(a, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
@@ -85,7 +87,7 @@ def crop_ink(core: np.ndarray, dark: np.ndarray, thr: float, origin: tuple[int, 
     rim = cv2.dilate(core.view(np.uint8), np.ones((2 * r + 1,) * 2, np.uint8)).view(bool)
     d = dark.astype(np.float32)
     floor = 0.5 * thr  # paper noise below this is zeroed: MNIST's background is exactly 0
-    level = max(float(np.percentile(d[core], cfg.ink_percentile)), thr + 1.0)
+    level = max(percentile_u8(dark, core, cfg.ink_percentile), thr + 1.0)
     soft = np.clip((d - floor) * (255.0 / (level - floor)), 0, 255) * rim
     # Stroke width ~ 2 x ink area / outline length; in the 20-px box it is that x 20 / longest side.
     ink = np.count_nonzero(core)
@@ -93,7 +95,7 @@ def crop_ink(core: np.ndarray, dark: np.ndarray, thr: float, origin: tuple[int, 
     outline = np.count_nonzero(rim1)
     if cfg.min_edge > 0:
         gx, gy = cv2.Sobel(d, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(d, cv2.CV_32F, 0, 1, ksize=3)
-        edge = float(np.median(np.hypot(gx, gy)[rim1])) / 8.0  # Sobel's 3x3 weights sum to 8
+        edge = median(cv2.magnitude(gx, gy)[rim1]) / 8.0  # Sobel's 3x3 weights sum to 8
         if edge < cfg.min_edge * level:
             return None
     stroke = 2.0 * ink / max(1, outline) * 20.0 / max(ew, eh)

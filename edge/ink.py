@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from edge.fast import median, percentile_u8
+
 if TYPE_CHECKING:
     from edge.digits import SegmentConfig
 
@@ -47,8 +49,8 @@ def ink_mask(work: np.ndarray, cfg: SegmentConfig) -> tuple[np.ndarray, np.ndarr
     _, mask = cv2.threshold(dark, thr, 255, cv2.THRESH_BINARY)
     # ...and clearly darker than the noise, or dim corners of a noisy frame become "ink". Pixels
     # brighter than the paper (ink never is) exceed it by |noise|, whose median is 0.674 sigma.
-    up = work[::4, ::4].astype(np.int16) - paper[::4, ::4]
-    sigma = float(np.median(up[up > 0])) / 0.674 if np.count_nonzero(up > 0) >= 64 else 0.0
+    up = cv2.subtract(np.ascontiguousarray(work[::4, ::4]), np.ascontiguousarray(paper[::4, ::4]))
+    sigma = percentile_u8(up, up > 0, 50) / 0.674 if cv2.countNonZero(up) >= 64 else 0.0
     _, strong = cv2.threshold(diff, cfg.noise_sigmas * sigma, 255, cv2.THRESH_BINARY)
     mask = cv2.bitwise_and(mask, strong)
     if cfg.close_px > 1:
@@ -114,11 +116,12 @@ def _remove_lines(mask: np.ndarray, cfg: SegmentConfig, faint: np.ndarray) -> np
         n, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
             runs, 8, cv2.CV_16U, cv2.CCL_GRANA)
         extent = stats[1:, cv2.CC_STAT_WIDTH if horizontal else cv2.CC_STAT_HEIGHT]
-        lut = np.zeros(n, np.uint8)
-        lut[1:][extent >= cfg.line_len_frac * span] = 255
+        lut = np.zeros(max(n, 256), np.uint8)  # 256 entries at least: cv2.LUT's table
+        lut[1:n][extent >= cfg.line_len_frac * span] = 255
         if not lut.any():
             continue
-        lines = cv2.resize(lut[labels], (w, h), interpolation=cv2.INTER_NEAREST)
+        lines = cv2.resize(cv2.LUT(labels.astype(np.uint8), lut) if n <= 256 else lut[labels], (w, h),
+                           interpolation=cv2.INTER_NEAREST)
         # ink thicker across the line than a line is (a marker stroke lying along it) stays
         thick = cv2.morphologyEx(out, cv2.MORPH_OPEN, np.ones(across, np.uint8))
         lines = cv2.bitwise_and(lines, cv2.bitwise_not(thick))
@@ -139,7 +142,7 @@ def dark_ink(work: np.ndarray, tiny: np.ndarray, cfg: SegmentConfig) -> bool:
         return cfg.polarity == "dark"
     h, w = work.shape
     mid = cv2.resize(work, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
-    k = max(8.0, cfg.min_contrast * float(np.median(tiny)))
+    k = max(8.0, cfg.min_contrast * median(tiny.ravel()))
     med = cv2.resize(cv2.medianBlur(tiny, 5 if min(tiny.shape) >= 5 else 3),
                      (mid.shape[1], mid.shape[0]), interpolation=cv2.INTER_LINEAR)
     diff = mid.astype(np.int16) - med

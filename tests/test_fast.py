@@ -1,0 +1,35 @@
+"""edge.fast gives numpy's own order statistics, on seeded data of every shape the path feeds it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.fast import median, percentile_u8
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.float32, np.float64])
+def test_median_is_numpys(dtype):
+    rng = np.random.default_rng(0)
+    for n in list(range(1, 12)) + [255, 256, 4001]:
+        x = (rng.random(n) * 255).astype(dtype)
+        assert median(x) == np.median(x), (dtype, n)
+
+
+def test_median_of_nothing_is_nan():
+    assert np.isnan(median(np.array([], np.float32)))
+
+
+@pytest.mark.parametrize("q", [0.0, 10.0, 50.0, 90.0, 100.0, 37.3])
+def test_percentile_u8_is_numpys(q):
+    rng = np.random.default_rng(1)
+    for trial in range(200):
+        h, w = rng.integers(1, 80, 2)
+        values = rng.integers(0, 256, (h + 5, w + 5)).astype(np.uint8)
+        if trial % 3 == 0:
+            values = (values // 50 * 50).astype(np.uint8)  # many ties
+        values = values[2:2 + h, 3:3 + w]  # a window: not contiguous, as a digit's is
+        where = rng.random((h, w)) < rng.random()
+        if not where.any():
+            continue
+        assert percentile_u8(values, where, q) == pytest.approx(np.percentile(values[where], q), abs=1e-9)
