@@ -74,7 +74,8 @@ def crop_ink(core: np.ndarray, dark: np.ndarray, thr: float, origin: tuple[int, 
              cfg: SegmentConfig, splits: bool = True) -> DigitCrop | None:
     """One digit's ink (`core`, bool) in a window of the darkness map (`dark`, uint8, same shape,
     whose top-left is `origin` in working pixels) -> its soft MNIST-style crop, or None if the ink
-    fill is out of range, its edges are soft (a shadow), or nothing is left. `splits`: a piece
+    fill is out of range, its edges are soft (a shadow; faint ink must have sharper ones), or
+    nothing is left. `splits`: a piece
     wide enough to be two touching digits also carries the ways to cut it in two."""
     x0, y0 = origin
     rows, cols = np.flatnonzero(core.any(axis=1)), np.flatnonzero(core.any(axis=0))
@@ -96,7 +97,7 @@ def crop_ink(core: np.ndarray, dark: np.ndarray, thr: float, origin: tuple[int, 
     if cfg.min_edge > 0:
         gx, gy = cv2.Sobel(d, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(d, cv2.CV_32F, 0, 1, ksize=3)
         edge = median(cv2.magnitude(gx, gy)[rim1]) / 8.0  # Sobel's 3x3 weights sum to 8
-        if edge < cfg.min_edge * level:
+        if edge < (cfg.faint_edge if level < cfg.faint_level else cfg.min_edge) * level:
             return None
     stroke = 2.0 * ink / max(1, outline) * 20.0 / max(ew, eh)
     grow = round((cfg.min_stroke - stroke) * max(ew, eh) / 20.0)

@@ -68,6 +68,10 @@ class SegmentConfig:
     ink_percentile: float = 90.0  # this percentile of a digit's darkness becomes 255 in its crop
     min_edge: float = 0.1  # a pen's edge is sharp: darkness rises by at least this fraction of the
     #                        ink's level per px across its outline; shadows and glare rise slowly
+    faint_level: float = 75.0  # ink less than this much darker than its paper (of 255: ~30 %) is faint
+    faint_edge: float = 0.14  # ...and its edges must rise this sharply instead: the edge of a hand's
+    #   shadow and a grid line's stub are faint and soft (blank pages read as digits 21 -> 5 of 300;
+    #   desk frames 78.7 -> 79.3 % exact; clean unchanged). Located boxes skip it (`edge.located`)
     min_stroke: float = 2.2  # px in the 20-px digit box: thinner strokes (ballpoint, pencil) are
     #                          thickened to this, as thin as MNIST's thinnest pen
     remove_lines: bool = True  # ruled and grid lines (long, thin, straight) are not a digit's ink

@@ -65,6 +65,8 @@ def located_crops(work: np.ndarray, boxes: list[Box], cfg: SegmentConfig | None 
                       interpolation=cv2.INTER_AREA)
     if not dark_ink(work, tiny, cfg):
         work = cv2.bitwise_not(work)
+    judged = replace(cfg, faint_level=0.0)  # faint ink passes the usual edge test: the locator's
+    #   score already judged these boxes digits (the stricter one cost desk frames here)
     centres = np.array([(b.x + b.w / 2, b.y + b.h / 2, max(b.w, 1.0), max(b.h, 1.0)) for b in boxes])
     crops = []
     for k, b in enumerate(boxes):
@@ -84,7 +86,7 @@ def located_crops(work: np.ndarray, boxes: list[Box], cfg: SegmentConfig | None 
         lb = Box(*local[k, :2] - local[k, 2:] / 2, *local[k, 2:], b.score)
         dark, ink, level = _local_ink(region, lb.h, cfg)
         ink &= _nearest(local, k, 0, 0, region.shape[1], region.shape[0])
-        crop = crop_ink(_pieces(ink, lb, 0, 0), dark, level, (0, 0), cfg, splits=False)
+        crop = crop_ink(_pieces(ink, lb, 0, 0), dark, level, (0, 0), judged, splits=False)
         if crop is not None:
             x, y, w, h = crop.box
             fx, fy = x0 + int(x / sx), y0 + int(y / sy)

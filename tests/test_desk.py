@@ -159,6 +159,25 @@ def test_blank_paper_reads_nothing(clf, kind):
     assert readings == [""] * 12
 
 
+def test_faint_soft_pieces_of_blank_pages_are_not_digits():
+    """A hand shadow's edge or a grid line's stub is faint and soft; faint ink must have sharp edges."""
+    from benchmarks.frames import blank_pages
+
+    pages = [to_grey(p.image) for p in blank_pages(60, 0)]
+    found = lambda cfg: sum(bool(segment(g, cfg)) for g in pages)  # noqa: E731
+    assert found(SegmentConfig()) <= 2 < found(SegmentConfig(faint_level=0))  # 2 against 5 here
+
+
+def test_faint_digits_with_sharp_edges_are_still_read(mnist, clf):
+    """Grey pencil only ~20 % darker than the paper, drawn crisp: faint, but a pen's edges."""
+    right = 0
+    for i in range(20):
+        img = paper()
+        write(img, pen_stroke(mnist.x_test[i], 80, 3.0, 0.0), 290, 190, ink=(175, 175, 175))
+        right += read(finish(img), clf).text == str(mnist.y_test[i])
+    assert right >= 18
+
+
 def test_a_touching_pair_is_split(mnist, clf):
     """Two digits written so close that their ink joins are read as two."""
     twos = np.flatnonzero(mnist.y_test == 2)[:40]
