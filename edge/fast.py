@@ -38,3 +38,20 @@ def percentile_u8(values: np.ndarray, where: np.ndarray, q: float) -> float:
     k = q / 100.0 * (below[-1] - 1)
     lo, hi = np.searchsorted(below, [math.floor(k), math.ceil(k)], side="right")
     return float(lo + (k - math.floor(k)) * (hi - lo))
+
+
+def shrink(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """cv2.resize(img, size (w, h), INTER_AREA), by halvings when size is img's over a power of two.
+
+    OpenCV averages 2x2 blocks on a fast path, but takes a general one for 4x and 16x that is 4-6x
+    slower on a 640x480 frame; 2x2 averages of 2x2 averages are the same mean, rounded at each step
+    (so a pixel may differ by one level).
+    """
+    h, w = img.shape[:2]
+    k = max(0, (w // max(1, size[0])).bit_length() - 1)
+    if k == 0 or (w, h) != (size[0] << k, size[1] << k):
+        return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+    for _ in range(k):
+        h, w = h // 2, w // 2
+        img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+    return img

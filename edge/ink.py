@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from edge.fast import median, percentile_u8
+from edge.fast import median, percentile_u8, shrink
 
 if TYPE_CHECKING:
     from edge.digits import SegmentConfig
@@ -33,8 +33,7 @@ def ink_mask(work: np.ndarray, cfg: SegmentConfig) -> tuple[np.ndarray, np.ndarr
     """grey working image -> (darkness 0..255, (paper - pixel) / paper; ink mask 0/255; the
     threshold used on the darkness). Lighting divides out; ink polarity is decided here."""
     h, w = work.shape
-    tiny = cv2.resize(work, (max(3, round(w / cfg.bg_cell)), max(3, round(h / cfg.bg_cell))),
-                      interpolation=cv2.INTER_AREA)
+    tiny = coarse(work, cfg)
     if not dark_ink(work, tiny, cfg):
         work, tiny = cv2.bitwise_not(work), cv2.bitwise_not(tiny)
     # Paper: a closing removes the dark strokes from the coarse copy and keeps the lighting.
@@ -56,6 +55,13 @@ def ink_mask(work: np.ndarray, cfg: SegmentConfig) -> tuple[np.ndarray, np.ndarr
     if cfg.close_px > 1:
         mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((cfg.close_px,) * 2, np.uint8))
     return dark, mask, thr
+
+
+def coarse(work: np.ndarray, cfg: SegmentConfig) -> np.ndarray:
+    """The frame averaged over bg_cell x bg_cell cells: where the paper's lighting is estimated."""
+    h, w = work.shape
+    return cv2.resize(work, (max(3, round(w / cfg.bg_cell)), max(3, round(h / cfg.bg_cell))),
+                      interpolation=cv2.INTER_AREA)  # exact: halvings' rounding lifts the paper a level
 
 
 def remove_lines(mask: np.ndarray, cfg: SegmentConfig, faint: np.ndarray | None = None,
@@ -111,8 +117,8 @@ def _remove_lines(mask: np.ndarray, cfg: SegmentConfig, faint: np.ndarray) -> np
         runs = cv2.morphologyEx(cv2.dilate(half, np.ones(smear, np.uint8)), cv2.MORPH_OPEN,
                                 np.ones(along, np.uint8))
         span = runs.shape[1] if horizontal else runs.shape[0]
-        if np.count_nonzero(runs.any(axis=0 if horizontal else 1)) < cfg.line_len_frac * span:
-            continue  # the runs together cover too few columns (rows) for one to be a line
+        if _longest_stretch(runs.any(axis=0 if horizontal else 1)) < cfg.line_len_frac * span:
+            continue  # no unbroken stretch of columns (rows) with runs is long enough for a line
         n, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
             runs, 8, cv2.CV_16U, cv2.CCL_GRANA)
         extent = stats[1:, cv2.CC_STAT_WIDTH if horizontal else cv2.CC_STAT_HEIGHT]
@@ -131,6 +137,13 @@ def _remove_lines(mask: np.ndarray, cfg: SegmentConfig, faint: np.ndarray) -> np
     return out
 
 
+def _longest_stretch(covered: np.ndarray) -> int:
+    """The longest unbroken stretch of True: a component's columns are one such stretch, so a line
+    needs one at least as long (and the component pass is skipped on most frames without lines)."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], covered.view(np.int8), [0]))))
+    return int((edges[1::2] - edges[::2]).max()) if edges.size else 0
+
+
 def dark_ink(work: np.ndarray, tiny: np.ndarray, cfg: SegmentConfig) -> bool:
     """Is the ink darker than the paper? Dark ink is the rule; light ink (chalk, a screen) is
     decided only when two tests agree: strong outliers against the local median of the coarse
@@ -141,7 +154,7 @@ def dark_ink(work: np.ndarray, tiny: np.ndarray, cfg: SegmentConfig) -> bool:
     if cfg.polarity != "auto":
         return cfg.polarity == "dark"
     h, w = work.shape
-    mid = cv2.resize(work, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
+    mid = shrink(work, (max(1, w // 4), max(1, h // 4)))
     k = max(8.0, cfg.min_contrast * median(tiny.ravel()))
     med = cv2.resize(cv2.medianBlur(tiny, 5 if min(tiny.shape) >= 5 else 3),
                      (mid.shape[1], mid.shape[0]), interpolation=cv2.INTER_LINEAR)

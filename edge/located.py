@@ -29,7 +29,7 @@ import numpy as np
 
 from edge.crops import DigitCrop, crop_ink
 from edge.digits import SegmentConfig
-from edge.ink import dark_ink, remove_lines
+from edge.ink import coarse, dark_ink, remove_lines
 from edge.locator import Box
 
 MARGIN = 0.3  # a box's region: the box grown by this fraction of its height on every side; at 0.15
@@ -61,9 +61,7 @@ def located_crops(work: np.ndarray, boxes: list[Box], cfg: SegmentConfig | None 
     if not boxes:
         return []
     H, W = work.shape
-    tiny = cv2.resize(work, (max(3, round(W / cfg.bg_cell)), max(3, round(H / cfg.bg_cell))),
-                      interpolation=cv2.INTER_AREA)
-    if not dark_ink(work, tiny, cfg):
+    if not dark_ink(work, coarse(work, cfg), cfg):
         work = cv2.bitwise_not(work)
     judged = replace(cfg, faint_level=0.0)  # faint ink passes the usual edge test: the locator's
     #   score already judged these boxes digits (the stricter one cost desk frames here)

@@ -33,3 +33,23 @@ def test_percentile_u8_is_numpys(q):
         if not where.any():
             continue
         assert percentile_u8(values, where, q) == pytest.approx(np.percentile(values[where], q), abs=1e-9)
+
+
+def test_shrink_is_inter_area_within_a_level():
+    import cv2
+
+    from edge.fast import shrink
+
+    frame = np.random.default_rng(2).integers(0, 256, (480, 640)).astype(np.uint8)
+    for size in [(320, 240), (160, 120), (40, 30), (100, 75), (41, 30)]:
+        want = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+        got = shrink(frame, size)
+        assert got.shape == want.shape
+        assert np.abs(got.astype(int) - want).max() <= (1 if size in [(160, 120), (40, 30)] else 0), size
+
+
+def test_longest_stretch_bounds_a_lines_extent():
+    from edge.ink import _longest_stretch
+
+    for bits, want in [([], 0), ([0, 0], 0), ([1], 1), ([1, 1, 0, 1], 2), ([1, 0, 1, 1, 1, 1, 0], 4)]:
+        assert _longest_stretch(np.array(bits, bool)) == want
