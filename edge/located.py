@@ -128,13 +128,16 @@ def _local_ink(region: np.ndarray, height: float, cfg: SegmentConfig) -> tuple[n
 
 def _nearest(centres: np.ndarray, k: int, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
     """bool mask of the region's pixels nearer box k's centre than any other's (in box sizes)."""
-    ys, xs = np.ogrid[y0:y1, x0:x1]
     cx, cy, w, h = centres[k]
-    mine = ((xs - cx) / w) ** 2 + ((ys - cy) / h) ** 2
     own = np.ones((y1 - y0, x1 - x0), bool)
-    for j, (ox, oy, ow, oh) in enumerate(centres):
-        if j != k and abs(ox - cx) < 2 * (w + ow) and abs(oy - cy) < 2 * (h + oh):
-            own &= mine <= ((xs - ox) / ow) ** 2 + ((ys - oy) / oh) ** 2
+    near = [(ox, oy, ow, oh) for j, (ox, oy, ow, oh) in enumerate(centres)
+            if j != k and abs(ox - cx) < 2 * (w + ow) and abs(oy - cy) < 2 * (h + oh)]
+    if not near:  # a box with no neighbour owns its whole region
+        return own
+    ys, xs = np.ogrid[y0:y1, x0:x1]
+    mine = ((xs - cx) / w) ** 2 + ((ys - cy) / h) ** 2
+    for ox, oy, ow, oh in near:
+        own &= mine <= ((xs - ox) / ow) ** 2 + ((ys - oy) / oh) ** 2
     return own
 
 
@@ -145,7 +148,8 @@ def _median(hist: np.ndarray) -> int:
 
 def _pieces(ink: np.ndarray, b: Box, x0: int, y0: int) -> np.ndarray:
     """The connected pieces of `ink` (a region whose top-left is x0, y0) that belong to box b."""
-    n, lab, stats, _ = cv2.connectedComponentsWithStats(ink.view(np.uint8), 8, cv2.CV_32S)
+    n, lab, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
+        ink.view(np.uint8), 8, cv2.CV_32S, cv2.CCL_GRANA)  # pieces as sets: any labelling does
     if n <= 1:
         return np.zeros_like(ink)
     bx0, by0, bx1, by1 = b.x - x0, b.y - y0, b.x + b.w - x0, b.y + b.h - y0
