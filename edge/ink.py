@@ -114,9 +114,14 @@ def _remove_lines(mask: np.ndarray, cfg: SegmentConfig, faint: np.ndarray) -> np
         across = (cfg.line_band + 2, 1)
         if not horizontal:
             smear, along, bridge, across = smear[::-1], along[::-1], bridge[::-1], across[::-1]
+        span = half.shape[1] if horizontal else half.shape[0]
+        covered = half.any(axis=0 if horizontal else 1)
+        covered[1:] |= covered[:-1].copy()  # the opening below may shift ink a column (even kernel)
+        covered[:-1] |= covered[1:].copy()
+        if _longest_stretch(covered) < cfg.line_len_frac * span:
+            continue  # the runs below lie within these columns (rows): no line there either
         runs = cv2.morphologyEx(cv2.dilate(half, np.ones(smear, np.uint8)), cv2.MORPH_OPEN,
                                 np.ones(along, np.uint8))
-        span = runs.shape[1] if horizontal else runs.shape[0]
         if _longest_stretch(runs.any(axis=0 if horizontal else 1)) < cfg.line_len_frac * span:
             continue  # no unbroken stretch of columns (rows) with runs is long enough for a line
         n, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
