@@ -75,8 +75,8 @@ def crop_ink(core: np.ndarray, dark: np.ndarray, thr: float, origin: tuple[int, 
     """One digit's ink (`core`, bool) in a window of the darkness map (`dark`, uint8, same shape,
     whose top-left is `origin` in working pixels) -> its soft MNIST-style crop, or None if the ink
     fill is out of range, its edges are soft (a shadow; faint ink must have sharper ones), or
-    nothing is left. `splits`: a piece
-    wide enough to be two touching digits also carries the ways to cut it in two."""
+    nothing is left. `splits`: a piece wide enough to be two touching digits also carries the ways
+    to cut it in two."""
     x0, y0 = origin
     rows, cols = np.flatnonzero(core.any(axis=1)), np.flatnonzero(core.any(axis=0))
     if rows.size == 0:

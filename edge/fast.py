@@ -43,7 +43,7 @@ def percentile_u8(values: np.ndarray, where: np.ndarray, q: float) -> float:
 def shrink(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """cv2.resize(img, size (w, h), INTER_AREA), by halvings when size is img's over a power of two.
 
-    OpenCV averages 2x2 blocks on a fast path, but takes a general one for 4x and 16x that is 4-6x
+    OpenCV averages 2x2 blocks on a fast path, but takes a general one for 4x and 16x that is 3-6x
     slower on a 640x480 frame; 2x2 averages of 2x2 averages are the same mean, rounded at each step
     (so a pixel may differ by one level).
     """
