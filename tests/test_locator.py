@@ -44,6 +44,19 @@ def test_two_narrow_digits_close_together_keep_two_centres():
     assert len(L.decode(out, (480, 640), min_score=0.5)) == 2
 
 
+def test_a_textured_frame_is_decoded_from_its_surest_peaks_only():
+    """Noise or carpet makes hundreds of peaks; only the MAX_PEAKS surest are weighed, and kept
+    apart they all stay, so the pairwise checks stay bounded."""
+    out = np.zeros((*GRID, 5), np.float32)
+    out[:, :, 0] = -6.0
+    out[0::2, 0::2, 0] = np.linspace(0.0, 4.0, out[0::2, 0::2, 0].size).reshape(out[0::2, 0::2, 0].shape)
+    out[:, :, 1:3] = np.log(0.5)  # half-cell boxes: none overlaps another
+    out[:, :, 3:5] = 0.5
+    got = L.decode(out, (480, 640))
+    assert len(got) == L.MAX_PEAKS < out[0::2, 0::2, 0].size
+    assert min(b.score for b in got) > 1 / (1 + np.exp(-3.5))  # the surest ones, not the first found
+
+
 def test_a_box_inside_a_surer_box_is_part_of_its_digit():
     """Two peaks: a big digit's centre and, weaker, a spot on one of its strokes whose box lies
     inside the big one: one digit. A neighbour written partly over it stays a digit."""
