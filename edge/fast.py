@@ -31,10 +31,9 @@ def median(x: np.ndarray) -> float:
 
 
 def percentile_u8(values: np.ndarray, where: np.ndarray, q: float) -> float:
-    """np.percentile(values[where], q), linear interpolation, for uint8 `values` and a bool or
-    0/1 uint8 `where` of the same shape, from their histogram instead of a sort."""
-    counts = cv2.calcHist([values], [0], where.view(np.uint8), [256], [0, 256]).ravel()
-    below = np.cumsum(counts.astype(np.int64))  # below[v]: how many values are <= v
+    """np.percentile(values[where], q), linear interpolation, for uint8 `values` and a bool `where`
+    of the same shape, from their histogram instead of a sort."""
+    below = np.cumsum(np.bincount(values[where], minlength=256))  # below[v]: how many values are <= v
     k = q / 100.0 * (below[-1] - 1)
     lo, hi = np.searchsorted(below, [math.floor(k), math.ceil(k)], side="right")
     return float(lo + (k - math.floor(k)) * (hi - lo))
