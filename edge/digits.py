@@ -72,7 +72,7 @@ class SegmentConfig:
     faint_edge: float = 0.14  # ...and its edges must rise this sharply instead: the edge of a hand's
     #   shadow and a grid line's stub are faint and soft (blank pages read as digits 21 -> 5 of 300;
     #   desk frames 78.7 -> 79.3 % exact but 88.0 -> 87.4 % of digits, as a soft pencil digit goes
-    #   too; clean unchanged). Located boxes skip it (`edge.located`)
+    #   too; clean unchanged). Located boxes skip it (`edge.located`); min_edge 0 turns both off
     min_stroke: float = 2.2  # px in the 20-px digit box: thinner strokes (ballpoint, pencil) are
     #                          thickened to this, as thin as MNIST's thinnest pen
     remove_lines: bool = True  # ruled and grid lines (long, thin, straight) are not a digit's ink

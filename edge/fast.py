@@ -1,4 +1,4 @@
-"""numpy's order statistics without their overhead, for the per-frame path (same figures).
+"""numpy's order statistics without their overhead (same figures), and a faster INTER_AREA shrink.
 
     >>> import numpy as np
     >>> from edge.fast import median, percentile_u8
@@ -32,11 +32,14 @@ def median(x: np.ndarray) -> float:
 
 def percentile_u8(values: np.ndarray, where: np.ndarray, q: float) -> float:
     """np.percentile(values[where], q), linear interpolation, for uint8 `values` and a bool `where`
-    of the same shape, from their histogram instead of a sort."""
+    of the same shape, from their histogram instead of a sort (nan if `where` selects nothing)."""
     below = np.cumsum(np.bincount(values[where], minlength=256))  # below[v]: how many values are <= v
-    k = q / 100.0 * (below[-1] - 1)
-    lo, hi = np.searchsorted(below, [math.floor(k), math.ceil(k)], side="right")
-    return float(lo + (k - math.floor(k)) * (hi - lo))
+    if below[-1] == 0:
+        return math.nan
+    k = q / 100.0 * (int(below[-1]) - 1)
+    lo, hi = (float(v) for v in np.searchsorted(below, [math.floor(k), math.ceil(k)], side="right"))
+    t = k - math.floor(k)
+    return hi - (hi - lo) * (1 - t) if t >= 0.5 else lo + (hi - lo) * t  # numpy's own lerp
 
 
 def shrink(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -22,6 +22,7 @@ it reads fewer frames per second, finds fewer digits that fill most of the frame
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,8 @@ import cv2
 import numpy as np
 
 from edge.backends import open_backend
+
+log = logging.getLogger(__name__)
 
 INPUT_HW = (240, 320)  # the network's input, rows x cols: the frame shrunk (INTER_AREA); half of
 #   640x480, so a thin ballpoint stroke and a narrow "1" close beside another digit stay visible
@@ -39,8 +42,9 @@ CHANNELS = ("score", "log_w", "log_h", "dx", "dy")  # the output, per cell: cent
 MAX_OVERLAP = 0.4  # of two boxes overlapping more than this (IoU), only the surer is a digit
 MAX_INSIDE = 0.5  # a less sure box lying this much (share of its area) inside a surer one is a part of
 #   that digit (a big 8's loop seen as a "1"), not a digit of its own
-MAX_PEAKS = 64  # the surest peaks only are weighed: a page shows fewer digits, and a textured
-#   surface (or noise) makes hundreds, whose pairwise checks cost 25 ms a frame (6 ms at 64)
+MAX_PEAKS = 128  # only the surest peaks are weighed (a digit makes 1-3): a textured surface or
+#   noise makes hundreds, whose pairwise checks cost 25 ms a frame (12 ms at 128); a page with more
+#   than ~80 digits loses its least sure ones (logged)
 MIN_SCORE = 0.35  # a cell whose centre probability is at least this, and a local maximum, is a digit
 
 
@@ -86,6 +90,8 @@ def decode(out: np.ndarray, frame_hw: tuple[int, int], min_score: float = MIN_SC
     peak = (score >= min_score) & (score >= cv2.dilate(score, np.ones((3, 3), np.uint8)))
     ii, jj = np.nonzero(peak)
     surest = np.argsort(-score[ii, jj], kind="stable")[:MAX_PEAKS]
+    if len(ii) > MAX_PEAKS:
+        log.debug("locator: %d peaks, the %d surest weighed", len(ii), MAX_PEAKS)
     rows, cols = score.shape
     cell_y, cell_x = frame_hw[0] / rows, frame_hw[1] / cols
     kept: list[Box] = []

@@ -168,13 +168,14 @@ def test_faint_soft_pieces_of_blank_pages_are_not_digits():
     assert found(SegmentConfig()) <= 2 < found(SegmentConfig(faint_level=0))  # 2 against 5 here
 
 
-def test_faint_digits_with_sharp_edges_are_still_read(mnist, clf):
-    """Grey pencil only ~20 % darker than the paper, drawn crisp: faint, but a pen's edges."""
+def test_faint_digits_with_a_pens_edges_are_still_read(mnist, clf):
+    """Grey pencil only ~24 % darker than the paper, a little out of focus: faint, but its edges
+    still rise like a pen's (at faint_edge 0.18 instead of 0.14, 8 of these 20 are lost)."""
     right = 0
     for i in range(20):
         img = paper()
         write(img, pen_stroke(mnist.x_test[i], 80, 3.0, 0.0), 290, 190, ink=(175, 175, 175))
-        right += read(finish(img), clf).text == str(mnist.y_test[i])
+        right += read(finish(cv2.GaussianBlur(img, (0, 0), 1.6)), clf).text == str(mnist.y_test[i])
     assert right >= 18
 
 

@@ -54,7 +54,7 @@ def test_a_textured_frame_is_decoded_from_its_surest_peaks_only():
     out[:, :, 3:5] = 0.5
     got = L.decode(out, (480, 640))
     assert len(got) == L.MAX_PEAKS < out[0::2, 0::2, 0].size
-    assert min(b.score for b in got) > 1 / (1 + np.exp(-3.5))  # the surest ones, not the first found
+    assert min(b.score for b in got) > 1 / (1 + np.exp(-3.0))  # the surest ones, not the first found
 
 
 def test_a_box_inside_a_surer_box_is_part_of_its_digit():
