@@ -179,6 +179,24 @@ def test_faint_digits_with_a_pens_edges_are_still_read(mnist, clf):
     assert right >= 18
 
 
+def test_a_located_box_keeps_faint_soft_ink_that_segmentation_drops(mnist, clf):
+    """Pencil 11 % darker than the paper, a little soft: alone it could be a shadow's edge, so
+    segmentation drops it; in a box the locator found, the network has judged it a digit."""
+    from edge.located import located_crops
+    from edge.locator import Box
+
+    found = right = 0
+    for i in range(20):
+        img, digit = paper(), pen_stroke(mnist.x_test[i], 80, 3.0, 0.0)
+        write(img, digit, 290, 190, ink=(205, 205, 205))
+        grey = to_grey(finish(cv2.GaussianBlur(img, (0, 0), 1.5)))
+        assert segment(grey) == []
+        crops = located_crops(grey, [Box(290, 190, digit.shape[1], digit.shape[0], 1.0)])
+        found += len(crops) == 1
+        right += bool(crops) and clf.classify(crops[0].image)[0].digit == mnist.y_test[i]
+    assert found == 20 and right >= 16
+
+
 def test_a_touching_pair_is_split(mnist, clf):
     """Two digits written so close that their ink joins are read as two."""
     twos = np.flatnonzero(mnist.y_test == 2)[:40]
