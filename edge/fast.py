@@ -30,6 +30,11 @@ def median(x: np.ndarray) -> float:
     return float(np.mean(np.partition(x, [k - 1, k])[k - 1:k + 1]))  # np.median's own mean
 
 
+def median_of_counts(counts: np.ndarray) -> int:
+    """The (lower) median of the values a histogram counts: counts[v] = how many values are v."""
+    return int(np.searchsorted(np.cumsum(counts), (counts.sum() + 1) // 2))
+
+
 def percentile_u8(values: np.ndarray, where: np.ndarray, q: float) -> float:
     """np.percentile(values[where], q), linear interpolation, for uint8 `values` and a bool `where`
     of the same shape, from their histogram instead of a sort (nan if `where` selects nothing)."""

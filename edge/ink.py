@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from edge.fast import median, percentile_u8, shrink
+from edge.fast import median, median_of_counts, percentile_u8, shrink
 
 if TYPE_CHECKING:
     from edge.digits import SegmentConfig
@@ -82,8 +82,8 @@ def remove_lines(mask: np.ndarray, cfg: SegmentConfig, faint: np.ndarray | None 
     gone = cv2.bitwise_and(mask, cv2.bitwise_not(out))
     if cv2.countNonZero(gone) < MIN_LINE_PIXELS:
         return out
-    hist = np.cumsum(cv2.calcHist([dark], [0], gone, [256], [0, 256]).ravel())
-    line = float(np.searchsorted(hist, hist[-1] / 2))  # the removed pixels' median darkness
+    counts = cv2.calcHist([dark], [0], gone, [256], [0, 256]).ravel().astype(np.int64)
+    line = float(median_of_counts(counts))  # the removed pixels' median darkness
     back = cv2.bitwise_and(gone, cv2.threshold(dark, cfg.line_darker * line, 255, cv2.THRESH_BINARY)[1])
     if not cv2.countNonZero(back):
         return out

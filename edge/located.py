@@ -29,6 +29,7 @@ import numpy as np
 
 from edge.crops import DigitCrop, crop_ink
 from edge.digits import SegmentConfig
+from edge.fast import median_of_counts
 from edge.ink import coarse, dark_ink, remove_lines
 from edge.locator import Box
 
@@ -113,8 +114,8 @@ def _local_ink(region: np.ndarray, height: float, cfg: SegmentConfig) -> tuple[n
     if s < 1.0:
         paper = cv2.resize(paper, region.shape[::-1], interpolation=cv2.INTER_LINEAR)
     dark = cv2.divide(cv2.subtract(paper, region), cv2.max(paper, 40), scale=255)
-    med = _median(np.bincount(dark.ravel(), minlength=256))
-    mad = _median(np.bincount(cv2.absdiff(dark, med).ravel(), minlength=256))
+    med = median_of_counts(np.bincount(dark.ravel(), minlength=256))
+    mad = median_of_counts(np.bincount(cv2.absdiff(dark, med).ravel(), minlength=256))
     floor = max(255 * MIN_CONTRAST, med + NOISE_MADS * 1.4826 * mad)
     otsu, _ = cv2.threshold(dark, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
     level = float(np.clip(otsu, floor, max(floor, 255 * cfg.max_threshold)))
@@ -139,11 +140,6 @@ def _nearest(centres: np.ndarray, k: int, x0: int, y0: int, x1: int, y1: int) ->
     for ox, oy, ow, oh in near:
         own &= mine <= ((xs - ox) / ow) ** 2 + ((ys - oy) / oh) ** 2
     return own
-
-
-def _median(hist: np.ndarray) -> int:
-    """The median of the values a histogram (value -> count) counts."""
-    return int(np.searchsorted(np.cumsum(hist), (hist.sum() + 1) // 2))
 
 
 def _pieces(ink: np.ndarray, b: Box, x0: int, y0: int) -> np.ndarray:

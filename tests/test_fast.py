@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.fast import median, percentile_u8
+from edge.fast import median, median_of_counts, percentile_u8
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.float32, np.float64])
@@ -59,3 +59,10 @@ def test_longest_stretch_bounds_a_lines_extent():
 
     for bits, want in [([], 0), ([0, 0], 0), ([1], 1), ([1, 1, 0, 1], 2), ([1, 0, 1, 1, 1, 1, 0], 4)]:
         assert _longest_stretch(np.array(bits, bool)) == want
+
+
+def test_median_of_counts_is_the_lower_median():
+    rng = np.random.default_rng(3)
+    for n in list(range(1, 9)) + [100, 101]:
+        x = rng.integers(0, 256, n)
+        assert median_of_counts(np.bincount(x, minlength=256)) == np.sort(x)[(n - 1) // 2], n
