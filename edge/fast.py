@@ -35,6 +35,16 @@ def median_of_counts(counts: np.ndarray) -> int:
     return int(np.searchsorted(np.cumsum(counts), (counts.sum() + 1) // 2))
 
 
+def deviations(counts: np.ndarray, centre: int) -> np.ndarray:
+    """A histogram of values -> the histogram of their distances from `centre` (|v - centre|), so a
+    median absolute deviation needs no second pass over the pixels."""
+    n = len(counts)
+    out = np.zeros(max(centre + 1, n - centre), counts.dtype)
+    out[:n - centre] += counts[centre:]  # v >= centre
+    out[1:centre + 1] += counts[centre - 1::-1] if centre else 0  # v < centre, nearest first
+    return out
+
+
 def percentile_u8(values: np.ndarray, where: np.ndarray, q: float) -> float:
     """np.percentile(values[where], q), linear interpolation, for uint8 `values` and a bool `where`
     of the same shape, from their histogram instead of a sort (nan if `where` selects nothing)."""

@@ -29,7 +29,7 @@ import numpy as np
 
 from edge.crops import DigitCrop, crop_ink
 from edge.digits import SegmentConfig
-from edge.fast import median_of_counts
+from edge.fast import deviations, median_of_counts
 from edge.ink import coarse, dark_ink, remove_lines
 from edge.locator import Box
 
@@ -114,8 +114,9 @@ def _local_ink(region: np.ndarray, height: float, cfg: SegmentConfig) -> tuple[n
     if s < 1.0:
         paper = cv2.resize(paper, region.shape[::-1], interpolation=cv2.INTER_LINEAR)
     dark = cv2.divide(cv2.subtract(paper, region), cv2.max(paper, 40), scale=255)
-    med = median_of_counts(np.bincount(dark.ravel(), minlength=256))
-    mad = median_of_counts(np.bincount(cv2.absdiff(dark, med).ravel(), minlength=256))
+    counts = np.bincount(dark.ravel(), minlength=256)
+    med = median_of_counts(counts)
+    mad = median_of_counts(deviations(counts, med))
     floor = max(255 * MIN_CONTRAST, med + NOISE_MADS * 1.4826 * mad)
     otsu, _ = cv2.threshold(dark, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
     level = float(np.clip(otsu, floor, max(floor, 255 * cfg.max_threshold)))
@@ -135,17 +136,17 @@ def _nearest(centres: np.ndarray, k: int, x0: int, y0: int, x1: int, y1: int) ->
             if j != k and abs(ox - cx) < 2 * (w + ow) and abs(oy - cy) < 2 * (h + oh)]
     if not near:  # a box with no neighbour owns its whole region
         return own
-    ys, xs = np.ogrid[y0:y1, x0:x1]
-    mine = ((xs - cx) / w) ** 2 + ((ys - cy) / h) ** 2
-    for ox, oy, ow, oh in near:
-        own &= mine <= ((xs - ox) / ow) ** 2 + ((ys - oy) / oh) ** 2
+    xs, ys = np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64)
+    for ox, oy, ow, oh in near:  # nearer k: dx_k^2 - dx_o^2 <= dy_o^2 - dy_k^2, a row against a column
+        own &= (((xs - cx) / w) ** 2 - ((xs - ox) / ow) ** 2)[None, :] <= \
+            (((ys - oy) / oh) ** 2 - ((ys - cy) / h) ** 2)[:, None]
     return own
 
 
 def _pieces(ink: np.ndarray, b: Box, x0: int, y0: int) -> np.ndarray:
     """The connected pieces of `ink` (a region whose top-left is x0, y0) that belong to box b."""
     n, lab, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
-        ink.view(np.uint8), 8, cv2.CV_32S, cv2.CCL_GRANA)  # pieces as sets: any labelling does
+        ink.view(np.uint8), 8, cv2.CV_16U, cv2.CCL_GRANA)  # pieces as sets: any labelling does
     if n <= 1:
         return np.zeros_like(ink)
     bx0, by0, bx1, by1 = b.x - x0, b.y - y0, b.x + b.w - x0, b.y + b.h - y0
@@ -157,4 +158,8 @@ def _pieces(ink: np.ndarray, b: Box, x0: int, y0: int) -> np.ndarray:
     counts = np.bincount(inside.ravel(), minlength=n)
     keep |= counts >= INSIDE * stats[:, cv2.CC_STAT_AREA]
     keep[0] = False
-    return keep[lab]
+    if n > 256:
+        return keep[lab]
+    table = np.zeros(256, np.uint8)
+    table[:n] = keep
+    return cv2.LUT(lab.astype(np.uint8), table).view(bool)

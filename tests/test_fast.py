@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.fast import median, median_of_counts, percentile_u8
+from edge.fast import deviations, median, median_of_counts, percentile_u8
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.float32, np.float64])
@@ -66,3 +66,18 @@ def test_median_of_counts_is_the_lower_median():
     for n in list(range(1, 9)) + [100, 101]:
         x = rng.integers(0, 256, n)
         assert median_of_counts(np.bincount(x, minlength=256)) == np.sort(x)[(n - 1) // 2], n
+
+
+def test_deviations_count_distances_from_the_centre():
+    """The folded histogram is the histogram of |v - centre|, so the MAD it gives is the same."""
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 7, 300, 5000):
+        x = np.clip(rng.normal(rng.integers(0, 256), 30, n), 0, 255).astype(np.uint8)
+        counts = np.bincount(x, minlength=256)
+        for centre in (0, 255, int(rng.integers(0, 256)), median_of_counts(counts)):
+            want = np.bincount(np.abs(x.astype(np.int64) - centre), minlength=256)
+            got = deviations(counts, centre)
+            assert got.sum() == n
+            np.testing.assert_array_equal(np.pad(got, (0, 256 - len(got))), want[:256])
+            dist = np.abs(x.astype(np.int64) - centre)
+            assert median_of_counts(got) == int(np.quantile(dist, 0.5, method="lower"))
