@@ -27,6 +27,7 @@ import numpy as np
 
 from edge.classifier import Classifier
 from edge.contract import RUNTIMES
+from edge.device import int8_line, read_cpu
 from edge.errors import UserError
 from edge.locator import Box, Locator
 from edge.models import resolve_model
@@ -206,9 +207,10 @@ def main(args: argparse.Namespace) -> int:
     print(f"{args.frames} {args.scene} scenes, 640x480, MNIST test digits, seed {args.seed}")
     print(f"model {model} in {clf.runtime}, locator {locator.path if locator else 'none (segmentation)'}, "
           f"1 interpreter thread, OpenCV threads: {cv_threads}")
-    print(f"{platform.machine()} {platform.processor() or ''}, {platform.platform()}, Python "
-          f"{platform.python_version()}, {os.cpu_count()} cores, load average {load:.1f} "
-          "(other work slows every stage)")
+    cpu = read_cpu()
+    print(f"{cpu.core or platform.processor() or platform.machine()} ({platform.machine()}; int8: "
+          f"{int8_line(cpu)}), {platform.platform()}, Python {platform.python_version()}, "
+          f"{os.cpu_count()} cores, load average {load:.1f} (other work slows every stage)")
     print(report(frames, readings, ms, args.scene))
     if args.scene == "desk" and args.blank:
         pages = blank_pages(args.blank, args.seed)

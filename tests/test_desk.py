@@ -294,6 +294,10 @@ def test_frame_benchmark_desk_smoke(mnist_file):
     for row in ("all", "paper lined", "paper grid", "ink ballpoint", "ink pencil", "frames/s"):
         assert row in r.stdout, r.stdout
     assert re.search(r"^blank pages: \d of 6 read as digits", r.stdout, re.M), r.stdout
+    from edge.device import read_cpu
+
+    cpu = read_cpu().core  # speed is only meaningful with the CPU it was measured on
+    assert cpu is None or f"{cpu} (" in r.stdout, r.stdout[:600]
 
 
 def test_blank_pages_are_blank_seeded_and_not_the_scenes():
