@@ -259,6 +259,34 @@ def test_locator_cli_refuses_an_init_made_for_another_input(tmp_path, mnist_file
     assert "scenes" not in r.stderr
 
 
+def test_a_locator_tflite_comes_back_as_the_same_network_in_keras(mnist_file):
+    """from_tflite: the shipped int8 file's weights, dequantised into a network without BatchNorm,
+    give the file's own outputs (within its int8 rounding) and the same boxes on desk scenes; a
+    wrong kernel layout (a transposed conv's in/out swapped) or a lost bias would not."""
+    from benchmarks.frames import make_frames
+    from train.locator import from_tflite
+
+    model = from_tflite(str(SHIPPED))
+    loc = L.Locator(SHIPPED)
+    frames = make_frames("desk", 8, 0, str(mnist_file))
+    for f in frames:
+        grey = cv2.cvtColor(f.image, cv2.COLOR_BGR2GRAY)
+        want = loc.raw(grey)
+        got = model(L.shrink(grey)[None, :, :, None].astype(np.float32) / 255, training=False).numpy()[0]
+        assert np.corrcoef(want[..., 0].ravel(), got[..., 0].ravel())[0, 1] > 0.98
+        assert np.abs(want[..., 0] - got[..., 0]).mean() < 0.25  # int8 rounding: ~0.1; a wrong layout 0.4+
+        assert [round(b.x / 8) for b in L.decode(want, grey.shape)] == \
+            [round(b.x / 8) for b in L.decode(got, grey.shape)]
+
+
+def test_locator_cli_refuses_a_tflite_init_for_another_input(tmp_path):
+    from tests.test_bad_inputs import one_error
+
+    r = cli("locator", "--init", str(REPO / "models" / "model_int8.tflite"), "--quick", "--out",
+            str(tmp_path / "o"), timeout=120)  # the classifier: 28x28 input
+    one_error(r, "locator", "model_int8.tflite", "expected 320x240")
+
+
 def test_locator_cli_refuses_too_few_scenes(tmp_path):
     r = cli("locator", "--scenes", "3", "--out", str(tmp_path))
     assert r.returncode == 2 and "--scenes" in r.stderr and "Traceback" not in r.stderr

@@ -2,6 +2,7 @@
 
     mnist-edge locator --data ../shared/data/mnist.npz --out artifacts     # ~50 min on 2 cores
     mnist-edge locator --quick --out /tmp/run                               # smoke run
+    mnist-edge locator --init models/locator_int8.tflite --lr 0.00025 --epochs 6 --out run  # fine-tune
 
 Scenes come from benchmarks/desk.py with MNIST *training* digits only (the frame benchmark draws
 *test* digits), each shrunk to the network's input and labelled with its digits' boxes (the
@@ -46,7 +47,8 @@ class LocatorConfig:
     lr: float = 2e-3          # peak learning rate (Adam, cosine decay)
     width: int = 32           # channels of the grid-resolution layers
     seed: int = 0             # scenes, split and weights
-    init: str | None = None   # a locator.keras to start from (fine-tuning) instead of fresh weights
+    init: str | None = None   # a locator.keras, or a locator .tflite (its weights: `from_tflite`), to
+    #                            start from (fine-tuning) instead of fresh weights
     workers: int = 2          # processes drawing scenes
     quick: bool = False       # smoke run: 120 scenes, 1 epoch
     data: str | None = None   # MNIST .npz or IDX folder
@@ -101,7 +103,7 @@ def make_scenes(images, labels, n: int, seed: int, workers: int, clean_share: fl
     return np.concatenate(xs), np.concatenate(ts)
 
 
-def build(width: int = 32):
+def build(width: int = 32, batch_norm: bool = True):
     """Input 240x320x1 (pixels / 255) -> (60, 80, 5) per-cell outputs (edge.locator.CHANNELS).
     A small hourglass: stride-2 convs go down to a 15x20 grid, whose 3x3 convs see ~250 frame
     pixels, so the biggest digit is seen whole; learned 2x upsamplings bring that context back up and
@@ -112,13 +114,15 @@ def build(width: int = 32):
     import keras
     from keras import layers
 
+    norm = layers.BatchNormalization if batch_norm else (lambda: (lambda x: x))
+
     def conv(x, filters, stride=1):
-        x = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False)(x)
-        return layers.ReLU()(layers.BatchNormalization()(x))
+        x = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=not batch_norm)(x)
+        return layers.ReLU()(norm()(x))
 
     def up(x, skip):
-        x = layers.Conv2DTranspose(skip.shape[-1], 2, strides=2, use_bias=False)(x)
-        return conv(layers.Add()([layers.BatchNormalization()(x), skip]), skip.shape[-1])
+        x = layers.Conv2DTranspose(skip.shape[-1], 2, strides=2, use_bias=not batch_norm)(x)
+        return conv(layers.Add()([norm()(x), skip]), skip.shape[-1])
 
     i = keras.Input((*L.INPUT_HW, 1), name="image")
     x = conv(i, 8, stride=2)
@@ -214,6 +218,8 @@ def _load_init(path: str):
     made for a 160x120 input, cannot be fine-tuned on today's scenes)."""
     import keras
 
+    if path.endswith(".tflite"):
+        return from_tflite(path)
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as e:  # not a Keras file, or not one of ours
@@ -223,6 +229,44 @@ def _load_init(path: str):
         raise UserError(f"--init {path}: a locator for input {tuple(model.input_shape[1:])} and output "
                         f"{tuple(model.output_shape[1:])}; expected input {want[1:]} and output "
                         f"{(*L.GRID, len(L.CHANNELS))} (retrain without --init)")
+    return model
+
+
+def from_tflite(path: str):
+    """A locator .tflite (int8 or fp32) -> the same network in Keras, to fine-tune without its
+    .keras file: BatchNorm is folded into the convs in the file, so the weights (dequantised where
+    int8: weight x its channel's scale; bias x its scale) go into `build(batch_norm=False)`. The
+    convs are read in the file's op order (LiteRT's op list), which is the order `build` makes them."""
+    from edge.backends import open_backend
+
+    it = open_backend(path, "litert").interp
+    hw = tuple(int(v) for v in it.get_input_details()[0]["shape"][1:3])
+    if hw != L.INPUT_HW:
+        raise UserError(f"--init {path}: a locator for {hw[1]}x{hw[0]} input; expected "
+                        f"{L.INPUT_HW[1]}x{L.INPUT_HW[0]} (retrain without --init)")
+    tensors = {t["index"]: t for t in it.get_tensor_details()}
+
+    def real(index: int) -> np.ndarray:
+        q = tensors[index]["quantization_parameters"]
+        value = it.get_tensor(index).astype(np.float32)
+        if len(q["scales"]) == 0:
+            return value
+        shape = [1] * value.ndim
+        shape[q["quantized_dimension"]] = -1
+        return (value - q["zero_points"].reshape(shape)) * q["scales"].reshape(shape).astype(np.float32)
+
+    weights = []  # per conv in graph order: kernel in Keras' layout, then bias
+    for op in it._get_ops_details():
+        if op["op_name"] == "CONV_2D":  # filter (out, kh, kw, in) -> (kh, kw, in, out)
+            weights += [real(op["inputs"][1]).transpose(1, 2, 3, 0), real(op["inputs"][2])]
+        elif op["op_name"] == "TRANSPOSE_CONV":  # filter (out, kh, kw, in) -> (kh, kw, out, in)
+            weights += [real(op["inputs"][1]).transpose(1, 2, 0, 3), real(op["inputs"][3])]
+    width = int(weights[4].shape[-1])  # the third conv's outputs: the grid-resolution width
+    model = build(width, batch_norm=False)
+    want = [tuple(w.shape) for w in model.get_weights()]
+    if [tuple(w.shape) for w in weights] != want:
+        raise UserError(f"--init {path}: not a locator this code builds (its convs do not match)")
+    model.set_weights(weights)
     return model
 
 
@@ -276,7 +320,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=d.epochs, help="passes over the scenes")
     p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (cosine decay)")
     p.add_argument("--init", type=str, default=d.init,
-                   help="a locator.keras to fine-tune instead of starting afresh")
+                   help="a locator.keras or locator .tflite to fine-tune instead of starting afresh")
     p.add_argument("--clean-height", type=float, default=d.clean_height,
                    help="clean frames' tallest digits, as a share of the frame's height")
     p.add_argument("--seed", type=int, default=d.seed, help="random seed")
@@ -291,7 +335,7 @@ def main(args: argparse.Namespace) -> int:
     if args.scenes < 10 or args.epochs < 1:
         raise UserError("--scenes must be >= 10 and --epochs >= 1")
     if args.init and not Path(args.init).is_file():
-        raise UserError(f"--init {args.init}: no such file (expected a locator.keras)")
+        raise UserError(f"--init {args.init}: no such file (expected a locator.keras or .tflite)")
     if not HEIGHT_FRAC[0] < args.clean_height <= 0.9:
         raise UserError(f"--clean-height {args.clean_height}: expected a share of the frame's height "
                         f"above {HEIGHT_FRAC[0]} and at most 0.9")
