@@ -45,6 +45,14 @@ def deviations(counts: np.ndarray, centre: int) -> np.ndarray:
     return out
 
 
+def by_label(labels: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """table[labels]: a uint8 value per connected-component label (`table` has one per label),
+    through cv2.LUT when every label fits in a byte (many times faster than numpy's gather)."""
+    if len(table) > 256:
+        return table[labels]
+    return cv2.LUT(labels.astype(np.uint8), np.pad(table, (0, 256 - len(table))))
+
+
 def percentile_u8(values: np.ndarray, where: np.ndarray, q: float) -> float:
     """np.percentile(values[where], q), linear interpolation, for uint8 `values` and a bool `where`
     of the same shape, from their histogram instead of a sort (nan if `where` selects nothing)."""

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from edge.fast import median, median_of_counts, percentile_u8, shrink
+from edge.fast import by_label, median, median_of_counts, percentile_u8, shrink
 
 if TYPE_CHECKING:
     from edge.digits import SegmentConfig
@@ -93,12 +93,11 @@ def remove_lines(mask: np.ndarray, cfg: SegmentConfig, faint: np.ndarray | None 
     if touching is None:
         return out
     n, lab = cv2.connectedComponents(back, connectivity=8, ltype=cv2.CV_16U)
-    keep = np.zeros(max(n, 256), np.uint8)
+    keep = np.zeros(n, np.uint8)
     xy = touching.reshape(-1, 2)
     keep[lab[xy[:, 1], xy[:, 0]]] = 255
     keep[0] = 0
-    joined = cv2.LUT(lab.astype(np.uint8), keep[:256]) if n <= 256 else keep[lab]
-    return cv2.bitwise_or(out, joined)
+    return cv2.bitwise_or(out, by_label(lab, keep))
 
 
 def _remove_lines(mask: np.ndarray, cfg: SegmentConfig, faint: np.ndarray) -> np.ndarray:
@@ -127,12 +126,11 @@ def _remove_lines(mask: np.ndarray, cfg: SegmentConfig, faint: np.ndarray) -> np
         n, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
             runs, 8, cv2.CV_16U, cv2.CCL_GRANA)
         extent = stats[1:, cv2.CC_STAT_WIDTH if horizontal else cv2.CC_STAT_HEIGHT]
-        lut = np.zeros(max(n, 256), np.uint8)  # 256 entries at least: cv2.LUT's table
-        lut[1:n][extent >= cfg.line_len_frac * span] = 255
+        lut = np.zeros(n, np.uint8)
+        lut[1:][extent >= cfg.line_len_frac * span] = 255
         if not lut.any():
             continue
-        lines = cv2.resize(cv2.LUT(labels.astype(np.uint8), lut) if n <= 256 else lut[labels], (w, h),
-                           interpolation=cv2.INTER_NEAREST)
+        lines = cv2.resize(by_label(labels, lut), (w, h), interpolation=cv2.INTER_NEAREST)
         # ink thicker across the line than a line is (a marker stroke lying along it) stays
         thick = cv2.morphologyEx(out, cv2.MORPH_OPEN, np.ones(across, np.uint8))
         lines = cv2.bitwise_and(lines, cv2.bitwise_not(thick))

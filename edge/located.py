@@ -29,7 +29,7 @@ import numpy as np
 
 from edge.crops import DigitCrop, crop_ink
 from edge.digits import SegmentConfig
-from edge.fast import deviations, median_of_counts
+from edge.fast import by_label, deviations, median_of_counts
 from edge.ink import coarse, dark_ink, remove_lines
 from edge.locator import Box
 
@@ -158,8 +158,4 @@ def _pieces(ink: np.ndarray, b: Box, x0: int, y0: int) -> np.ndarray:
     counts = np.bincount(inside.ravel(), minlength=n)
     keep |= counts >= INSIDE * stats[:, cv2.CC_STAT_AREA]
     keep[0] = False
-    if n > 256:
-        return keep[lab]
-    table = np.zeros(256, np.uint8)
-    table[:n] = keep
-    return cv2.LUT(lab.astype(np.uint8), table).view(bool)
+    return by_label(lab, keep.view(np.uint8)).view(bool)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.fast import deviations, median, median_of_counts, percentile_u8
+from edge.fast import by_label, deviations, median, median_of_counts, percentile_u8
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.float32, np.float64])
@@ -81,3 +81,11 @@ def test_deviations_count_distances_from_the_centre():
             np.testing.assert_array_equal(np.pad(got, (0, 256 - len(got))), want[:256])
             dist = np.abs(x.astype(np.int64) - centre)
             assert median_of_counts(got) == int(np.quantile(dist, 0.5, method="lower"))
+
+
+def test_by_label_is_numpys_gather_for_few_and_many_labels():
+    rng = np.random.default_rng(5)
+    for n in (1, 2, 255, 256, 257, 5000):
+        labels = rng.integers(0, n, (40, 60)).astype(np.uint16)
+        table = rng.integers(0, 256, n).astype(np.uint8)
+        np.testing.assert_array_equal(by_label(labels, table), table[labels])
