@@ -443,6 +443,7 @@ FLAGS = [  # (command, args, the flag the line names); the a_file placeholder is
     ("train", ["--epochs", "0"], "--epochs"),
     ("train", ["--epochs", "-3"], "--epochs"),
     ("train", ["--batch-size", "0"], "--batch-size"),
+    ("train", ["--val-size", "-1"], "--val-size -1"),
     ("train", ["--out", "A_FILE/sub"], "--out"),
     ("train", ["--data", "missing.npz"], "missing.npz: no such file"),
     ("train", ["--data", "A_FILE"], "not a readable .npz"),

@@ -29,6 +29,21 @@ def test_shipping_the_shipped_run_reproduces_it(tmp_path):
         assert (tmp_path / "out" / name).read_bytes() == (MODELS / name).read_bytes(), name
 
 
+def test_a_run_trained_without_a_validation_set_says_so_in_its_card(tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(MODELS, run)
+    train = json.loads((run / "train.json").read_text())
+    train["config"]["val_size"], train["val_accuracy"] = 0, None  # as `train --val-size 0` writes it
+    train["best_epoch"] = train["epochs"]
+    (run / "train.json").write_text(json.dumps(train))
+    r = ship(run, tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    card = (tmp_path / "out" / "MODEL_CARD.md").read_text()
+    assert "No training images were held out: the last epoch was kept" in card
+    assert "validation accuracy" not in card and "(last epoch)" in card
+    assert "--seed 0 --val-size 0 --data" in card  # the command that made it
+
+
 def test_a_run_not_on_full_mnist_is_refused(tmp_path):
     run = tmp_path / "run"
     shutil.copytree(MODELS, run)

@@ -35,7 +35,7 @@ def _load(folder: Path, name: str) -> dict:
 def card(train: dict, manifest: dict, bench: dict) -> str:
     cfg, data, dev = train["config"], train["data"], bench["device"]
     flags = f"--arch {cfg['arch']} --epochs {train['epochs']} --batch-size {cfg['batch_size']} " \
-            f"--seed {cfg['seed']}"
+            f"--seed {cfg['seed']}" + (" --val-size 0" if cfg.get("val_size") == 0 else "")
     calib = manifest["calibration"] or {}
     rows = [r for r in bench["rows"] if r["model"] == "edge" and r["threads"] == 1]
     base = [r for r in bench["rows"] if r["model"] == "baseline" and r["threads"] == 1]
@@ -61,6 +61,13 @@ def card(train: dict, manifest: dict, bench: dict) -> str:
                  f"int8 TFLite and **{s['speedup_vs_baseline_keras']:.0f}x** faster than that CNN in "
                  "Keras.\n")
     versions = train["environment"]["packages"]
+    took = f"{train['epochs']} epochs in {train['seconds']:.0f} s"
+    if train.get("val_accuracy") is None:  # `--val-size 0`: every training image learned from
+        held_out, picked = "No training images were held out: the last epoch was kept", "(last epoch)"
+    else:
+        held_out = f"{cfg['val_size']:,} training images were held out to choose the best epoch"
+        picked = (f"(best epoch\n{train['best_epoch']}), validation accuracy "
+                  f"{100 * train['val_accuracy']:.2f} %")
     return f"""# Model card: mnist-edge `{train['arch']}` digit classifier
 
 A {train['params']:,}-parameter, {train['macs'] / 1e6:.2f}M-MAC convolutional network that reads one
@@ -74,7 +81,7 @@ its accuracy was measured on MNIST's test set only.
 ## Data
 {data['source']} ({'full MNIST' if data['full_mnist'] else 'NOT full MNIST'}: {data['train_size']:,} train /
 {data['test_size']:,} test images). SHA-256 of the test images: `{data['sha256']['x_test']}`.
-{cfg['val_size']:,} training images were held out to choose the best epoch; the test set was used once.
+{held_out}; the test set was used once.
 
 ## How it was made
 ```sh
@@ -82,8 +89,7 @@ mnist-edge train {flags} --data mnist.npz
 mnist-edge export --int8 --calib-samples {calib.get('samples')} --calib-method {calib.get('onnx_method')}
 mnist-edge bench
 ```
-Training: {train['epochs']} epochs in {train['seconds']:.0f} s on the machine below (best epoch
-{train['best_epoch']}), validation accuracy {100 * train['val_accuracy']:.2f} %, Keras test accuracy
+Training: {took} on the machine below {picked}, Keras test accuracy
 {100 * train['test_accuracy']:.2f} %. Code: git `{train['environment']['git_commit']}`; TensorFlow
 {versions.get('tensorflow-cpu')}, Keras {versions.get('keras')}.
 Calibration: {calib.get('samples')} class-balanced training images (seed {calib.get('seed')}).

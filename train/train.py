@@ -42,7 +42,8 @@ class TrainConfig:
     #                             in epochs; copied into the model at each epoch's end, so validation,
     #                             the kept epoch and the saved model are the average; 0: no EMA
     #                             (0.5 gave no gain: README, Models)
-    val_size: int = 5000        # training images held out for checkpoint selection
+    val_size: int = 5000        # training images held out to pick the best epoch on; 0: train on
+    #                             all of them and keep the last epoch
     augment: bool = True        # random shifts/rotations/zoom while training (edge arch)
     augment_scale: float = 1.0  # their ranges: 1 = +-15 deg, 10 % zoom, +-3 px (train/model.py);
     #                             0.5 over 24 epochs: README, Models
@@ -84,7 +85,8 @@ def _train(cfg: TrainConfig, data: Mnist) -> dict:
     log.info("training %s (%d params, %.2fM MACs) for %d epochs on %d images from %s",
              cfg.arch, model.count_params(), count_macs(model) / 1e6, epochs, len(x_tr), data.source)
     t0 = time.perf_counter()
-    hist = model.fit(_dataset(x_tr, y_tr, cfg), epochs=epochs, validation_data=(x_val, y_val),
+    hist = model.fit(_dataset(x_tr, y_tr, cfg), epochs=epochs,
+                     validation_data=(x_val, y_val) if len(x_val) else None,
                      callbacks=[best.callback()], verbose=2)
     seconds = time.perf_counter() - t0
     model.set_weights(best.weights)
@@ -107,6 +109,8 @@ def _check(cfg: TrainConfig) -> None:
         raise UserError("--batch-size and --epochs must be positive integers")
     if cfg.desk_scenes < 0:
         raise UserError(f"--desk-scenes {cfg.desk_scenes}: expected 0 (none) or more")
+    if cfg.val_size < 0:
+        raise UserError(f"--val-size {cfg.val_size}: expected 0 (none: keep the last epoch) or more")
 
 
 def _splits(data: Mnist, cfg: TrainConfig):
@@ -167,7 +171,7 @@ def _report(cfg: TrainConfig, model, data: Mnist, *, crops: tuple[np.ndarray, np
                        "not_a_digit": int(np.count_nonzero(crops[1] < 0))},
         "best_epoch": best.epoch + 1,
         "seconds": round(seconds, 1),
-        "val_accuracy": round(float(best.val_acc), 5),
+        "val_accuracy": round(float(best.val_acc), 5) if best.val_acc >= 0 else None,
         "test_accuracy": round(float(test_acc), 5),
         "test_loss": round(float(test_loss), 5),
         "history": {k: [round(float(v), 5) for v in vs] for k, vs in history.items()},
@@ -198,14 +202,15 @@ def _targets(y: np.ndarray) -> np.ndarray:
 
 
 class _BestWeights:
-    """Keeps the weights of the epoch with the best validation accuracy; `callback()` hands it to fit."""
+    """Keeps the weights of the epoch with the best validation accuracy (with no validation set,
+    the last epoch's); `callback()` hands it to fit."""
 
     def __init__(self, model):
         self.model, self.val_acc, self.epoch, self.weights = model, -1.0, -1, None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         acc = (logs or {}).get("val_categorical_accuracy", -1.0)
-        if acc > self.val_acc:
+        if acc > self.val_acc or acc < 0:
             self.val_acc, self.epoch, self.weights = acc, epoch, self.model.get_weights()
 
     def callback(self):
@@ -223,6 +228,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="images per step")
     p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (edge arch)")
     p.add_argument("--seed", type=int, default=d.seed, help="random seed")
+    p.add_argument("--val-size", type=int, default=d.val_size,
+                   help="training images held out to pick the best epoch; 0: train on all, keep the "
+                        f"last epoch (default: {d.val_size})")
     p.add_argument("--no-augment", action="store_true", help="train without augmentation")
     p.add_argument("--quick", action="store_true",
                    help=f"smoke run: {QUICK['train_images']:,} images, {QUICK['epochs']} epochs")
@@ -237,15 +245,17 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                       seed=args.seed, augment=not args.no_augment, quick=args.quick,
+                       seed=args.seed, val_size=args.val_size, augment=not args.no_augment, quick=args.quick,
                        desk_scenes=args.desk_scenes, data=args.data, out=args.out)
 
 
 def main(args: argparse.Namespace) -> int:
     cfg = config(args)
     r = train(cfg)
+    picked = (f"val {100 * r['val_accuracy']:.2f} %, best epoch" if r["val_accuracy"] is not None
+              else "no validation set, last epoch")
     print(f"{r['arch']}: test accuracy {100 * r['test_accuracy']:.2f} % "
-          f"(val {100 * r['val_accuracy']:.2f} %, best epoch {r['best_epoch']}/{r['epochs']}), "
+          f"({picked} {r['best_epoch']}/{r['epochs']}), "
           f"{r['params']:,} params, {r['macs'] / 1e6:.2f}M MACs, {r['seconds']:.0f} s "
           f"[data: {r['data']['source']}]")
     print(f"wrote {Path(cfg.out) / KERAS_MODEL} and {Path(cfg.out) / 'train.json'}")
