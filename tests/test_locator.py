@@ -235,6 +235,8 @@ def test_locator_cli_quick_run_writes_files_that_load(tmp_path, mnist_file):
     assert r.returncode == 0, r.stderr[-2000:]
     report = json.loads((tmp_path / "locator.json").read_text())
     assert report["data"]["digits"].startswith("train split only")
+    assert report["data"]["sha256"]["x_train"] and report["data"]["full_mnist"] is True  # which data
+    assert report["environment"]["packages"]["tensorflow-cpu"]  # the package installed, by its name
     assert report["config"]["clean_height"] == 0.7
     for name in ("locator_int8.tflite", "locator_fp32.tflite"):
         assert set(report[name]) == {"recall", "precision"}

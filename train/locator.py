@@ -195,9 +195,9 @@ def train(cfg: LocatorConfig) -> dict:
         files = export_all(model, x[:300])
     report = {"config": asdict(cfg), "train_seconds": round(seconds, 1),
               "params": int(model.count_params()), "init": _init_record(cfg.init),
-              "data": {"source": data.source, "scenes": n, "val_scenes": n_val,
+              "data": {**data.identity(), "scenes": n, "val_scenes": n_val,
                        "digits": "train split only: first 90 % for learning, last 10 % for val"},
-              "environment": environment("tensorflow", "keras", "numpy", "opencv-python-headless")}
+              "environment": environment("tensorflow-cpu", "keras", "numpy", "opencv-python-headless")}
     for name, blob in files.items():
         atomic_write_bytes(out / name, blob)
         loc = L.Locator(out / name)
