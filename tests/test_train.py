@@ -58,14 +58,18 @@ def test_training_is_deterministic(tmp_path, mnist_file):
 
 
 def test_val_size_zero_trains_on_every_image_and_keeps_the_last_epoch(tmp_path, mnist_file, mnist):
-    from train.train import TrainConfig, _splits, train
+    from train.train import TrainConfig, _splits
 
     (x_tr, _), (x_val, _), _ = _splits(mnist, TrainConfig(val_size=0))
     assert len(x_tr) == len(mnist.x_train) and len(x_val) == 0
     (x_tr, _), (x_val, _), _ = _splits(mnist, TrainConfig())
     assert len(x_tr) + len(x_val) == len(mnist.x_train) and len(x_val) == 5000
 
-    r = train(TrainConfig(quick=True, val_size=0, data=str(mnist_file), out=str(tmp_path)))
-    assert r["val_accuracy"] is None and r["best_epoch"] == r["epochs"] == 2
-    assert not any(k.startswith("val_") for k in r["history"])
-    assert r["test_accuracy"] > 0.80
+    r = cli("train", "--quick", "--val-size", "0", "--data", str(mnist_file), "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "(no validation set, last epoch 2/2)" in r.stdout
+    report = json.loads((tmp_path / "train.json").read_text())
+    assert report["val_accuracy"] is None and report["val_images"] == 0
+    assert report["best_epoch"] == report["epochs"] == 2 and report["config"]["val_size"] == 0
+    assert not any(k.startswith("val_") for k in report["history"])
+    assert report["test_accuracy"] > 0.80

@@ -19,6 +19,7 @@ from pathlib import Path
 from edge.contract import EXPORTED, KERAS_MODEL, LOCATOR_REPORT, MANIFEST, locator_file, read_manifest
 from edge.errors import UserError
 from edge.provenance import atomic_path, atomic_write_bytes
+from train.train import TrainConfig
 
 SHIP = (*EXPORTED, KERAS_MODEL, MANIFEST, "train.json", "bench.json", "bench.md", "bench.png")  # copied as is
 # the optional digit locator (`mnist-edge locator`), shipped beside them when the run has one
@@ -35,7 +36,9 @@ def _load(folder: Path, name: str) -> dict:
 def card(train: dict, manifest: dict, bench: dict) -> str:
     cfg, data, dev = train["config"], train["data"], bench["device"]
     flags = f"--arch {cfg['arch']} --epochs {train['epochs']} --batch-size {cfg['batch_size']} " \
-            f"--seed {cfg['seed']}" + (" --val-size 0" if cfg.get("val_size") == 0 else "")
+            f"--seed {cfg['seed']}"
+    if cfg.get("val_size", TrainConfig.val_size) != TrainConfig.val_size:
+        flags += f" --val-size {cfg['val_size']}"
     calib = manifest["calibration"] or {}
     rows = [r for r in bench["rows"] if r["model"] == "edge" and r["threads"] == 1]
     base = [r for r in bench["rows"] if r["model"] == "baseline" and r["threads"] == 1]
@@ -65,7 +68,8 @@ def card(train: dict, manifest: dict, bench: dict) -> str:
     if train.get("val_accuracy") is None:  # `--val-size 0`: every training image learned from
         held_out, picked = "No training images were held out: the last epoch was kept", "(last epoch)"
     else:
-        held_out = f"{cfg['val_size']:,} training images were held out to choose the best epoch"
+        held_out = (f"{train.get('val_images', cfg['val_size']):,} training images were held out to "
+                    "choose the best epoch")
         picked = (f"(best epoch\n{train['best_epoch']}), validation accuracy "
                   f"{100 * train['val_accuracy']:.2f} %")
     return f"""# Model card: mnist-edge `{train['arch']}` digit classifier

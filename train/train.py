@@ -97,7 +97,7 @@ def _train(cfg: TrainConfig, data: Mnist) -> dict:
     with atomic_path(out / KERAS_MODEL, suffix=".keras") as tmp:
         model.save(tmp)
     report = _report(cfg, model, data, crops=crops, best=best, history=hist.history, seconds=seconds,
-                     test=test)
+                     test=test, val_images=len(x_val))
     atomic_write_json(out / "train.json", report)
     return report
 
@@ -159,7 +159,8 @@ def _dataset(x: np.ndarray, y: np.ndarray, cfg: TrainConfig):
 
 
 def _report(cfg: TrainConfig, model, data: Mnist, *, crops: tuple[np.ndarray, np.ndarray],
-            best: _BestWeights, history: dict, seconds: float, test: tuple[float, float]) -> dict:
+            best: _BestWeights, history: dict, seconds: float, test: tuple[float, float],
+            val_images: int) -> dict:
     """train.json: what was trained, how it scored, and the data, settings and versions behind it."""
     test_loss, test_acc = test
     return {
@@ -169,6 +170,7 @@ def _report(cfg: TrainConfig, model, data: Mnist, *, crops: tuple[np.ndarray, np
         "epochs": cfg.resolved_epochs(),
         "desk_crops": {"scenes": cfg.desk_scenes, "crops": int(len(crops[1])),
                        "not_a_digit": int(np.count_nonzero(crops[1] < 0))},
+        "val_images": int(val_images),  # held out (val_size, at most a tenth of the training set)
         "best_epoch": best.epoch + 1,
         "seconds": round(seconds, 1),
         "val_accuracy": round(float(best.val_acc), 5) if best.val_acc >= 0 else None,
