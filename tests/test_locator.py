@@ -179,6 +179,49 @@ def test_faint_digits_in_slightly_tight_boxes_read_whole(mnist):
     assert right >= 57, right  # 59 of 60 here; a region grown by 0.15 of the height read 52
 
 
+def test_printed_lines_are_taken_off_the_darkness_before_any_threshold():
+    """Tilted, blurred printed lines as dark as a faint pen lose their darkness; a stroke crossing
+    them keeps its own; a region without lines (a marker bar across half of it) is left as it was."""
+    rng = np.random.default_rng(1)
+    d = np.zeros((120, 140), np.float32)
+    for y in range(-20, 140, 18):
+        cv2.line(d, (0, y), (139, y + 8), 50, 2, cv2.LINE_AA)  # printed lines, tilted ~3 degrees
+    stroke = np.zeros((120, 140), np.uint8)
+    cv2.line(stroke, (70, 8), (74, 112), 1, 1)
+    cv2.line(d, (70, 8), (74, 112), 110, 3, cv2.LINE_AA)  # a pen stroke across them
+    d = np.clip(cv2.GaussianBlur(d, (0, 0), 0.8) + rng.normal(0, 3, d.shape), 0, 255).astype(np.uint8)
+    out = located._unline(d)
+    lines = d > 30
+    lines[:, 60:85] = False  # the lines away from the stroke
+    assert d[lines].mean() > 35 and out[lines].mean() < 12
+    assert out[stroke > 0].mean() > 0.9 * d[stroke > 0].mean()
+
+    plain = np.clip(rng.normal(8, 3, (120, 140)), 0, 255).astype(np.uint8)
+    cv2.line(plain, (30, 40), (110, 42), 110, 4)
+    np.testing.assert_array_equal(located._unline(plain), plain)
+
+
+def test_faint_pencil_on_squared_and_lined_paper_reads(mnist):
+    """Pencil digits on squared and lined paper, in their own boxes: the grid is often as dark as the
+    pencil, so only its lines' shape parts them (`located._unline`)."""
+    from benchmarks.desk import make_scene
+    from edge.classifier import Classifier
+    from edge.digits import to_grey
+
+    clf = Classifier(REPO / "models" / "model_int8.tflite")
+    right = {}
+    for paper in ("grid", "lined"):
+        rng = np.random.default_rng(0)
+        right[paper] = 0
+        for i in range(60):
+            s = make_scene([mnist.x_test[i]], [int(mnist.y_test[i])], rng, paper=paper, ink="pencil")
+            crops = located_crops(to_grey(s.image), [L.Box(*s.boxes[0], 0.9)])
+            got = [p.digit for p in clf.classify(np.stack([c.image for c in crops]))] if crops else []
+            right[paper] += got == [int(mnist.y_test[i])]
+    assert right["grid"] >= 55 and right["lined"] >= 57, right  # 57 and 59 here; 48 and 54 with the
+    #   lines left in the darkness
+
+
 def test_a_digit_crossing_a_ruled_line_keeps_its_ink():
     grey = np.full((480, 640), 215, np.uint8)
     grey[::30, :] = 150  # ruled lines every 30 px, across the whole page
