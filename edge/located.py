@@ -55,7 +55,7 @@ CROP_HEIGHT = 80  # a box's region is shrunk so the box is at most this many px 
 #   at full size no longer passes for stroke detail; at 64 px thin pencil on lined paper is lost)
 LINE_SPAN = 0.9  # a run of ink across this share of the region's width (height) is a ruled line
 LINE_SHEARS = np.linspace(-0.15, 0.15, 13)  # tilts (rise per pixel, up to ~8.5 deg) tried for the
-#   printed lines of a region, one pixel apart at its edges
+#   printed lines of a region: 0.025 apart, under two pixels at the edges of a 150-px-wide region
 LINE_QUANTILE = 0.25  # a row (along its tilt) whose darkness this far up its sorted values is dark is
 #   a printed line, and that much darkness is taken off the row: a digit's stroke never covers three
 #   quarters of its region's row, a line crosses it all
