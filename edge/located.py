@@ -143,19 +143,19 @@ def _unline(dark: np.ndarray) -> np.ndarray:
 
     A faint pencil digit on squared paper is often no darker than the grid, so no threshold parts
     them, but their shapes do: a printed line crosses the whole region at one tilt. The tilt is the
-    one whose rows' mean darkness varies most (column strips shifted, LINE_SHEARS); along it, each
+    one whose rows' darkness varies most (column strips shifted, LINE_SHEARS); along it, each
     row's LINE_QUANTILE darkness is the line's own, and it is taken off that row where it stands
     LINE_MIN above the median row. A stroke crossing a line keeps what it has beyond the line."""
     h, w = dark.shape
-    k = max(4, w // 8)  # column strips for the tilt search
-    if h < 8 or w < 2 * k:
+    if min(h, w) < 8:
         return dark
+    k = max(4, w // 8)  # column strips for the tilt search
     index, pad = _strip_index(h, w, k)
     strips = cv2.resize(np.ascontiguousarray(dark[:, :k * (w // k)]), (k, h), interpolation=cv2.INTER_AREA)
     strips = cv2.copyMakeBorder(strips.astype(np.float32), pad, pad, 0, 0, cv2.BORDER_REPLICATE)
     sums = cv2.reduce(strips.ravel().take(index).reshape(-1, k), 1, cv2.REDUCE_SUM)
-    means = sums.reshape(len(LINE_SHEARS), h)  # each tilt's row sums
-    t = float(LINE_SHEARS[int(np.argmax(means.var(axis=1)))])
+    sums = sums.reshape(len(LINE_SHEARS), h)  # each tilt's row sums
+    t = float(LINE_SHEARS[int(np.argmax(sums.var(axis=1)))])
     m = np.float32([[1, 0, 0], [t, 1, -t * w / 2]])  # (x, y) -> (x, y + t (x - w/2))
     flat = cv2.warpAffine(dark, m, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
                           borderMode=cv2.BORDER_REPLICATE)  # the lines made level
