@@ -61,8 +61,11 @@ class Box:
 
 def encode(boxes: list[tuple[float, float, float, float]], frame_hw: tuple[int, int],
            grid: tuple[int, int] = GRID) -> np.ndarray:
-    """Frame boxes (x, y, w, h) -> training target (rows, cols, 6): the centre heat (a Gaussian per
-    digit, 1 at its centre cell), a centre mask, then log_w, log_h, dx, dy at centre cells."""
+    """Frame boxes (x, y, w, h) -> training target (rows, cols, 6): the centre heat, a centre mask,
+    then log_w, log_h, dx, dy at centre cells. The heat is 1 at a digit's centre cell and falls off
+    as a Gaussian whose spread follows the digit's width across and its height down (elliptical, as
+    in TTFNet): cells along a tall "1" count as near its centre, not as firm "no digit here" cells, as
+    a round Gaussian from its width made them (README, "A learned locator", for what it changed)."""
     rows, cols = grid
     cell_y, cell_x = frame_hw[0] / rows, frame_hw[1] / cols
     t = np.zeros((rows, cols, 6), np.float32)
@@ -72,8 +75,8 @@ def encode(boxes: list[tuple[float, float, float, float]], frame_hw: tuple[int, 
             continue
         cx, cy = (x + w / 2) / cell_x, (y + h / 2) / cell_y
         i, j = min(int(cy), rows - 1), min(int(cx), cols - 1)
-        sigma = 0.3 + 0.15 * min(w / cell_x, h / cell_y)
-        g = np.exp(-((xx - j) ** 2 + (yy - i) ** 2) / (2 * sigma ** 2))
+        sx, sy = 0.3 + 0.15 * w / cell_x, 0.3 + 0.15 * h / cell_y
+        g = np.exp(-(xx - j) ** 2 / (2 * sx ** 2) - (yy - i) ** 2 / (2 * sy ** 2))
         t[:, :, 0] = np.maximum(t[:, :, 0], g)
         t[i, j] = (1.0, 1.0, np.log(w / cell_x), np.log(h / cell_y), cx - j, cy - i)
     return t

@@ -34,6 +34,16 @@ def test_encode_then_decode_gives_the_boxes_back():
         assert np.allclose((b.x, b.y, b.w, b.h), (x, y, w, h), atol=1e-3)
 
 
+def test_a_tall_narrow_digits_centre_heat_follows_its_shape():
+    """A "1" 60 px tall and 8 px wide: the cells just above and below its centre lie on its stroke and
+    are barely penalised as "not a centre", while those beside it are off the digit. With one round
+    Gaussian from its width, the cells along the stroke were firm negatives (heat 0.09 one cell away)."""
+    t = L.encode([(300.0, 200.0, 8.0, 60.0)], (480, 640))
+    i, j = (int(v[0]) for v in np.nonzero(t[:, :, 1]))
+    assert min(t[i - 1, j, 0], t[i + 1, j, 0]) > 0.7 and min(t[i - 2, j, 0], t[i + 2, j, 0]) > 0.3
+    assert max(t[i, j - 1, 0], t[i, j + 1, 0]) < 0.1
+
+
 def test_two_narrow_digits_close_together_keep_two_centres():
     """A "1" written 20 px beside a "7" (centres in neighbouring 16 px cells of a coarser grid): the
     targets keep both centres, and decoding them gives two boxes."""
@@ -320,8 +330,9 @@ def test_a_locator_tflite_comes_back_as_the_same_network_in_keras(mnist_file):
         got = model(L.shrink(grey)[None, :, :, None].astype(np.float32) / 255, training=False).numpy()[0]
         assert np.corrcoef(want[..., 0].ravel(), got[..., 0].ravel())[0, 1] > 0.98
         assert np.abs(want[..., 0] - got[..., 0]).mean() < 0.25  # int8 rounding: ~0.1; a wrong layout 0.4+
-        assert [round(b.x / 8) for b in L.decode(want, grey.shape)] == \
-            [round(b.x / 8) for b in L.decode(got, grey.shape)]
+        a, b = L.decode(want, grey.shape), L.decode(got, grey.shape)
+        assert len(a) == len(b), (a, b)
+        assert all(abs(p.x - q.x) <= 4 for p, q in zip(a, b, strict=True)), (a, b)  # half a cell
 
 
 def test_locator_cli_refuses_a_tflite_init_for_another_input(tmp_path):
