@@ -14,7 +14,9 @@ The locator says where each digit is; the ink says exactly which pixels are its 
 claims the ink in its own region (the box with a margin) that lies nearer its centre than any other
 box's, so two touching digits are cut between their centres; pieces of that ink are kept when they
 reach into the box's middle or lie mostly inside it, so a ruled line's stub or a neighbour's tail at
-the margin is dropped while a faint digit broken into pieces stays whole. Each box's ink is found
+the margin is dropped while a faint digit broken into pieces stays whole. A box whose ink is wide
+enough to be two touching digits (one box over a "1" and its neighbour) carries the ways to cut it in
+two, as segmentation's pieces do; the reader keeps a cut only if both halves read surely. Each box's ink is found
 against its own paper with its own threshold, so very faint pencil in one box and marker in the
 next both read.
 """
@@ -93,13 +95,20 @@ def located_crops(work: np.ndarray, boxes: list[Box], cfg: SegmentConfig | None 
         lb = Box(*local[k, :2] - local[k, 2:] / 2, *local[k, 2:], b.score)
         dark, ink, level = _local_ink(region, lb.h, cfg)
         ink &= _nearest(local, k, 0, 0, region.shape[1], region.shape[0])
-        crop = crop_ink(_pieces(ink, lb, 0, 0), dark, level, (0, 0), judged, splits=False)
+        crop = crop_ink(_pieces(ink, lb, 0, 0), dark, level, (0, 0), judged)
         if crop is not None:
-            x, y, w, h = crop.box
-            fx, fy = x0 + int(x / sx), y0 + int(y / sy)
-            crops.append(replace(crop, box=(fx, fy, x0 + math.ceil((x + w) / sx) - fx,
-                                            y0 + math.ceil((y + h) / sy) - fy)))
+            at = (x0, y0, sx, sy)
+            crops.append(replace(_in_frame(crop, *at),
+                                 splits=[(_in_frame(a, *at), _in_frame(b, *at)) for a, b in crop.splits]))
     return crops
+
+
+def _in_frame(c: DigitCrop, x0: int, y0: int, sx: float, sy: float) -> DigitCrop:
+    """A crop boxed in its region's pixels (top-left x0, y0 in the frame, scaled by sx, sy) -> the
+    same crop boxed in the frame's pixels."""
+    x, y, w, h = c.box
+    fx, fy = x0 + int(x / sx), y0 + int(y / sy)
+    return replace(c, box=(fx, fy, x0 + math.ceil((x + w) / sx) - fx, y0 + math.ceil((y + h) / sy) - fy))
 
 
 def _local_ink(region: np.ndarray, height: float, cfg: SegmentConfig) -> tuple[np.ndarray, np.ndarray, float]:

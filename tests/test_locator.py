@@ -111,6 +111,44 @@ def test_touching_digits_in_two_boxes_become_two_crops(mnist):
     assert [p.digit for p in clf.classify(np.stack([c.image for c in crops]))] == [3, 7]
 
 
+class _OneBox:
+    """A stand-in locator that finds one given box, as the network does over a "1" and its neighbour."""
+
+    def __init__(self, box: L.Box):
+        self.box = box
+
+    def locate(self, grey):
+        return [self.box]
+
+
+def test_one_box_over_two_touching_digits_reads_both(mnist):
+    """The locator sometimes boxes a narrow digit and its touching neighbour as one: the reader tries
+    that box's ink cut in two, as it does segmentation's wide pieces, and gives each half a box of
+    its own in frame pixels."""
+    from edge.classifier import Classifier
+    from edge.reader import read
+
+    clf = Classifier(REPO / "models" / "model_int8.tflite")
+    ones, fours = (np.flatnonzero(mnist.y_test == d)[:12] for d in (1, 4))
+    read_both = 0
+    for i, j in zip(ones, fours, strict=True):
+        one, four = (cv2.resize(mnist.x_test[k], (84, 84), interpolation=cv2.INTER_LINEAR) for k in (i, j))
+        ink = np.zeros((480, 640), np.uint8)
+        x1 = np.flatnonzero(one.any(axis=0))
+        left = 300 - x1.max() - 2  # the "4" starts 2 px inside the "1"'s right edge: they touch
+        ink[200:284, left:left + 84] = one
+        ink[200:284, 300:384] = np.maximum(ink[200:284, 300:384], four)
+        ys, xs = np.nonzero(ink)
+        grey = (220 - ink.astype(np.float32) * 0.7).astype(np.uint8)
+        box = L.Box(xs.min(), ys.min(), np.ptp(xs) + 1, np.ptp(ys) + 1, 0.9)
+        r = read(cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), clf, locator=_OneBox(box))
+        if r.text == "14":
+            read_both += 1
+            (ax, _, aw, _), (bx, _, bw, _) = (d.box for d in r.digits)
+            assert xs.min() - 2 <= ax < ax + aw <= bx + 3 and bx + bw <= xs.max() + 3, r.to_dict()
+    assert read_both >= 9, read_both
+
+
 def test_big_thick_digits_from_their_boxes_read_whole(mnist):
     """Digits 45 % of the frame tall (a camera held close): where thick strokes cross, the ink is
     wider than a small paper kernel, so the paper must not swallow it. Every one reads right."""
