@@ -15,7 +15,7 @@ claims the ink in its own region (the box with a margin) that lies nearer its ce
 box's, so two touching digits are cut between their centres; pieces of that ink are kept when they
 reach into the box's middle or lie mostly inside it, so a ruled line's stub or a neighbour's tail at
 the margin is dropped while a faint digit broken into pieces stays whole. A box whose ink is wide
-enough to be two touching digits (one box over a "1" and its neighbour) carries the ways to cut it in
+enough to be two touching digits (the locator boxed the pair as one) carries the ways to cut it in
 two, as segmentation's pieces do; the reader keeps a cut only if both halves read surely. Each
 box's ink is found against its own paper with its own threshold, so very faint pencil in one box and
 marker in the next both read.

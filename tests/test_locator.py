@@ -112,7 +112,7 @@ def test_touching_digits_in_two_boxes_become_two_crops(mnist):
 
 
 class _OneBox:
-    """A stand-in locator that finds one given box, as the network does over a "1" and its neighbour."""
+    """A stand-in locator that finds one given box, as the network does over two touching digits."""
 
     def __init__(self, box: L.Box):
         self.box = box
@@ -122,31 +122,33 @@ class _OneBox:
 
 
 def test_one_box_over_two_touching_digits_reads_both(mnist):
-    """The locator sometimes boxes a narrow digit and its touching neighbour as one: the reader tries
-    that box's ink cut in two, as it does segmentation's wide pieces, and gives each half a box of
-    its own in frame pixels."""
+    """The locator sometimes boxes two touching digits as one: the reader tries that box's ink cut
+    in two, as it does segmentation's wide pieces, and gives each half a box of its own in frame
+    pixels."""
     from edge.classifier import Classifier
     from edge.reader import read
 
     clf = Classifier(REPO / "models" / "model_int8.tflite")
-    ones, fours = (np.flatnonzero(mnist.y_test == d)[:12] for d in (1, 4))
+    pairs = [(a, b) for a, b in ((3, 7), (6, 8), (5, 2), (9, 0)) for a, b in
+             zip(*(np.flatnonzero(mnist.y_test == d)[:4] for d in (a, b)), strict=True)]
     read_both = 0
-    for i, j in zip(ones, fours, strict=True):
-        one, four = (cv2.resize(mnist.x_test[k], (84, 84), interpolation=cv2.INTER_LINEAR) for k in (i, j))
+    for i, j in pairs:
+        a, b = (cv2.resize(mnist.x_test[k], (84, 84), interpolation=cv2.INTER_LINEAR) for k in (i, j))
         ink = np.zeros((480, 640), np.uint8)
-        x1 = np.flatnonzero(one.any(axis=0))
-        left = 300 - x1.max() - 2  # the "4" starts 2 px inside the "1"'s right edge: they touch
-        ink[200:284, left:left + 84] = one
-        ink[200:284, 300:384] = np.maximum(ink[200:284, 300:384], four)
+        xa, xb = (np.flatnonzero(d.any(axis=0)) for d in (a, b))
+        left = 300 + xb.min() - xa.max() + 2  # the first ends 2 px inside the second's left edge
+        ink[200:284, left:left + 84] = a
+        ink[200:284, 300:384] = np.maximum(ink[200:284, 300:384], b)
         ys, xs = np.nonzero(ink)
+        assert np.all(np.diff(np.unique(xs)) == 1), "the two digits must touch"
         grey = (220 - ink.astype(np.float32) * 0.7).astype(np.uint8)
         box = L.Box(xs.min(), ys.min(), np.ptp(xs) + 1, np.ptp(ys) + 1, 0.9)
         r = read(cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), clf, locator=_OneBox(box))
-        if r.text == "14":
+        if r.text == f"{mnist.y_test[i]}{mnist.y_test[j]}":
             read_both += 1
             (ax, _, aw, _), (bx, _, bw, _) = (d.box for d in r.digits)
             assert xs.min() - 2 <= ax < ax + aw <= bx + 3 and bx + bw <= xs.max() + 3, r.to_dict()
-    assert read_both >= 9, read_both
+    assert read_both >= 0.75 * len(pairs), read_both
 
 
 def test_big_thick_digits_from_their_boxes_read_whole(mnist):
