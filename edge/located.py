@@ -97,18 +97,17 @@ def located_crops(work: np.ndarray, boxes: list[Box], cfg: SegmentConfig | None 
         ink &= _nearest(local, k, 0, 0, region.shape[1], region.shape[0])
         crop = crop_ink(_pieces(ink, lb, 0, 0), dark, level, (0, 0), judged)
         if crop is not None:
-            at = (x0, y0, sx, sy)
-            crops.append(replace(_in_frame(crop, *at),
-                                 splits=[(_in_frame(a, *at), _in_frame(b, *at)) for a, b in crop.splits]))
+            crops.append(_in_frame(crop, x0, y0, sx, sy))
     return crops
 
 
 def _in_frame(c: DigitCrop, x0: int, y0: int, sx: float, sy: float) -> DigitCrop:
     """A crop boxed in its region's pixels (top-left x0, y0 in the frame, scaled by sx, sy) -> the
-    same crop boxed in the frame's pixels."""
+    same crop, and its splits, boxed in the frame's pixels (as `edge.digits.to_frame`)."""
     x, y, w, h = c.box
     fx, fy = x0 + int(x / sx), y0 + int(y / sy)
-    return replace(c, box=(fx, fy, x0 + math.ceil((x + w) / sx) - fx, y0 + math.ceil((y + h) / sy) - fy))
+    return DigitCrop((fx, fy, x0 + math.ceil((x + w) / sx) - fx, y0 + math.ceil((y + h) / sy) - fy), c.image,
+                     [(_in_frame(a, x0, y0, sx, sy), _in_frame(b, x0, y0, sx, sy)) for a, b in c.splits])
 
 
 def _local_ink(region: np.ndarray, height: float, cfg: SegmentConfig) -> tuple[np.ndarray, np.ndarray, float]:
