@@ -3,6 +3,7 @@
     python -m benchmarks.frames --scene desk          # notebook paper, pens and pencils, a desk lamp
     python -m benchmarks.frames --scene clean         # dark digits on plain, evenly lit paper
     python -m benchmarks.frames --model artifacts/model_int8.onnx --frames 500
+    python -m benchmarks.frames --size 320x240        # as a camera delivering 320x240 frames
 
 Scenes are made first, untimed, from MNIST *test* digits (benchmarks/desk.py, benchmarks/synthetic.py);
 each is then read by `edge.reader.read`, exactly what `mnist-edge camera` and `predict` run, with one
@@ -66,6 +67,36 @@ def make_frames(scene: str, n: int, seed: int, data: str | None) -> list[Frame]:
         image, boxes = make_frame(list(mnist.x_test[idx]), rng)
         frames.append(Frame(image, "".join(str(int(d)) for d in mnist.y_test[idx]), boxes=boxes))
     return frames
+
+
+def resized(frames: list[Frame], size: tuple[int, int]) -> list[Frame]:
+    """The frames as a camera delivering (width, height) would: each scene resized (INTER_AREA
+    smaller, INTER_LINEAR larger), its true boxes with it."""
+    import cv2
+
+    out = []
+    for f in frames:
+        h, w = f.image.shape[:2]
+        if (w, h) == size:
+            out.append(f)
+            continue
+        sx, sy = size[0] / w, size[1] / h
+        image = cv2.resize(f.image, size, interpolation=cv2.INTER_AREA if sx < 1 else cv2.INTER_LINEAR)
+        boxes = [(round(x * sx), round(y * sy), max(1, round(bw * sx)), max(1, round(bh * sy)))
+                 for x, y, bw, bh in f.boxes]
+        out.append(Frame(image, f.truth, f.paper, f.ink, boxes))
+    return out
+
+
+def frame_size(text: str) -> tuple[int, int]:
+    """'320x240' -> (320, 240): the --size flag."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected WIDTHxHEIGHT, e.g. 320x240") from None
+    if not (16 <= w <= 4096 and 16 <= h <= 4096):
+        raise argparse.ArgumentTypeError(f"{text!r}: width and height from 16 to 4096 px")
+    return w, h
 
 
 def blank_pages(n: int, seed: int) -> list[Frame]:
@@ -173,6 +204,9 @@ def get_args_parser() -> argparse.ArgumentParser:
                         "of by segmentation alone (the default); 'truth': the scenes' own boxes, to "
                         "measure the crops alone")
     p.add_argument("--frames", type=int, default=300, help="frames to read (default: 300)")
+    p.add_argument("--size", type=frame_size, default=(640, 480), metavar="WxH",
+                   help="frame size a camera delivers: the 640x480 scenes are resized to it (e.g. "
+                        "320x240; default: 640x480)")
     p.add_argument("--cv-threads", type=int, default=1,
                    help="OpenCV threads (default: 1; 0 lets OpenCV pick, as mnist-edge camera does)")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated scenes")
@@ -198,13 +232,14 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"--locator {args.locator}: no such file (expected a locator file or 'truth')")
     model = resolve_model(args.model)
     clf = Classifier(model, args.runtime, threads=1)
-    frames = make_frames(args.scene, args.frames, args.seed, args.data)
+    frames = resized(make_frames(args.scene, args.frames, args.seed, args.data), args.size)
     locator = (TrueBoxes() if args.locator == "truth"
                else Locator(args.locator, args.runtime) if args.locator else None)
     ms, readings = measure(frames, clf, locator)
     cv_threads = args.cv_threads if args.cv_threads > 0 else f"OpenCV's choice ({cv2.getNumThreads()})"
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"{args.frames} {args.scene} scenes, 640x480, MNIST test digits, seed {args.seed}")
+    size = "x".join(map(str, args.size)) + ("" if args.size == (640, 480) else " (drawn at 640x480, resized)")
+    print(f"{args.frames} {args.scene} scenes, {size}, MNIST test digits, seed {args.seed}")
     print(f"model {model} in {clf.runtime}, locator {locator.path if locator else 'none (segmentation)'}, "
           f"1 interpreter thread, OpenCV threads: {cv_threads}")
     cpu = read_cpu()
@@ -213,7 +248,7 @@ def main(args: argparse.Namespace) -> int:
           f"{os.cpu_count()} cores, load average {load:.1f} (other work slows every stage)")
     print(report(frames, readings, ms, args.scene))
     if args.scene == "desk" and args.blank:
-        pages = blank_pages(args.blank, args.seed)
+        pages = resized(blank_pages(args.blank, args.seed), args.size)
         _, said = measure(pages, clf, locator, warmup=0)
         false = [f"{f.paper} {r!r}" for f, r in zip(pages, said, strict=True) if r]
         print(f"blank pages: {len(false)} of {len(pages)} read as digits "

@@ -42,7 +42,11 @@ _ORDERS = {
 class SegmentConfig:
     """Knobs for `segment`. Pixel sizes are working-image pixels; fractions are of its height."""
 
-    work_size: int = 640  # longest side of the working image; larger frames are downscaled first
+    work_size: int = 640  # longest side of the working image: every frame is scaled to it (smaller
+    #   ones enlarged), as the pixel sizes below were tuned and measured at 640x480; read at its own
+    #   320x240, a desk frame lost the thin strokes and faint ink those sizes expect (README)
+    max_enlarge: float = 2.0  # ...but enlarged at most this much: a 320x240 camera stream gets to
+    #   640x480, while a 60-px photo of one digit magnified 10x is all blur (and was read as "")
     polarity: str = "auto"  # "dark" (dark ink on light paper), "light" (light on dark) or "auto"
     bg_cell: int = 16  # paper brightness is estimated on a grid of bg_cell x bg_cell pixel cells
     bg_kernel: int = 5  # closing size in cells: strokes up to ~bg_kernel*bg_cell px wide are ink
@@ -134,10 +138,7 @@ def segment(grey: np.ndarray, cfg: SegmentConfig | None = None) -> list[DigitCro
     cfg = cfg or SegmentConfig()
     if not (isinstance(grey, np.ndarray) and grey.ndim == 2 and grey.dtype == np.uint8):
         raise ValueError("segment: expected a uint8 HxW array; convert frames with to_grey()")
-    H, W = grey.shape
-    scale = min(1.0, cfg.work_size / max(H, W, 1))
-    work = grey if scale == 1.0 else cv2.resize(
-        grey, (max(1, round(W * scale)), max(1, round(H * scale))), interpolation=cv2.INTER_AREA)
+    work, scale = working(grey, cfg)
     h, w = work.shape
     p = max(1, cfg.cc_pool)
     if min(h, w) < 16 * p:
@@ -161,6 +162,18 @@ def segment(grey: np.ndarray, cfg: SegmentConfig | None = None) -> list[DigitCro
     crops = [c for box, members in groups if (c := _crop(maps, [i + 1 for i in members], box, cfg))]
     crops.sort(key=lambda c: c.box[0] + c.box[2] / 2)
     return [to_frame(c, 1.0 / scale) for c in crops]
+
+
+def working(grey: np.ndarray, cfg: SegmentConfig) -> tuple[np.ndarray, float]:
+    """A grey frame -> (the working image, its longest side `work_size` or the frame enlarged
+    `max_enlarge` times; the scale from frame to working pixels). Shrinking averages (INTER_AREA);
+    enlarging interpolates (INTER_LINEAR)."""
+    H, W = grey.shape
+    scale = min(cfg.work_size / max(H, W, 1), cfg.max_enlarge)
+    if round(W * scale) == W and round(H * scale) == H:
+        return grey, 1.0
+    size = (max(1, round(W * scale)), max(1, round(H * scale)))
+    return cv2.resize(grey, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR), scale
 
 
 def to_frame(c: DigitCrop, inv: float) -> DigitCrop:

@@ -18,12 +18,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
 from edge.classifier import Classifier, Prediction
 from edge.crops import DigitCrop
-from edge.digits import SegmentConfig, segment, to_frame, to_grey
+from edge.digits import SegmentConfig, segment, to_frame, to_grey, working
 from edge.located import located_crops
 from edge.locator import Box, Locator
 
@@ -78,14 +77,11 @@ def locate_digits(image: np.ndarray, locator: Locator, color_order: str = "bgr",
         return find_digits(grey, color_order, seg)
     cfg = seg or SegmentConfig()
     boxes = locator.locate(grey)
-    H, W = grey.shape
-    scale = min(1.0, cfg.work_size / max(H, W, 1))
+    work, scale = working(grey, cfg)
     if scale == 1.0:
         return located_crops(grey, boxes, cfg)
-    work = cv2.resize(grey, (max(1, round(W * scale)), max(1, round(H * scale))),
-                      interpolation=cv2.INTER_AREA)
-    small = [Box(b.x * scale, b.y * scale, b.w * scale, b.h * scale, b.score) for b in boxes]
-    return [to_frame(c, 1.0 / scale) for c in located_crops(work, small, cfg)]
+    scaled = [Box(b.x * scale, b.y * scale, b.w * scale, b.h * scale, b.score) for b in boxes]
+    return [to_frame(c, 1.0 / scale) for c in located_crops(work, scaled, cfg)]
 
 
 def read(image: np.ndarray, clf: Classifier, min_confidence: float = MIN_CONFIDENCE,
