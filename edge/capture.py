@@ -144,13 +144,15 @@ class OpenCVSource(Source):
 class PicameraSource(Source):
     """A Raspberry Pi camera through picamera2 (libcamera): two streams of the same moment.
 
-    'main' (XRGB8888, B,G,R,X in memory) is for display; the small YUV420 'lores' stream's Y plane
-    (its first `height` rows) is what inference reads, so no colour conversion runs per frame.
+    'main' (XRGB8888, B,G,R,X in memory) is for display; the YUV420 'lores' stream's Y plane (its
+    first `height` rows) is what inference reads, so no colour conversion runs per frame. Both are
+    640x480 (lores may not exceed main): the reading path is tuned and measured at 640x480, and a
+    320x240 stream, enlarged to it, reads fewer desk frames (README, "Reading a desk").
     """
 
     live = True
 
-    def __init__(self, main_size: tuple[int, int] = (640, 480), lores_size: tuple[int, int] = (320, 240)):
+    def __init__(self, main_size: tuple[int, int] = (640, 480), lores_size: tuple[int, int] = (640, 480)):
         super().__init__()
         self.name, self.main_size, self.lores_size = "picamera", main_size, lores_size
         try:

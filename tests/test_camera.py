@@ -381,24 +381,25 @@ def test_picamera_source_reads_the_lores_y_plane(monkeypatch, classifier, digit_
     scene = digit_scenes[0][0]
     module, calls = _fake_picamera2(scene, fail_reads=1)
     monkeypatch.setitem(sys.modules, "picamera2", module)
-    src = PicameraSource()
+    src = PicameraSource()  # inference at the 640x480 the reading path is measured at
     assert calls["configs"][0] == {"main": {"size": (640, 480), "format": "XRGB8888"},
-                                   "lores": {"size": (320, 240), "format": "YUV420"}}
+                                   "lores": {"size": (640, 480), "format": "YUV420"}}
+    src.close()
+    src = PicameraSource(main_size=(1280, 960))  # a bigger live view: boxes scale up to it
     got = list(frames(src, RetryConfig(initial_delay=0.01), stop=_stop_after(src, 1)))
-    assert calls["instances"] == 2 and calls["closed"] == 1  # one timeout: reopened
+    assert calls["instances"] == 3 and calls["closed"] == 2  # one timeout: reopened
     f = got[0]
-    assert f.image.shape == (240, 320) and f.display.shape == (480, 640, 4)
-    small = cv2.resize(scene, (320, 240), interpolation=cv2.INTER_AREA)  # what the fake's Y is from
-    assert read_frame(f, classifier, 0.0)["digits"] == read_frame(Frame(small, "bgr", 0.0, 0),
+    assert f.image.shape == (480, 640) and f.display.shape == (960, 1280, 4)
+    assert read_frame(f, classifier, 0.0)["digits"] == read_frame(Frame(scene, "bgr", 0.0, 0),
                                                                   classifier, 0.0)["digits"]
     record = read_frame(f, classifier, 0.0)
     assert record["digits"]
-    shown = annotate(f, record)  # boxes drawn on the 640x480 main stream, scaled from lores
-    assert shown.shape == (480, 640, 3)
+    shown = annotate(f, record)  # boxes drawn on the 1280x960 main stream, scaled from lores
+    assert shown.shape == (960, 1280, 3)
     x, y, w, h = record["digits"][0]["box"]
     assert tuple(shown[2 * y, 2 * x + w]) == (0, 200, 0)  # top edge of the first box, scaled x2
     src.close()
-    assert calls["closed"] == 2
+    assert calls["closed"] == 3
 
 
 def _stop_after(src: Source, n: int) -> threading.Event:
