@@ -337,6 +337,11 @@ def test_frame_benchmark_at_a_camera_size(mnist_file):
     for bad in ("320", "320x", "8x8", "axb"):
         with pytest.raises(argparse.ArgumentTypeError):
             frame_size(bad)
+    r = subprocess.run([sys.executable, "-m", "benchmarks.frames", "--size", "320"], cwd=REPO,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip().splitlines()[-1] == ("python -m benchmarks.frames: error: argument --size: "
+                                                 "'320': expected WIDTHxHEIGHT, e.g. 320x240")
 
 
 def test_blank_pages_are_blank_seeded_and_not_the_scenes():
