@@ -313,14 +313,16 @@ def make_scene(digits: list[np.ndarray], labels: list[int], rng: np.random.Gener
 
 
 def scene_set(images: np.ndarray, labels: np.ndarray, n: int, seed: int,
-              papers: tuple[str, ...] = PAPERS, inks: tuple[str, ...] = INKS) -> list[DeskScene]:
-    """n scenes from these MNIST images (pass the *test* split to evaluate, *train* to learn):
-    paper and ink cycle evenly, 1-6 digits each, about BLANK_RATE of them blank."""
+              papers: tuple[str, ...] = PAPERS, inks: tuple[str, ...] = INKS,
+              size: tuple[int, int] = (480, 640)) -> list[DeskScene]:
+    """n scenes (rows x cols `size`) from these MNIST images (pass the *test* split to evaluate,
+    *train* to learn): paper and ink cycle evenly, 1-6 digits each, about BLANK_RATE of them blank."""
     rng = np.random.default_rng(seed)
     scenes = []
     for i in range(n):
         k = 0 if rng.random() < BLANK_RATE else int(rng.integers(1, 7))
         idx = rng.integers(0, len(images), k)
         scenes.append(make_scene(list(images[idx]), [int(v) for v in labels[idx]], rng,
-                                 paper=papers[i % len(papers)], ink=inks[(i // len(papers)) % len(inks)]))
+                                 paper=papers[i % len(papers)], ink=inks[(i // len(papers)) % len(inks)],
+                                 size=size))
     return scenes

@@ -4,6 +4,7 @@
     python -m benchmarks.frames --scene clean         # dark digits on plain, evenly lit paper
     python -m benchmarks.frames --model artifacts/model_int8.onnx --frames 500
     python -m benchmarks.frames --size 320x240        # as a camera delivering 320x240 frames
+    python -m benchmarks.frames --size 1280x720       # a 16:9 camera: more desk beside the page
 
 Scenes are made first, untimed, from MNIST *test* digits (benchmarks/desk.py, benchmarks/synthetic.py);
 each is then read by `edge.reader.read`, exactly what `mnist-edge camera` and `predict` run, with one
@@ -48,25 +49,36 @@ class Frame:
     boxes: list = field(default_factory=list)  # the digits' true boxes x, y, w, h, left to right
 
 
-def make_frames(scene: str, n: int, seed: int, data: str | None) -> list[Frame]:
-    """n frames of MNIST *test* digits: desk scenes, or the clean set of 1-4 digits on plain paper."""
+def make_frames(scene: str, n: int, seed: int, data: str | None,
+                size: tuple[int, int] = (640, 480)) -> list[Frame]:
+    """n frames of MNIST *test* digits, drawn at `drawn_size(size)` and resized to `size` (width,
+    height): desk scenes, or the clean set of 1-4 digits on plain paper."""
     from train.data import load_mnist
 
     mnist = load_mnist(data)
+    w, h = drawn_size(size)
     if scene == "desk":
         from benchmarks.desk import scene_set
 
-        return [Frame(s.image, s.truth, s.paper, s.ink, s.boxes)
-                for s in scene_set(mnist.x_test, mnist.y_test, n, seed)]
+        return resized([Frame(s.image, s.truth, s.paper, s.ink, s.boxes)
+                        for s in scene_set(mnist.x_test, mnist.y_test, n, seed, size=(h, w))], size)
     from benchmarks.synthetic import make_frame
 
     rng = np.random.default_rng(seed)
     frames = []
     for _ in range(n):
         idx = rng.integers(0, len(mnist.x_test), int(rng.integers(1, 5)))
-        image, boxes = make_frame(list(mnist.x_test[idx]), rng)
+        image, boxes = make_frame(list(mnist.x_test[idx]), rng, size=(h, w))
         frames.append(Frame(image, "".join(str(int(d)) for d in mnist.y_test[idx]), boxes=boxes))
-    return frames
+    return resized(frames, size)
+
+
+def drawn_size(size: tuple[int, int]) -> tuple[int, int]:
+    """The (width, height) scenes are drawn at for frames of `size`: its aspect, 480 px on the shorter
+    side, as the 640x480 scenes are (digits 35-150 px tall), so a 16:9 or portrait camera sees
+    more desk around a page written alike, not a page stretched."""
+    w, h = size
+    return (round(480 * w / h), 480) if w >= h else (480, round(480 * h / w))
 
 
 def resized(frames: list[Frame], size: tuple[int, int]) -> list[Frame]:
@@ -99,14 +111,16 @@ def frame_size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def blank_pages(n: int, seed: int) -> list[Frame]:
-    """n blank desk pages (paper, rules, light and camera; no digit), each kind of paper in turn,
-    from a seed stream of their own: the desk set's one in ten is too few to tell 2 % from 4 %."""
+def blank_pages(n: int, seed: int, size: tuple[int, int] = (640, 480)) -> list[Frame]:
+    """n blank desk pages (paper, rules, light and camera; no digit) of `size` (width, height),
+    each kind of paper in turn, from a seed stream of their own: the desk set's one in ten is too
+    few to tell 2 % from 4 %."""
     from benchmarks.desk import PAPERS, make_scene
 
     rng = np.random.default_rng((seed, BLANK_STREAM))
-    return [Frame(s.image, "", s.paper, "") for s in
-            (make_scene([], [], rng, paper=PAPERS[i % len(PAPERS)]) for i in range(n))]
+    w, h = drawn_size(size)
+    pages = (make_scene([], [], rng, paper=PAPERS[i % len(PAPERS)], size=(h, w)) for i in range(n))
+    return resized([Frame(s.image, "", s.paper, "") for s in pages], size)
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -205,8 +219,8 @@ def get_args_parser() -> argparse.ArgumentParser:
                         "measure the crops alone")
     p.add_argument("--frames", type=int, default=300, help="frames to read (default: 300)")
     p.add_argument("--size", type=frame_size, default=(640, 480), metavar="WxH",
-                   help="frame size a camera delivers: the 640x480 scenes are resized to it (e.g. "
-                        "320x240; default: 640x480)")
+                   help="frame size a camera delivers: scenes are drawn at its aspect, 480 px on the "
+                        "shorter side, and resized to it (e.g. 320x240, 1280x720; default: 640x480)")
     p.add_argument("--cv-threads", type=int, default=1,
                    help="OpenCV threads (default: 1; 0 lets OpenCV pick, as mnist-edge camera does)")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated scenes")
@@ -232,13 +246,15 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"--locator {args.locator}: no such file (expected a locator file or 'truth')")
     model = resolve_model(args.model)
     clf = Classifier(model, args.runtime, threads=1)
-    frames = resized(make_frames(args.scene, args.frames, args.seed, args.data), args.size)
+    frames = make_frames(args.scene, args.frames, args.seed, args.data, args.size)
     locator = (TrueBoxes() if args.locator == "truth"
                else Locator(args.locator, args.runtime) if args.locator else None)
     ms, readings = measure(frames, clf, locator)
     cv_threads = args.cv_threads if args.cv_threads > 0 else f"OpenCV's choice ({cv2.getNumThreads()})"
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    size = "x".join(map(str, args.size)) + ("" if args.size == (640, 480) else " (drawn at 640x480, resized)")
+    drawn = drawn_size(args.size)
+    size = "x".join(map(str, args.size)) + ("" if drawn == args.size else
+                                             f" (drawn at {drawn[0]}x{drawn[1]}, resized)")
     print(f"{args.frames} {args.scene} scenes, {size}, MNIST test digits, seed {args.seed}")
     print(f"model {model} in {clf.runtime}, locator {locator.path if locator else 'none (segmentation)'}, "
           f"1 interpreter thread, OpenCV threads: {cv_threads}")
@@ -248,7 +264,7 @@ def main(args: argparse.Namespace) -> int:
           f"{os.cpu_count()} cores, load average {load:.1f} (other work slows every stage)")
     print(report(frames, readings, ms, args.scene))
     if args.scene == "desk" and args.blank:
-        pages = resized(blank_pages(args.blank, args.seed), args.size)
+        pages = blank_pages(args.blank, args.seed, args.size)
         _, said = measure(pages, clf, locator, warmup=0)
         false = [f"{f.paper} {r!r}" for f, r in zip(pages, said, strict=True) if r]
         print(f"blank pages: {len(false)} of {len(pages)} read as digits "
