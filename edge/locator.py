@@ -6,7 +6,8 @@
     >>> loc.locate(np.full((480, 640), 200, np.uint8))             # blank paper: no digit
     []
 
-CenterNet in miniature (FOMO-like cost): the grey frame is shrunk to 320x240, and for every cell of
+CenterNet in miniature (FOMO-like cost): the grey frame is shrunk to 320x240 (a frame of another
+aspect to 240 px on its shorter side, read in overlapping 320x240 windows), and for every cell of
 an 80x60 grid (8x8 frame pixels at 640x480) the network says how likely a digit's centre lies in
 it, where in the cell, and how wide and tall that digit is. A locator file carries its own input
 size and grid (read from the file), so an older, coarser locator still loads. Local maxima above
@@ -23,6 +24,7 @@ it reads fewer frames per second, finds fewer digits that fill most of the frame
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,13 +99,19 @@ def decode(out: np.ndarray, frame_hw: tuple[int, int], min_score: float = MIN_SC
         log.debug("locator: %d peaks, the %d surest weighed", len(ii), MAX_PEAKS)
     rows, cols = score.shape
     cell_y, cell_x = frame_hw[0] / rows, frame_hw[1] / cols
-    kept: list[Box] = []
+    boxes = []
     for i, j in zip(ii[surest].tolist(), jj[surest].tolist(), strict=True):
         lw, lh, dx, dy = (float(v) for v in out[i, j, 1:5])
         w, h = np.exp(lw) * cell_x, np.exp(lh) * cell_y
         cx, cy = (j + dx) * cell_x, (i + dy) * cell_y
-        b = Box(cx - w / 2, cy - h / 2, w, h, float(score[i, j]))
-        # one digit, one box: the surest of overlapping ones
+        boxes.append(Box(cx - w / 2, cy - h / 2, w, h, float(score[i, j])))
+    return one_per_digit(boxes)
+
+
+def one_per_digit(boxes: list[Box]) -> list[Box]:
+    """Boxes, surest first -> one box per digit, left to right: the surest of overlapping ones."""
+    kept: list[Box] = []
+    for b in boxes:
         if all(_overlap(b, k) < MAX_OVERLAP and _inside(b, k) < MAX_INSIDE for k in kept):
             kept.append(b)
     kept.sort(key=lambda b: b.x + b.w / 2)
@@ -160,5 +168,37 @@ class Locator:
         return y
 
     def locate(self, grey: np.ndarray) -> list[Box]:
-        return decode(self.raw(grey), grey.shape[:2], self.min_score)
+        """Digit boxes in frame pixels, left to right. A frame of the input's aspect (4:3) is shrunk
+        to the input whole; any other is scaled so its shorter side fits the input's, as a 4:3 frame
+        is, and read in overlapping windows (`windows`), so a 16:9 frame's digits keep their shape
+        and size rather than being squashed across (README, "Frame size")."""
+        H, W = grey.shape[:2]
+        ih, iw = self.input_hw
+        s = min(ih, iw) / max(1, min(H, W))
+        sh, sw = max(1, round(H * s)), max(1, round(W * s))
+        if (sh, sw) == (ih, iw):
+            return decode(self.raw(grey), (H, W), self.min_score)
+        small = cv2.resize(grey, (sw, sh), interpolation=cv2.INTER_AREA)
+        if sh < ih or sw < iw:  # narrower than the input (portrait): its edge repeated
+            small = cv2.copyMakeBorder(small, 0, max(0, ih - sh), 0, max(0, iw - sw), cv2.BORDER_REPLICATE)
+        boxes = []
+        for y0, top, bottom in windows(small.shape[0], ih):
+            for x0, left, right in windows(small.shape[1], iw):
+                for b in decode(self.run(small[y0:y0 + ih, x0:x0 + iw]), (ih / s, iw / s), self.min_score):
+                    cx, cy = x0 + (b.x + b.w / 2) * s, y0 + (b.y + b.h / 2) * s  # input pixels
+                    if left <= cx < right and top <= cy < bottom:  # not at a window's inner edge
+                        boxes.append(Box(b.x + x0 / s, b.y + y0 / s, b.w, b.h, b.score))
+        return one_per_digit(sorted(boxes, key=lambda b: -b.score))
 
+
+def windows(size: int, span: int) -> list[tuple[int, float, float]]:
+    """Windows of `span` input pixels along an axis of `size`: (start, centres from, centres to).
+    They overlap by at least half a span; each reports the digits centred in its middle half (and
+    out to the frame's edge at either end), so every digit is whole in some window that reports it,
+    and one seen by two is one box after `one_per_digit`."""
+    if size <= span:
+        return [(0, -math.inf, math.inf)]
+    k = math.ceil((size - span) / (span / 2)) + 1
+    starts = [round(i * (size - span) / (k - 1)) for i in range(k)]
+    return [(a, -math.inf if i == 0 else a + span / 4, math.inf if i == k - 1 else a + 3 * span / 4)
+            for i, a in enumerate(starts)]

@@ -76,10 +76,12 @@ def locate_digits(image: np.ndarray, locator: Locator, color_order: str = "bgr",
     if grey.shape == (28, 28):
         return find_digits(grey, color_order, seg)
     cfg = seg or SegmentConfig()
-    boxes = locator.locate(grey)
     work, scale = working(grey, cfg)
+    if scale < 1.0:  # located in the working image: shrunk once more, not the whole frame again
+        return [to_frame(c, 1.0 / scale) for c in located_crops(work, locator.locate(work), cfg)]
+    boxes = locator.locate(grey)
     if scale == 1.0:
-        return located_crops(grey, boxes, cfg)
+        return located_crops(work, boxes, cfg)
     scaled = [Box(b.x * scale, b.y * scale, b.w * scale, b.h * scale, b.score) for b in boxes]
     return [to_frame(c, 1.0 / scale) for c in located_crops(work, scaled, cfg)]
 
