@@ -168,14 +168,21 @@ def segment(grey: np.ndarray, cfg: SegmentConfig | None = None) -> list[DigitCro
 
 def working(grey: np.ndarray, cfg: SegmentConfig) -> tuple[np.ndarray, float]:
     """A grey frame -> (the working image, its shorter side `work_size` or the frame enlarged
-    `max_enlarge` times; the scale from frame to working pixels). Shrinking averages (INTER_AREA);
-    enlarging interpolates (INTER_LINEAR). At `work_size`, both sides are cut to whole `bg_cell`s."""
+    `max_enlarge` times; the scale from frame to working pixels). Shrinking halves (2x2 means) while
+    it can, then interpolates (INTER_LINEAR), as enlarging does. At `work_size`, both sides are cut
+    to whole `bg_cell`s."""
     H, W = grey.shape
     scale = min(cfg.work_size / max(min(H, W), 1), cfg.max_enlarge)
     work = grey
     if round(W * scale) != W or round(H * scale) != H:
         size = (max(1, round(W * scale)), max(1, round(H * scale)))
-        work = cv2.resize(grey, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        # halved while the target is half or less (OpenCV's fast 2x2 mean; INTER_AREA by 1.5 or 2.25
+        # takes its general path, 2.7 ms for a 1280x720 frame), then the rest, under 2x, interpolated
+        while work.shape[1] >= 2 * size[0] and work.shape[0] >= 2 * size[1]:
+            h, w = work.shape[0] // 2, work.shape[1] // 2
+            work = cv2.resize(work[:2 * h, :2 * w], (w, h), interpolation=cv2.INTER_AREA)
+        if work.shape[::-1] != size:
+            work = cv2.resize(work, size, interpolation=cv2.INTER_LINEAR)
     else:
         scale = 1.0
     h, w = work.shape
