@@ -48,6 +48,8 @@ MAX_PEAKS = 128  # only the surest peaks are weighed (a digit makes 1-3): a text
 #   noise makes hundreds, whose pairwise checks cost 25 ms a frame (12 ms at 128); a page with more
 #   than ~80 digits loses its least sure ones (logged)
 MIN_SCORE = 0.35  # a cell whose centre probability is at least this, and a local maximum, is a digit
+MAX_WINDOWS = 4  # a frame of another aspect is read in at most this many input-sized windows (16:9
+#   takes 2, 3:1 takes 4); a longer strip is squashed into one input, as every frame once was
 
 
 @dataclass
@@ -176,17 +178,19 @@ class Locator:
         ih, iw = self.input_hw
         s = min(ih, iw) / max(1, min(H, W))
         sh, sw = max(1, round(H * s)), max(1, round(W * s))
-        if (sh, sw) == (ih, iw):
-            return decode(self.raw(grey), (H, W), self.min_score)
+        rows, cols = windows(max(sh, ih), ih), windows(max(sw, iw), iw)
+        if (sh, sw) == (ih, iw) or len(rows) * len(cols) > MAX_WINDOWS:
+            return decode(self.raw(grey), (H, W), self.min_score)  # the whole frame in one input
         small = cv2.resize(grey, (sw, sh), interpolation=cv2.INTER_AREA)
         if sh < ih or sw < iw:  # narrower than the input (portrait): its edge repeated
             small = cv2.copyMakeBorder(small, 0, max(0, ih - sh), 0, max(0, iw - sw), cv2.BORDER_REPLICATE)
         boxes = []
-        for y0, top, bottom in windows(small.shape[0], ih):
-            for x0, left, right in windows(small.shape[1], iw):
+        for y0, top, bottom in rows:
+            for x0, left, right in cols:
                 for b in decode(self.run(small[y0:y0 + ih, x0:x0 + iw]), (ih / s, iw / s), self.min_score):
                     cx, cy = x0 + (b.x + b.w / 2) * s, y0 + (b.y + b.h / 2) * s  # input pixels
-                    if left <= cx < right and top <= cy < bottom:  # not at a window's inner edge
+                    # not at a window's inner edge, nor in the repeated edge beside the frame
+                    if left <= cx < right and top <= cy < bottom and cx < sw and cy < sh:
                         boxes.append(Box(b.x + x0 / s, b.y + y0 / s, b.w, b.h, b.score))
         return one_per_digit(sorted(boxes, key=lambda b: -b.score))
 
@@ -194,8 +198,8 @@ class Locator:
 def windows(size: int, span: int) -> list[tuple[int, float, float]]:
     """Windows of `span` input pixels along an axis of `size`: (start, centres from, centres to).
     They overlap by at least half a span; each reports the digits centred in its middle half (and
-    out to the frame's edge at either end), so every digit is whole in some window that reports it,
-    and one seen by two is one box after `one_per_digit`."""
+    out to the frame's edge at either end), so every digit up to half a span wide is whole in some
+    window that reports it, and one seen by two is one box after `one_per_digit`."""
     if size <= span:
         return [(0, -math.inf, math.inf)]
     k = math.ceil((size - span) / (span / 2)) + 1

@@ -331,6 +331,32 @@ def test_a_16x9_or_portrait_frame_is_located_as_well_as_a_4x3_one(mnist):
         assert min(found[size]) >= 0.95, found
 
 
+def test_no_box_beside_a_frame_cut_through_its_digits_and_a_strip_is_one_input(mnist):
+    """A frame narrower than 4:3 fills the locator's window with its own edge repeated; a digit the
+    frame's edge cuts is smeared across that filler, and was found there, outside the frame. A strip
+    that would take more than MAX_WINDOWS windows is squashed into one input, not read in hundreds."""
+    from benchmarks.desk import scene_set
+    from edge.digits import to_grey
+
+    loc = L.Locator(SHIPPED)
+    cut = 0
+    for s in scene_set(mnist.x_test, mnist.y_test, 30, 5):
+        for x, _, w, _ in s.boxes:
+            grey = to_grey(s.image[:, :x + w // 2])  # the frame's right edge through a digit
+            if grey.shape[1] < 0.75 * grey.shape[0]:
+                cut += 1
+                H, W = grey.shape
+                assert all(b.x + b.w / 2 < W and b.y + b.h / 2 < H for b in loc.locate(grey)), (W, H)
+    assert cut >= 20, cut
+    shapes = []
+    run = loc.run
+    loc.run = lambda small: (shapes.append(small.shape), run(small))[1]
+    loc.locate(np.full((720, 1280), 200, np.uint8))
+    assert shapes == [L.INPUT_HW, L.INPUT_HW]  # 16:9: two windows
+    loc.locate(np.full((2, 640), 200, np.uint8))
+    assert len(shapes) == 3 and shapes[-1] == L.INPUT_HW  # a strip: one input
+
+
 def test_shipped_locator_finds_a_close_up_digit(mnist):
     """A digit 60 % of the frame tall (a camera held close): found and read. The locator trained
     only on digits up to 45 % of the frame found 23 of 60 such; the shipped one 49 of 60."""
