@@ -17,7 +17,7 @@ and clean scenes of MNIST *training* digits (`mnist-edge locator`).
 
 It is an option (`--locator` of predict, camera and the frame benchmark), not the default: on desk
 scenes it reads more frames exactly than segmentation and leaves no blank page with a reading, but
-it reads fewer frames per second, finds fewer digits that fill most of the frame, and has learned
+it reads fewer frames per second and has learned
 640x480 scenes only (README, "Reading a desk").
 """
 
@@ -48,6 +48,10 @@ MAX_PEAKS = 128  # only the surest peaks are weighed (a digit makes 1-3): a text
 #   noise makes hundreds, whose pairwise checks cost 25 ms a frame (12 ms at 128); a page with more
 #   than ~80 digits loses its least sure ones (logged)
 MIN_SCORE = 0.35  # a cell whose centre probability is at least this, and a local maximum, is a digit
+CLOSE_UP = 0.35  # a box taller than this share of the frame's shorter side is a digit held close: the
+#   frame is located again zoomed out by ZOOM_OUT, where such a digit is as tall as the network learned
+#   (it saw desk digits up to a third of the frame tall and clean ones up to 0.6; closer, it boxes parts)
+ZOOM_OUT = 2  # how much smaller the frame is in that second look, centred on its own repeated edge
 MAX_WINDOWS = 4  # a frame of another aspect is read in at most this many input-sized windows (16:9
 #   takes 2, 3:1 takes 4); a longer strip is squashed into one input, as every frame once was
 
@@ -120,6 +124,25 @@ def one_per_digit(boxes: list[Box]) -> list[Box]:
     return kept
 
 
+def with_whole_digits(boxes: list[Box], whole: list[Box]) -> list[Box]:
+    """A look's boxes with big boxes from a zoomed-out look put in place of the boxes they cover, when
+    those were parts of that digit: the big box is surer than each, or they lie above one another.
+    Two digits side by side under one less sure big box stay two. Left to right."""
+    for w in whole:
+        parts = [b for b in boxes if _overlap(b, w) >= MAX_OVERLAP or _inside(b, w) >= MAX_INSIDE]
+        if all(w.score > b.score for b in parts) or _stacked(parts):
+            boxes = [b for b in boxes if b not in parts] + [w]
+    return sorted(boxes, key=lambda b: b.x + b.w / 2)
+
+
+def _stacked(parts: list[Box]) -> bool:
+    """Two or more boxes, each sharing at least a third of its width with another's: pieces of one
+    digit above one another (a close-up's loop and tail), not a row of digits."""
+    def across(a: Box, b: Box) -> float:
+        return max(0.0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x)) / max(1e-6, min(a.w, b.w))
+    return len(parts) > 1 and all(any(across(a, b) > 1 / 3 for b in parts if b is not a) for a in parts)
+
+
 def _intersection(a: Box, b: Box) -> float:
     """The area two boxes share."""
     ix = max(0.0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x))
@@ -170,6 +193,35 @@ class Locator:
         return y
 
     def locate(self, grey: np.ndarray) -> list[Box]:
+        """Digit boxes in frame pixels, left to right (`find`); when one is a close-up's (taller than
+        CLOSE_UP of the frame), the frame is also read zoomed out, and its big boxes replace the
+        parts of those digits the first look boxed (README, "A learned locator")."""
+        boxes = self.find(grey)
+        big = CLOSE_UP * min(grey.shape[:2])
+        if any(b.h > big for b in boxes):
+            boxes = with_whole_digits(boxes, [b for b in self.zoomed_out(grey) if b.h > big])
+        return boxes
+
+    def zoomed_out(self, grey: np.ndarray) -> list[Box]:
+        """Digit boxes of the frame seen ZOOM_OUT times smaller, in the middle of an input filled
+        with its repeated edge; [] for a frame too long for that."""
+        H, W = grey.shape[:2]
+        ih, iw = self.input_hw
+        s = min(ih, iw) / max(1, min(H, W)) / ZOOM_OUT
+        sh, sw = max(1, round(H * s)), max(1, round(W * s))
+        if sh > ih or sw > iw:
+            return []
+        top, left = (ih - sh) // 2, (iw - sw) // 2
+        small = cv2.copyMakeBorder(cv2.resize(grey, (sw, sh), interpolation=cv2.INTER_AREA),
+                                   top, ih - sh - top, left, iw - sw - left, cv2.BORDER_REPLICATE)
+        boxes = []
+        for b in decode(self.run(small), (ih / s, iw / s), self.min_score):
+            x, y = b.x - left / s, b.y - top / s
+            if 0 <= x + b.w / 2 < W and 0 <= y + b.h / 2 < H:  # centred in the frame, not its edge
+                boxes.append(Box(x, y, b.w, b.h, b.score))
+        return boxes
+
+    def find(self, grey: np.ndarray) -> list[Box]:
         """Digit boxes in frame pixels, left to right. A frame of the input's aspect (4:3) is shrunk
         to the input whole; any other is scaled so its shorter side fits the input's, as a 4:3 frame
         is, and read in overlapping windows (`windows`), so a 16:9 frame's digits keep their shape

@@ -357,20 +357,35 @@ def test_no_box_beside_a_frame_cut_through_its_digits_and_a_strip_is_one_input(m
     assert len(shapes) == 3 and shapes[-1] == L.INPUT_HW  # a strip: one input
 
 
-def test_shipped_locator_finds_a_close_up_digit(mnist):
-    """A digit 60 % of the frame tall (a camera held close): found and read. The locator trained
-    only on digits up to 45 % of the frame found 23 of 60 such; the shipped one 49 of 60."""
+def test_shipped_locator_reads_a_close_up_digit(mnist):
+    """A digit 60 or 80 % of the frame tall (a camera held close): found whole and read. The network
+    saw clean digits up to 60 % tall and boxes parts of bigger ones; the frame seen zoomed out has
+    the digit whole. Without that second look the shipped file read 49 and 14 of 60 such."""
     from benchmarks.synthetic import make_frame
     from edge.classifier import Classifier
     from edge.reader import read
 
     clf, loc = Classifier(REPO / "models" / "model_int8.tflite"), L.Locator(SHIPPED)
-    rng = np.random.default_rng(0)
-    right = 0
-    for i in range(30):
-        frame, _ = make_frame([mnist.x_test[i]], rng, height_frac=(0.6, 0.6))
-        right += read(frame, clf, locator=loc).text == str(mnist.y_test[i])
-    assert right >= 18, right
+    for frac in (0.6, 0.8):
+        rng = np.random.default_rng(0)
+        right = 0
+        for i in range(30):
+            frame, _ = make_frame([mnist.x_test[i]], rng, height_frac=(frac, frac))
+            right += read(frame, clf, locator=loc).text == str(mnist.y_test[i])
+        assert right >= 26, (frac, right)
+
+
+def test_a_zoomed_out_box_replaces_a_digits_parts_not_a_row_of_digits():
+    B = L.Box
+    top, tail = B(100, 20, 150, 200, 0.8), B(130, 200, 140, 220, 0.7)  # a big 9's loop and tail
+    whole = B(90, 15, 200, 420, 0.6)
+    assert L.with_whole_digits([top, tail], [whole]) == [whole]  # above one another: parts
+    one, two = B(100, 100, 60, 160, 0.9), B(180, 100, 60, 160, 0.9)  # "11", each boxed surely
+    pair = B(95, 90, 150, 200, 0.7)
+    assert L.with_whole_digits([one, two], [pair]) == [one, two]  # side by side, surer: two digits
+    part, beside = B(100, 100, 90, 200, 0.4), B(320, 100, 60, 160, 0.9)  # one part, less sure
+    assert L.with_whole_digits([beside, part], [whole]) == [whole, beside]  # a digit beside stays
+    assert L.with_whole_digits([one], []) == [one]
 
 
 def test_shipped_locator_is_fully_delegated():
