@@ -22,7 +22,7 @@ import numpy as np
 
 from edge.classifier import Classifier, Prediction
 from edge.crops import DigitCrop
-from edge.digits import SegmentConfig, segment, to_frame, to_grey, working
+from edge.digits import SegmentConfig, quiet, segment, to_frame, to_grey, working
 from edge.located import located_crops
 from edge.locator import Box, Locator
 
@@ -65,17 +65,19 @@ def find_digits(image: np.ndarray, color_order: str = "bgr",
     if grey.shape == (28, 28):
         border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
         return [DigitCrop(box=(0, 0, 28, 28), image=255 - grey if border.mean() > 127 else grey)]
-    return segment(grey, seg)
+    cfg = seg or SegmentConfig()
+    return segment(quiet(grey, cfg)[0], cfg)
 
 
 def locate_digits(image: np.ndarray, locator: Locator, color_order: str = "bgr",
                   seg: SegmentConfig | None = None) -> list[DigitCrop]:
     """The locator's boxes -> one crop per located digit (`edge.located`), left to right; a 28x28
-    image is one MNIST-style digit, as in `find_digits`."""
+    image is one MNIST-style digit, and a frame noisier than the locator learned is segmented, both
+    as in `find_digits`."""
     grey = to_grey(image, color_order)
-    if grey.shape == (28, 28):
-        return find_digits(grey, color_order, seg)
     cfg = seg or SegmentConfig()
+    if grey.shape == (28, 28) or quiet(grey, cfg)[1]:
+        return find_digits(grey, color_order, seg)
     work, scale = working(grey, cfg)
     if scale < 1.0:  # located in the working image: shrunk once more, not the whole frame again
         return [to_frame(c, 1.0 / scale) for c in located_crops(work, locator.locate(work), cfg)]

@@ -388,6 +388,35 @@ def test_a_zoomed_out_box_replaces_a_digits_parts_not_a_row_of_digits():
     assert L.with_whole_digits([one], []) == [one]
 
 
+def test_a_frame_noisier_than_the_locator_learned_is_median_filtered_and_segmented(mnist, mnist_file):
+    """Heavy sensor noise with salt and pepper (far beyond the desk scenes'): the locator, which never
+    saw such noise, boxed specks as digits (35 of 100 frames read); such a frame is filtered and
+    segmented, so it reads "" and its digits read as well as segmentation reads them."""
+    from benchmarks.frames import make_frames
+    from benchmarks.synthetic import make_frame, noise_frame
+    from edge.classifier import Classifier
+    from edge.digits import SegmentConfig, pixel_noise, to_grey
+    from edge.reader import read
+
+    limit = SegmentConfig().noisy
+    desk = make_frames("desk", 60, 0, mnist_file)
+    assert max(pixel_noise(to_grey(f.image)) for f in desk) < limit  # desk frames: not noisy
+    clf, loc = Classifier(REPO / "models" / "model_int8.tflite"), L.Locator(SHIPPED)
+    rng = np.random.default_rng(1)
+    noise = [noise_frame(rng) for _ in range(30)]
+    assert min(pixel_noise(to_grey(f)) for f in noise) > limit
+    assert [read(f, clf, locator=loc).text for f in noise] == [""] * 30
+    right = 0
+    for _ in range(20):
+        idx = rng.integers(0, len(mnist.x_test), 3)
+        frame, _ = make_frame(list(mnist.x_test[idx]), rng)
+        frame = np.clip(frame + rng.standard_normal(frame.shape) * rng.uniform(15, 35), 0, 255)
+        frame = frame.astype(np.uint8)
+        frame[rng.random(frame.shape[:2]) < 0.01] = 255
+        right += read(frame, clf, locator=loc).text == "".join(str(v) for v in mnist.y_test[idx])
+    assert right >= 17, right
+
+
 def test_shipped_locator_is_fully_delegated():
     """Every op of the shipped int8 locator runs in XNNPACK (no dilated conv's space-to-batch, no
     dynamic shape ops), asked the way LiteRT exposes it."""
