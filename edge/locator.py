@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from edge.backends import open_backend
+from edge.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -127,20 +128,23 @@ def one_per_digit(boxes: list[Box]) -> list[Box]:
 def with_whole_digits(boxes: list[Box], whole: list[Box]) -> list[Box]:
     """A look's boxes with big boxes from a zoomed-out look put in place of the boxes they cover, when
     those were parts of that digit: the big box is surer than each, or they lie above one another.
-    Two digits side by side under one less sure big box stay two. Left to right."""
+    Two digits side by side under one less sure big box stay two; a big box covering none of the
+    first look's boxes is not added. Left to right."""
     for w in whole:
         parts = [b for b in boxes if _overlap(b, w) >= MAX_OVERLAP or _inside(b, w) >= MAX_INSIDE]
-        if all(w.score > b.score for b in parts) or _stacked(parts):
+        if parts and (all(w.score > b.score for b in parts) or _stacked(parts)):
             boxes = [b for b in boxes if b not in parts] + [w]
     return sorted(boxes, key=lambda b: b.x + b.w / 2)
 
 
 def _stacked(parts: list[Box]) -> bool:
-    """Two or more boxes, each sharing at least a third of its width with another's: pieces of one
-    digit above one another (a close-up's loop and tail), not a row of digits."""
-    def across(a: Box, b: Box) -> float:
-        return max(0.0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x)) / max(1e-6, min(a.w, b.w))
-    return len(parts) > 1 and all(any(across(a, b) > 1 / 3 for b in parts if b is not a) for a in parts)
+    """Two or more boxes, each above or below another whose columns cover more than a third of the
+    narrower one's width: pieces of one digit (a close-up's loop and tail), not a row of digits."""
+    def above(a: Box, b: Box) -> bool:
+        across = max(0.0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x)) / max(1e-6, min(a.w, b.w))
+        dx, dy = abs((a.x + a.w / 2) - (b.x + b.w / 2)), abs((a.y + a.h / 2) - (b.y + b.h / 2))
+        return across > 1 / 3 and dy > dx
+    return len(parts) > 1 and all(any(above(a, b) for b in parts if b is not a) for a in parts)
 
 
 def _intersection(a: Box, b: Box) -> float:
@@ -169,7 +173,12 @@ class Locator:
         self.path = Path(model)
         self.backend = open_backend(model, runtime, threads)
         self.min_score = min_score
-        spec = self.backend.input
+        spec, out = self.backend.input, self.backend.output
+        for what, t in (("input", spec), ("output", out)):
+            if np.issubdtype(t.dtype, np.integer) and t.scale is None:
+                raise UserError(f"--locator {model}: {self.backend.name} does not report its int8 "
+                                f"{what}'s scale; use the .onnx locator (e.g. models/locator_int8.onnx) "
+                                "or another runtime")
         self.input_hw = tuple(int(v) for v in spec.shape[1:3])  # the file's own input size
         real = np.arange(256, dtype=np.float32) / 255.0
         if spec.scale is None:
@@ -178,7 +187,6 @@ class Locator:
             info = np.iinfo(spec.dtype)
             q = np.round(real / np.float32(spec.scale)) + spec.zero_point
             self._lut = np.clip(q, info.min, info.max).astype(spec.dtype)
-        out = self.backend.output
         self._deq = None if out.scale is None else (np.float32(out.scale), np.float32(out.zero_point))
 
     def raw(self, grey: np.ndarray) -> np.ndarray:
@@ -189,8 +197,8 @@ class Locator:
         """The network's float output for an input already shrunk to `input_hw` (uint8)."""
         y = self.backend.run(cv2.LUT(small, self._lut)[None, :, :, None])[0]
         if self._deq is not None:
-            y = (y.astype(np.float32) - self._deq[1]) * self._deq[0]
-        return y
+            return (y.astype(np.float32) - self._deq[1]) * self._deq[0]
+        return y.astype(np.float32, copy=False)  # OpenVINO gives a .tflite's outputs as float16
 
     def locate(self, grey: np.ndarray) -> list[Box]:
         """Digit boxes in frame pixels, left to right (`find`); when one is a close-up's (taller than

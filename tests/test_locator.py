@@ -386,6 +386,9 @@ def test_a_zoomed_out_box_replaces_a_digits_parts_not_a_row_of_digits():
     part, beside = B(100, 100, 90, 200, 0.4), B(320, 100, 60, 160, 0.9)  # one part, less sure
     assert L.with_whole_digits([beside, part], [whole]) == [whole, beside]  # a digit beside stays
     assert L.with_whole_digits([one], []) == [one]
+    ten_1, ten_0 = B(100, 100, 30, 160, 0.9), B(118, 100, 110, 160, 0.8)  # "10", the 1 half inside
+    assert L.with_whole_digits([ten_1, ten_0], [B(95, 90, 140, 180, 0.6)]) == [ten_1, ten_0]
+    assert L.with_whole_digits([one], [B(400, 50, 150, 300, 0.9)]) == [one]  # covers nothing: not new
 
 
 def test_a_frame_noisier_than_the_locator_learned_is_median_filtered_and_segmented(mnist, mnist_file):
