@@ -5,10 +5,12 @@
     python -m benchmarks.frames --model artifacts/model_int8.onnx --frames 500
     python -m benchmarks.frames --size 320x240        # as a camera delivering 320x240 frames
     python -m benchmarks.frames --size 1280x720       # a 16:9 camera: more desk beside the page
+    python -m benchmarks.frames --locator none        # digits found by segmentation alone
 
 Scenes are made first, untimed, from MNIST *test* digits (benchmarks/desk.py, benchmarks/synthetic.py);
-each is then read by `edge.reader.read`, exactly what `mnist-edge camera` and `predict` run, with one
-interpreter thread and, by default, one OpenCV thread. Reports the share of frames read exactly,
+each is then read by `edge.reader.read`, exactly what `mnist-edge camera` and `predict` run (the
+shipped locator finds the digits; `--locator none`: segmentation), with one interpreter thread and,
+by default, one OpenCV thread. Reports the share of frames read exactly,
 digit accuracy (1 - edit distance / true digits), false readings on blank scenes, frames per second,
 and on desk scenes the same broken down by paper and by ink, then false readings on 300 more blank
 pages (`--blank`; the scenes' one in ten is too few to tell 2 % from 4 %). Needs MNIST (--data or
@@ -23,7 +25,6 @@ import os
 import platform
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -32,7 +33,7 @@ from edge.contract import RUNTIMES
 from edge.device import int8_line, read_cpu
 from edge.errors import UserError
 from edge.locator import Box, Locator
-from edge.models import resolve_model
+from edge.models import LOCATOR_HELP, resolve_locator, resolve_model, warn_if_segmenting
 from edge.reader import read
 
 log = logging.getLogger(__name__)
@@ -214,9 +215,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--runtime", type=str, default=None,
                    help=f"{', '.join(RUNTIMES)} (default: the first installed)")
     p.add_argument("--locator", type=str, default=None,
-                   help="find digits with this locator file (e.g. models/locator_int8.tflite) instead "
-                        "of by segmentation alone (the default); 'truth': the scenes' own boxes, to "
-                        "measure the crops alone")
+                   help=f"{LOCATOR_HELP}; 'truth': the scenes' own boxes, to measure the crops alone")
     p.add_argument("--frames", type=int, default=300, help="frames to read (default: 300)")
     p.add_argument("--size", type=frame_size, default=(640, 480), metavar="WxH",
                    help="frame size a camera delivers: scenes are drawn at its aspect, 480 px on the "
@@ -242,13 +241,14 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"--blank {args.blank}: expected 0 or more")
     if args.cv_threads > 0:
         cv2.setNumThreads(args.cv_threads)
-    if args.locator not in (None, "truth") and not Path(args.locator).is_file():
-        raise UserError(f"--locator {args.locator}: no such file (expected a locator file or 'truth')")
     model = resolve_model(args.model)
+    located = None if args.locator == "truth" else resolve_locator(args.locator, model, args.runtime)
     clf = Classifier(model, args.runtime, threads=1)
+    if args.locator != "truth":
+        warn_if_segmenting(args.locator, located, model, args.runtime)
     frames = make_frames(args.scene, args.frames, args.seed, args.data, args.size)
     locator = (TrueBoxes() if args.locator == "truth"
-               else Locator(args.locator, args.runtime) if args.locator else None)
+               else Locator(located, args.runtime) if located else None)
     ms, readings = measure(frames, clf, locator)
     cv_threads = args.cv_threads if args.cv_threads > 0 else f"OpenCV's choice ({cv2.getNumThreads()})"
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

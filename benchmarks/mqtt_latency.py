@@ -8,7 +8,7 @@ Starts Debian's mosquitto on 127.0.0.1 (a free port, its own config) and a paho 
    subscriber's on_message (one process, perf_counter): the cost mnist-edge adds after a reading;
 2. camera: `mnist-edge camera --stable 1 --mqtt ...` on a folder of synthetic frames whose reading
    changes every frame; capture time ("t" in the state) to arrival at the subscriber (wall clock,
-   same machine), so it includes segmentation and inference.
+   same machine), so it includes finding the digits (the default locator) and inference.
 
 Prints p50/p90/p99/max in ms. Timings on a shared machine are noisy; the goal is under 50 ms.
 """

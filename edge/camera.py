@@ -5,8 +5,8 @@
     mnist-edge camera --source clip.avi --max-frames 100 > readings.jsonl
     mnist-edge camera --source picamera --monotonic --mqtt mqtt://broker.lan   # a meter, to Home Assistant
 
-Each frame: capture -> edge.digits.to_grey -> segment -> ONE batched Classifier call for all crops ->
-one JSON line on stdout:
+Each frame: capture -> edge.digits.to_grey -> the digit locator's boxes (or, with --locator none,
+segmentation) -> ONE batched Classifier call for all crops -> one JSON line on stdout:
 
     {"t": 1767225600.123, "frame": 0, "reading": "2026",
      "digits": [{"digit": 2, "confidence": 0.99, "box": [x, y, w, h]}, ...],
@@ -35,7 +35,6 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TextIO
 
 import numpy as np
@@ -46,7 +45,7 @@ from edge.contract import RUNTIMES
 from edge.digits import SegmentConfig
 from edge.errors import UserError
 from edge.locator import Locator
-from edge.models import resolve_model
+from edge.models import LOCATOR_HELP, resolve_locator, resolve_model, warn_if_segmenting
 from edge.mqtt import PASSWORD_ENV, MqttConfig, Publisher, check_interval, start_publisher
 from edge.output import write_line
 from edge.reader import MIN_CONFIDENCE, read
@@ -64,7 +63,8 @@ class CameraConfig:
     runtime: str | None = None  # one of edge.contract.RUNTIMES; None: the first that imports
     threads: int = 1  # interpreter threads (1 leaves the other cores to the camera and the OS)
     min_confidence: float = MIN_CONFIDENCE  # digits less sure than this are dropped
-    locator: str | None = None  # a digit-locator file (edge.locator); None: find digits by segmentation
+    locator: str | None = None  # a digit-locator file (edge.locator); None: the shipped one beside the
+    #   model or in models/; "none": find digits by segmentation alone
     max_frames: int | None = None  # stop after this many frames; None: until the source ends
     fps: float = 0.0  # at most this many frames per second; 0: as fast as they come
     show: bool = False  # draw the frames in a window (needs a display and OpenCV with GUI)
@@ -91,8 +91,6 @@ def _check(cfg: CameraConfig) -> None:
         raise UserError(f"--threads {cfg.threads}: expected 1 or more")
     if not 0.0 <= cfg.min_confidence <= 1.0:
         raise UserError(f"--min-confidence {cfg.min_confidence}: expected a number from 0 to 1")
-    if cfg.locator is not None and not Path(cfg.locator).is_file():
-        raise UserError(f"--locator {cfg.locator}: no such file (expected a locator .tflite or .onnx)")
     if cfg.max_frames is not None and cfg.max_frames < 1:
         raise UserError(f"--max-frames {cfg.max_frames}: expected 1 or more")
     if not math.isfinite(cfg.fps) or cfg.fps < 0:  # nan compares false with everything
@@ -149,6 +147,7 @@ def run(cfg: CameraConfig, source: Source | None = None, stop: threading.Event |
             open_window()
             stack.callback(close_windows)
         model = resolve_model(cfg.model)  # cheap checks first, so a mistake is one line
+        locator_path = resolve_locator(cfg.locator, model, cfg.runtime)
         if cfg.mqtt:  # a broker that is not there or refuses us: one line, before the camera opens
             outputs.publisher = start_publisher(MqttConfig(cfg.mqtt, cfg.device_id, cfg.mqtt_interval,
                                                            cfg.discovery), model)
@@ -162,9 +161,11 @@ def run(cfg: CameraConfig, source: Source | None = None, stop: threading.Event |
             stack.callback(server.stop)
             log.info("serving the live page on %s", server.url)
         clf = Classifier(model, cfg.runtime, cfg.threads)
-        locator = Locator(cfg.locator, cfg.runtime, cfg.threads) if cfg.locator else None
-        log.info("reading %s with %s (%s, %d thread%s), min confidence %.2f", source.name, model,
-                 clf.runtime, cfg.threads, "" if cfg.threads == 1 else "s", cfg.min_confidence)
+        warn_if_segmenting(cfg.locator, locator_path, model, cfg.runtime)
+        locator = Locator(locator_path, cfg.runtime, cfg.threads) if locator_path else None
+        log.info("reading %s with %s (%s, %d thread%s), digits found by %s, min confidence %.2f",
+                 source.name, model, clf.runtime, cfg.threads, "" if cfg.threads == 1 else "s",
+                 locator_path or "segmentation", cfg.min_confidence)
         try:
             count, seconds = _loop(cfg, frames(source, retry, stop), clf, outputs, stop, locator)
         except SourceLost as e:
@@ -251,8 +252,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-confidence", type=float, default=d.min_confidence,
                    help=f"drop digits less sure than this, 0..1 (default: {d.min_confidence})")
     p.add_argument("--locator", type=str, default=d.locator,
-                   help="find digits with this locator file (e.g. models/locator_int8.tflite) instead "
-                        "of by segmentation alone (the default)")
+                   help=LOCATOR_HELP)
     p.add_argument("--max-frames", type=int, default=d.max_frames, help="stop after this many frames")
     p.add_argument("--fps", type=float, default=d.fps,
                    help=f"process at most this many frames per second (default: {d.fps:g}, no limit)")

@@ -81,6 +81,7 @@ def locator_file(precision: str, fmt: str) -> str:
     return f"locator_{precision}{FORMATS[fmt]}"
 
 
+LOCATORS = tuple(locator_file(p, f) for f in FORMATS for p in PRECISIONS)  # never a folder's classifier
 LOCATOR_REPORT = "locator.json"  # beside them: settings, data, versions, held-out recall and precision
 
 

@@ -5,8 +5,9 @@
 
 Prints Python, platform, numpy (and its ABI: interpreters built for numpy 1 cannot load under 2),
 each interpreter, the camera libraries, each model file's SHA-256 against manifest.json (✓/✗), and
-whether each model loads and runs in each installed runtime that can take it. Exit 0 when a model
-runs in a runtime and no file disagrees with its manifest, 1 otherwise, with what to install.
+whether each model loads and runs in each installed runtime that can take it, and whether the digit
+locator camera and predict use by default is there and runs. Exit 0 when a model runs in a runtime,
+no file disagrees with its manifest and the locator (if found) runs; 1 otherwise, with what to do.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from edge import __version__
 from edge.backends import runtime_status
 from edge.contract import (
     DEFAULT_MODEL,
+    LOCATORS,
     MANIFEST,
     MODEL_SUFFIXES,
     RUNTIMES,
@@ -37,7 +39,7 @@ from edge.contract import (
 )
 from edge.device import emulated, int8_line, numpy_abi, read_cpu
 from edge.errors import UserError
-from edge.models import find_default_model, model_dirs
+from edge.models import default_locator, find_default_model, model_dirs
 
 OK, BAD, NA = "✓", "✗", "-"
 
@@ -83,6 +85,17 @@ def try_model(path: Path, runtime: str) -> tuple[bool, str]:
                   f"{t.preprocess_ms + t.inference_ms + t.postprocess_ms:.2f} ms per digit")
 
 
+def try_locator(path: Path, runtime: str) -> tuple[bool, str]:
+    """Load the locator in this runtime and locate digits on a blank page: (ok, what happened)."""
+    from edge.locator import Locator
+
+    try:
+        found = Locator(path, runtime).locate(np.full((480, 640), 200, np.uint8))
+    except Exception as e:
+        return False, f"{e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:160]
+    return True, f"runs ({len(found)} digits on a blank page)"
+
+
 def _numpy_line() -> str:
     major = int(np.__version__.split(".")[0])
     if major >= 2:
@@ -122,7 +135,7 @@ def _models(arg: str | None) -> tuple[Path | None, list[Path]]:
         return (path.parent, [path]) if path else (None, [])
     p = Path(arg)
     if p.is_dir():
-        return p, sorted(q for q in p.iterdir() if q.suffix in MODEL_SUFFIXES)
+        return p, sorted(q for q in p.iterdir() if q.suffix in MODEL_SUFFIXES and q.name not in LOCATORS)
     if p.is_file():
         return p.parent, [p]
     raise UserError(f"--model {arg}: no such file or folder")
@@ -142,13 +155,17 @@ def doctor(model: str | None = None, out=None) -> int:
     _camera(say, hints)
     bad_files = folder is not None and _files(say, hints, folder)
     runs = _runs(say, hints, models, usable)
-    ready = bool(runs) and not bad_files
+    first = min(runs, key=lambda r: (r[0] != DEFAULT_MODEL, r[0])) if runs else None  # the default first
+    by_name = {m.name: m for m in models}
+    locator_ok = first is None or _locator(say, hints, by_name[first[0]], first[1])
+    ready = bool(runs) and not bad_files and locator_ok
     if ready:
-        name, rt = min(runs, key=lambda r: (r[0] != DEFAULT_MODEL, r[0]))  # the default first
+        name, rt = first
         say(f"ready: {name} runs in {rt}" + (f" (and {len(runs) - 1} more)" if len(runs) > 1 else ""))
     else:
-        say("not ready: " + ("a model file differs from its manifest" if runs
-                             else "no model runs in an installed runtime"))
+        say("not ready: " + ("no model runs in an installed runtime" if not runs
+                             else "a model file differs from its manifest" if bad_files
+                             else "the digit locator does not run"))
         for h in dict.fromkeys(hints):
             say(f"  hint: {h}")
     return 0 if ready else 1
@@ -229,6 +246,22 @@ def _runs(say, hints: list[str], models: list[Path], usable: set[str]) -> list[t
                 f"({' or '.join(RUNTIMES[r].distribution for r in runtimes)})")
             hints.append(f"to run {path.suffix} models: pip install 'mnist-edge[{extra_for(path.suffix)}]'")
     return runs
+
+
+def _locator(say, hints: list[str], model: Path, runtime: str) -> bool:
+    """The locator camera and predict would use with this model, and whether it runs in the model's
+    runtime; False when it is there but does not run."""
+    say("digit locator")
+    path = default_locator(model, runtime)
+    if path is None:
+        say(f"  {NA} none found: camera and predict find digits by segmentation (fewer on a desk)")
+        return True
+    ok, what = try_locator(path, runtime)
+    say(f"  {OK if ok else BAD} {path.name:<22} {runtime:<15} {what}")
+    if not ok:
+        hints.append(f"{path} does not run here: copy it again, or pass --locator none to camera and "
+                     "predict")
+    return ok
 
 
 def get_args_parser() -> argparse.ArgumentParser:

@@ -15,10 +15,10 @@ size and grid (read from the file), so an older, coarser locator still loads. Lo
 mostly inside a surer one). `edge.located` turns the boxes into crops. Trained on generated desk
 and clean scenes of MNIST *training* digits (`mnist-edge locator`).
 
-It is an option (`--locator` of predict, camera and the frame benchmark), not the default: on desk
-scenes it reads more frames exactly than segmentation and leaves no blank page with a reading, but
-it reads fewer frames per second and has learned
-640x480 scenes only (README, "Reading a desk").
+Predict, camera and the frame benchmark find digits with the shipped locator unless given
+`--locator none` (segmentation alone): on desk scenes it reads more frames exactly than
+segmentation and leaves no blank page with a reading, at about half the frames per second (README,
+"The digit locator").
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def encode(boxes: list[tuple[float, float, float, float]], frame_hw: tuple[int, 
     then log_w, log_h, dx, dy at centre cells. The heat is 1 at a digit's centre cell and falls off
     as a Gaussian whose spread follows the digit's width across and its height down (elliptical, as
     in TTFNet): cells along a tall "1" count as near its centre, not as firm "no digit here" cells, as
-    a round Gaussian from its width made them (README, "A learned locator", for what it changed)."""
+    a round Gaussian from its width made them (README, "The digit locator", for what it changed)."""
     rows, cols = grid
     cell_y, cell_x = frame_hw[0] / rows, frame_hw[1] / cols
     t = np.zeros((rows, cols, 6), np.float32)
@@ -203,7 +203,7 @@ class Locator:
     def locate(self, grey: np.ndarray) -> list[Box]:
         """Digit boxes in frame pixels, left to right (`find`); when one is a close-up's (taller than
         CLOSE_UP of the frame), the frame is also read zoomed out, and its big boxes replace the
-        parts of those digits the first look boxed (README, "A learned locator")."""
+        parts of those digits the first look boxed (README, "The digit locator")."""
         boxes = self.find(grey)
         big = CLOSE_UP * min(grey.shape[:2])
         if any(b.h > big for b in boxes):

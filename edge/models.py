@@ -1,7 +1,12 @@
-"""Where the shipped model is: the model the device commands run when no --model is given.
+"""Where the shipped files are: the model the device commands run when no --model is given, and the
+digit locator they find digits with when no --locator is given.
 
-    >>> from edge.models import default_model
+    >>> from edge.models import default_model, resolve_locator
     >>> path = default_model()                  # ./models/model_int8.tflite, else <repo>/models/...
+    >>> resolve_locator(None, path).name        # the shipped locator, beside the model
+    'locator_int8.tflite'
+    >>> resolve_locator("none", path) is None   # --locator none: find digits by segmentation
+    True
 
 The device commands (camera, predict, doctor) use `default_model()` when no --model is given. The
 file names and the manifest beside the files are the model contract's (edge.contract).
@@ -9,10 +14,18 @@ file names and the manifest beside the files are the model contract's (edge.cont
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-from edge.contract import DEFAULT_MODEL
+from edge.contract import DEFAULT_MODEL, locator_file
 from edge.errors import UserError
+
+log = logging.getLogger(__name__)
+
+NO_LOCATOR = "none"  # --locator none: find digits by segmentation alone
+LOCATOR_HELP = ("find digits with this locator .tflite/.onnx (default: the shipped "
+                "models/locator_int8.tflite, or .onnx for an .onnx model or openvino); "
+                f"'{NO_LOCATOR}': by segmentation alone (faster, fewer digits found on a desk)")
 
 
 def model_dirs() -> list[Path]:
@@ -49,3 +62,42 @@ def resolve_model(model: str | Path | None) -> Path:
         raise UserError(f"--model {model}: no such file")
     return path
 
+
+
+def locator_name(model: Path, runtime: str | None = None) -> str:
+    """The shipped int8 locator's file name in the model's format (.onnx for OpenVINO, which does not
+    report a .tflite's int8 input and output scales)."""
+    return locator_file("int8", "onnx" if model.suffix == ".onnx" or runtime == "openvino" else "tflite")
+
+
+def default_locator(model: Path, runtime: str | None = None) -> Path | None:
+    """The shipped int8 locator (`locator_name`): beside the model, else in ./models or
+    <repo>/models; None if there is none."""
+    name = locator_name(model, runtime)
+    for d in [model.parent, *model_dirs()]:
+        if (d / name).is_file():
+            return d / name
+    return None
+
+
+def resolve_locator(locator: str | None, model: Path, runtime: str | None = None) -> Path | None:
+    """--locator as given (must exist); "none": None (segmentation); None: the shipped locator, or
+    None when there is none (a device given only the model file: `warn_if_segmenting` says so
+    once the model has loaded)."""
+    if locator == NO_LOCATOR:
+        return None
+    if locator is None:
+        return default_locator(model, runtime)
+    path = Path(locator)
+    if not path.is_file():
+        raise UserError(f"--locator {locator}: no such file (expected a locator .tflite or .onnx, "
+                        f"or '{NO_LOCATOR}' for segmentation)")
+    return path
+
+
+def warn_if_segmenting(locator: str | None, path: Path | None, model: Path, runtime: str | None) -> None:
+    """One warning when no --locator was given and no shipped one was found (`resolve_locator`)."""
+    if locator is None and path is None:
+        log.warning("no %s beside %s or in %s: finding digits by segmentation (--locator FILE to give "
+                    "one, --locator none to say so)", locator_name(model, runtime), model,
+                    " or ".join(str(d) for d in model_dirs()))

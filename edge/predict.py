@@ -5,7 +5,8 @@
 
 A 28x28 image is taken as one MNIST-style digit (white on black; dark-on-light is inverted); any
 other image (a photo of digits on paper, a scan) is read by `edge.reader.read`, exactly as
-`mnist-edge camera` reads a frame, left to right. One line per image:
+`mnist-edge camera` reads a frame, left to right: the shipped digit locator finds the digits
+(`--locator none`: segmentation alone). One line per image:
 
     photo.jpg: 2026  (2 0.99, 0 0.97, 2 0.99, 6 0.93)
 
@@ -18,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from pathlib import Path
 
 import numpy as np
 
@@ -27,7 +27,7 @@ from edge.contract import RUNTIMES
 from edge.errors import UserError
 from edge.images import probe, read_image, shown
 from edge.locator import Locator
-from edge.models import resolve_model
+from edge.models import LOCATOR_HELP, resolve_locator, resolve_model, warn_if_segmenting
 from edge.output import write_line
 from edge.reader import MIN_CONFIDENCE, read
 
@@ -58,8 +58,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help=f"drop digits less sure than this, 0..1 (default: {MIN_CONFIDENCE}, as camera; "
                         "0 reports every piece found)")
     p.add_argument("--locator", type=str, default=None,
-                   help="find digits with this locator .tflite/.onnx (e.g. models/locator_int8.tflite) "
-                        "instead of by segmentation alone (the default)")
+                   help=LOCATOR_HELP)
     p.add_argument("--json", action="store_true", help="one JSON object per image instead of text")
     return p
 
@@ -67,13 +66,13 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> int:
     if not 0.0 <= args.min_confidence <= 1.0:
         raise UserError(f"--min-confidence {args.min_confidence}: expected a number from 0 to 1")
-    if args.locator and not Path(args.locator).is_file():
-        raise UserError(f"--locator {args.locator}: no such file (expected a locator .tflite or .onnx)")
     for path in args.images:  # every file checked before the model loads; decoding comes later
         probe(path)
     model = resolve_model(args.model)
+    locator_path = resolve_locator(args.locator, model, args.runtime)
     clf = Classifier(model, args.runtime, threads=1)
-    locator = Locator(args.locator, args.runtime) if args.locator else None
+    warn_if_segmenting(args.locator, locator_path, model, args.runtime)
+    locator = Locator(locator_path, args.runtime) if locator_path else None
     for path in args.images:
         result = predict_image(read_image(path), clf, args.min_confidence, locator=locator)
         name = shown(path)

@@ -8,13 +8,17 @@
     >>> read(frame, Classifier("models/model_int8.tflite")).text
     '42'
 
-to_grey (colour order handled there only) -> `edge.digits.segment` (paper, lines and ink, digit
-crops) -> ONE batched Classifier call -> pieces too wide for one digit are tried as two -> digits
-under `min_confidence` dropped. A 28x28 image is taken as one MNIST-style digit.
+to_grey (colour order handled there only) -> the digits found: with a `locator` (what camera and
+predict pass by default) its boxes, each box's ink cropped (`edge.located`), else
+`edge.digits.segment` (paper, lines and ink, digit crops); a frame noisier than the locator learned
+is median-filtered and segmented either way -> ONE batched Classifier call -> pieces too wide for
+one digit are tried as two -> digits under `min_confidence` dropped. A 28x28 image is taken as one
+MNIST-style digit.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -25,6 +29,8 @@ from edge.crops import DigitCrop
 from edge.digits import SegmentConfig, quiet, segment, to_frame, to_grey, working
 from edge.located import located_crops
 from edge.locator import Box, Locator
+
+log = logging.getLogger(__name__)
 
 MIN_CONFIDENCE = 0.6  # digits less sure than this are dropped: the default of camera and predict
 
@@ -75,9 +81,13 @@ def locate_digits(image: np.ndarray, locator: Locator, color_order: str = "bgr",
     image is one MNIST-style digit, and a frame noisier than the locator learned is segmented, both
     as in `find_digits`."""
     grey = to_grey(image, color_order)
-    cfg = seg or SegmentConfig()
-    if grey.shape == (28, 28) or quiet(grey, cfg)[1]:
+    if grey.shape == (28, 28):
         return find_digits(grey, color_order, seg)
+    cfg = seg or SegmentConfig()
+    filtered, noisy = quiet(grey, cfg)
+    if noisy:
+        log.debug("a frame noisier than the locator learned: segmented")
+        return segment(filtered, cfg)
     work, scale = working(grey, cfg)
     if scale < 1.0:  # located in the working image: shrunk once more, not the whole frame again
         return [to_frame(c, 1.0 / scale) for c in located_crops(work, locator.locate(work), cfg)]

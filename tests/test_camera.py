@@ -93,7 +93,7 @@ def folder(tmp_path_factory, digit_scenes) -> Path:
 
 @pytest.fixture(scope="module")
 def folder_run(folder, model):
-    """The folder read with --min-confidence 0: every digit the segmenter finds is reported."""
+    """The folder read with --min-confidence 0: every digit found is reported."""
     r = cli("camera", "--source", str(folder), "--model", str(model), "--min-confidence", "0",
             timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]

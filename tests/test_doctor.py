@@ -57,3 +57,23 @@ def test_missing_model_path_is_one_line(tmp_path):
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.strip() == f"mnist-edge doctor: error: --model {tmp_path / 'nope.tflite'}: " \
                                "no such file or folder"
+
+
+def test_doctor_checks_the_locator_camera_and_predict_use(tmp_path):
+    """The shipped folder: the locator files are not taken for classifiers, the locator beside the
+    model runs; a locator file that does not load makes the device not ready."""
+    from tests.conftest import REPO
+
+    folder = tmp_path / "models"
+    shutil.copytree(REPO / "models", folder)
+    r = cli("doctor", "--model", str(folder), timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    models = r.stdout.split("\nmodels\n")[1].split("\ndigit locator\n")
+    assert "locator_int8" not in models[0]  # never tried as a digit classifier
+    assert lines_for(models[1], "locator_int8.tflite")[0].startswith("✓ locator_int8.tflite    litert")
+    (folder / "locator_int8.tflite").write_bytes(b"TFL3 not a model")
+    r = cli("doctor", "--model", str(folder), timeout=120)
+    assert r.returncode == 1, r.stdout
+    assert lines_for(r.stdout, "locator_int8.tflite")[-1].startswith("✗")
+    assert "not ready: the digit locator does not run" in r.stdout
+    assert "--locator none" in r.stdout

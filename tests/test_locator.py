@@ -7,6 +7,7 @@ import json
 
 import cv2
 import numpy as np
+import pytest
 
 from edge import located
 from edge import locator as L
@@ -533,15 +534,112 @@ def test_predict_with_the_locator_is_the_one_read_path(tmp_path, mnist):
     assert {k: got[k] for k in want} == want and got["reading"]
 
 
+def test_predict_finds_digits_with_the_shipped_locator_unless_told_none(tmp_path, mnist):
+    """No --locator: the shipped locator beside the model; --locator none: segmentation alone."""
+    from benchmarks.desk import make_scene
+    from edge.classifier import Classifier
+    from edge.reader import read
+
+    rng = np.random.default_rng(12)
+    idx = rng.integers(0, len(mnist.x_test), 4)
+    scene = make_scene(list(mnist.x_test[idx]), [int(v) for v in mnist.y_test[idx]], rng,
+                       paper="lined", ink="ballpoint")
+    path = tmp_path / "page.png"
+    cv2.imwrite(str(path), scene.image)
+    clf, image = Classifier(REPO / "models" / "model_int8.tflite"), cv2.imread(str(path))
+    located, segmented = read(image, clf, locator=L.Locator(SHIPPED)).to_dict(), read(image, clf).to_dict()
+    assert located != segmented  # the two ways of finding digits differ on this page
+    for args, want in (((), located), (("--locator", "none"), segmented)):
+        r = cli("predict", "--json", *args, str(path))
+        assert r.returncode == 0, r.stderr
+        got = json.loads(r.stdout)
+        assert {k: got[k] for k in want} == want, args
+
+
+def test_the_default_locator_is_the_one_beside_the_model_in_its_format(tmp_path):
+    import shutil
+
+    from edge.errors import UserError
+    from edge.models import resolve_locator
+
+    models = REPO / "models"
+    assert resolve_locator(None, models / "model_int8.tflite") == models / "locator_int8.tflite"
+    assert resolve_locator(None, models / "model_int8.onnx") == models / "locator_int8.onnx"
+    assert resolve_locator(None, models / "model_int8.tflite", "openvino") == models / "locator_int8.onnx"
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    shutil.copy(models / "locator_int8.tflite", mine / "locator_int8.tflite")
+    assert resolve_locator(None, mine / "model.tflite") == mine / "locator_int8.tflite"  # beside first
+    assert resolve_locator("none", mine / "model.tflite") is None
+    with pytest.raises(UserError, match="--locator nope.tflite: no such file"):
+        resolve_locator("nope.tflite", mine / "model.tflite")
+
+
+def test_openvino_gets_the_onnx_locator_and_a_tflite_one_is_one_line(tmp_path, mnist):
+    """OpenVINO does not report a .tflite's int8 scales (the classifier carries them in its metadata,
+    the locator does not): with --runtime openvino the default locator is the .onnx one, and the
+    .tflite one given by hand is refused in one line rather than read as garbage."""
+    from benchmarks.desk import make_scene
+    from edge.classifier import Classifier
+    from edge.reader import read
+
+    rng = np.random.default_rng(13)
+    idx = rng.integers(0, len(mnist.x_test), 3)
+    scene = make_scene(list(mnist.x_test[idx]), [int(v) for v in mnist.y_test[idx]], rng,
+                       paper="plain", ink="marker")
+    path = tmp_path / "page.png"
+    cv2.imwrite(str(path), scene.image)
+    r = cli("predict", "--json", "--runtime", "openvino", str(path))
+    assert r.returncode == 0, r.stderr
+    want = read(cv2.imread(str(path)), Classifier(REPO / "models" / "model_int8.tflite", "openvino"),
+                locator=L.Locator(REPO / "models" / "locator_int8.onnx", "openvino")).to_dict()
+    got = json.loads(r.stdout)
+    litert = read(cv2.imread(str(path)), Classifier(REPO / "models" / "model_int8.tflite"),
+                  locator=L.Locator(SHIPPED)).text
+    assert {k: got[k] for k in want} == want and got["reading"] == litert  # found as LiteRT finds them
+    r = cli("predict", "--runtime", "openvino", "--locator", str(SHIPPED), str(path))
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert "does not report its int8 input's scale; use the .onnx locator" in last
+
+
+def test_a_device_without_the_locator_file_segments_and_says_so(tmp_path, monkeypatch, capsys, caplog, mnist):
+    """Only the model copied to a device (no checkout's models/ either): predict still reads, by
+    segmentation, with one warning naming the file it looked for."""
+    import shutil
+
+    from benchmarks.desk import make_scene
+    from edge import models, predict
+    from edge.classifier import Classifier
+    from edge.reader import read
+
+    rng = np.random.default_rng(12)
+    idx = rng.integers(0, len(mnist.x_test), 4)
+    scene = make_scene(list(mnist.x_test[idx]), [int(v) for v in mnist.y_test[idx]], rng,
+                       paper="lined", ink="ballpoint")
+    cv2.imwrite(str(tmp_path / "page.png"), scene.image)
+    shutil.copy(REPO / "models" / "model_int8.tflite", tmp_path / "model_int8.tflite")
+    monkeypatch.setattr(models, "model_dirs", lambda: [tmp_path / "models"])
+    args = predict.get_args_parser().parse_args(["--json", "--model", str(tmp_path / "model_int8.tflite"),
+                                                 str(tmp_path / "page.png")])
+    with caplog.at_level("WARNING"):
+        assert predict.main(args) == 0
+    got = json.loads(capsys.readouterr().out)
+    want = read(scene.image, Classifier(tmp_path / "model_int8.tflite")).to_dict()  # segmentation
+    assert {k: got[k] for k in want} == want
+    assert "no locator_int8.tflite beside" in caplog.text and "by segmentation" in caplog.text
+
+
 def test_frame_benchmark_runs_with_the_locator(mnist_file):
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "-m", "benchmarks.frames", "--scene", "desk", "--frames", "4",
-                        "--data", str(mnist_file), "--locator", str(SHIPPED)],
-                       cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert f"locator {SHIPPED}" in r.stdout and "paper grid" in r.stdout
+    for args, says in (((), f"locator {SHIPPED}"), (("--locator", "none"), "locator none (segmentation)")):
+        r = subprocess.run([sys.executable, "-m", "benchmarks.frames", "--scene", "desk", "--frames", "4",
+                            "--blank", "0", "--data", str(mnist_file), *args],
+                           cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert says in r.stdout and "paper grid" in r.stdout, (args, r.stdout)
 
 
 def test_true_boxes_measure_the_crops_alone(mnist_file):

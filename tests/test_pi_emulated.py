@@ -4,8 +4,8 @@ Debian bookworm arm64 (what Pi OS 64-bit is) is built with mmdebstrap once and c
 checkout ($MNIST_EDGE_CACHE or ~/.cache/mnist-edge/pi-rootfs, with its two device venvs inside,
 remade when their requirements in pyproject.toml change); every run reinstalls the project from
 this checkout. Inside it, under qemu-user, a Pi 4 (Cortex-A72) and a Pi 5 (Cortex-A76), each with
-its own /proc/cpuinfo, run `mnist-edge doctor`, `predict` and `camera`; every digit, box and
-reading must equal this machine's.
+its own /proc/cpuinfo, run `mnist-edge doctor`, `predict` and `camera`; every digit and reading
+must equal this machine's, and every box within two pixels (the locator's int8 box sizes).
 
 `--lean`, not the whole `make pi` (every runtime x model x CPU, both camera sources each), to keep
 `make test` under its 15 minutes: every process start costs seconds under emulation. Kept: both
@@ -32,6 +32,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import REPO
@@ -85,10 +86,10 @@ def test_every_run_reads_what_x86_reads(pi, mnist):
             assert len(arm) == len(x86) == (DIGITS + FRAMES if name.endswith("predict") else FRAMES)
             for a, b in zip(arm, x86, strict=True):  # checked here too, not only by the script
                 assert a["reading"] == b["reading"], (cpu, name, a, b)
-                assert [(d["digit"], d["box"]) for d in a["digits"]] == \
-                       [(d["digit"], d["box"]) for d in b["digits"]], (cpu, name)
+                assert [d["digit"] for d in a["digits"]] == [d["digit"] for d in b["digits"]], (cpu, name)
                 for da, db in zip(a["digits"], b["digits"], strict=True):
                     assert abs(da["confidence"] - db["confidence"]) <= 4 / 256 + 1e-4, (cpu, name, da, db)
+                    assert np.abs(np.subtract(da["box"], db["box"])).max() <= 2, (cpu, name, da, db)
             if name.endswith("predict"):  # and what is read is right: MNIST's own labels
                 labels = [str(y) for y in mnist.y_test[:DIGITS]]
                 right = sum(r["reading"] == y for r, y in zip(arm[:DIGITS], labels, strict=True))

@@ -22,7 +22,7 @@ from edge.provenance import atomic_path, atomic_write_bytes
 from train.train import TrainConfig
 
 SHIP = (*EXPORTED, KERAS_MODEL, MANIFEST, "train.json", "bench.json", "bench.md", "bench.png")  # copied as is
-# the optional digit locator (`mnist-edge locator`), shipped beside them when the run has one
+# the digit locator (`mnist-edge locator`) camera and predict use by default, shipped beside them
 LOCATOR = (locator_file("int8", "tflite"), locator_file("int8", "onnx"), LOCATOR_REPORT)
 
 
@@ -78,7 +78,8 @@ A {train['params']:,}-parameter, {train['macs'] / 1e6:.2f}M-MAC convolutional ne
 handwritten digit from a 28x28 grey image (white ink on black, MNIST-centred; `edge/` turns camera frames
 into that). Built for int8 inference on CPUs such as a Raspberry Pi's.
 
-**Use it for** digits written on paper and seen by a camera, after `edge/`'s segmentation.
+**Use it for** digits written on paper and seen by a camera, each found and cropped by `edge/`
+(its digit locator, or segmentation).
 **Not for** letters, printed fonts far from handwriting, or as a measure of anything but MNIST-like digits:
 its accuracy was measured on MNIST's test set only.
 
