@@ -244,8 +244,7 @@ def main(args: argparse.Namespace) -> int:
     model = resolve_model(args.model)
     located = None if args.locator == "truth" else resolve_locator(args.locator, model, args.runtime)
     clf = Classifier(model, args.runtime, threads=1)
-    if args.locator != "truth":
-        warn_if_segmenting(args.locator, located, model, args.runtime)
+    warn_if_segmenting(args.locator, located, model, args.runtime)  # (never for 'truth')
     frames = make_frames(args.scene, args.frames, args.seed, args.data, args.size)
     locator = (TrueBoxes() if args.locator == "truth"
                else Locator(located, args.runtime) if located else None)

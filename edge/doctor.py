@@ -68,6 +68,11 @@ def check_files(folder: Path, manifest: dict | None) -> list[FileCheck]:
     return out
 
 
+def _failure(e: Exception) -> str:
+    """An exception in one short line: its class and its message's first line."""
+    return f"{e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:160]
+
+
 def try_model(path: Path, runtime: str) -> tuple[bool, str]:
     """Load the model in this runtime and classify one blank digit: (ok, what happened)."""
     from edge.classifier import Classifier
@@ -77,7 +82,7 @@ def try_model(path: Path, runtime: str) -> tuple[bool, str]:
         clf.classify(np.zeros((1, 28, 28), np.uint8))
         clf.classify(np.zeros((1, 28, 28), np.uint8))  # the second call is the steady-state one
     except Exception as e:
-        return False, f"{e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:160]
+        return False, _failure(e)
     spec, t = clf.backend.input, clf.last_timing
     if emulated():  # an emulator's time says nothing about the board's
         return True, f"input {spec.dtype} {tuple(spec.shape)}, runs (emulated: no time)"
@@ -92,7 +97,7 @@ def try_locator(path: Path, runtime: str) -> tuple[bool, str]:
     try:
         found = Locator(path, runtime).locate(np.full((480, 640), 200, np.uint8))
     except Exception as e:
-        return False, f"{e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:160]
+        return False, _failure(e)
     return True, f"runs ({len(found)} digits on a blank page)"
 
 

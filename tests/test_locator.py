@@ -23,6 +23,18 @@ def _logit(p):
     return np.log(p / (1 - p))
 
 
+def _desk_page(mnist, path, seed: int, n: int, paper: str, ink: str):
+    """A desk scene of n MNIST test digits (seeded), written to path; the DeskScene."""
+    from benchmarks.desk import make_scene
+
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(mnist.x_test), n)
+    scene = make_scene(list(mnist.x_test[idx]), [int(v) for v in mnist.y_test[idx]], rng,
+                       paper=paper, ink=ink)
+    cv2.imwrite(str(path), scene.image)
+    return scene
+
+
 def test_encode_then_decode_gives_the_boxes_back():
     boxes = [(100.0, 200.0, 40.0, 90.0), (150.0, 205.0, 60.0, 100.0), (500.0, 50.0, 120.0, 150.0)]
     t = L.encode(boxes, (480, 640))
@@ -516,16 +528,11 @@ def test_clean_training_scenes_reach_the_clean_height(mnist):
 
 def test_predict_with_the_locator_is_the_one_read_path(tmp_path, mnist):
     """`predict --locator` prints exactly what `edge.reader.read(..., locator=...)` returns."""
-    from benchmarks.desk import make_scene
     from edge.classifier import Classifier
     from edge.reader import read
 
-    rng = np.random.default_rng(11)
-    idx = rng.integers(0, len(mnist.x_test), 3)
-    scene = make_scene(list(mnist.x_test[idx]), [int(v) for v in mnist.y_test[idx]], rng,
-                       paper="plain", ink="marker")
     path = tmp_path / "desk scene.png"
-    cv2.imwrite(str(path), scene.image)
+    _desk_page(mnist, path, 11, 3, "plain", "marker")
     r = cli("predict", "--json", "--locator", str(SHIPPED), str(path))
     assert r.returncode == 0, r.stderr
     got = json.loads(r.stdout)
@@ -536,16 +543,11 @@ def test_predict_with_the_locator_is_the_one_read_path(tmp_path, mnist):
 
 def test_predict_finds_digits_with_the_shipped_locator_unless_told_none(tmp_path, mnist):
     """No --locator: the shipped locator beside the model; --locator none: segmentation alone."""
-    from benchmarks.desk import make_scene
     from edge.classifier import Classifier
     from edge.reader import read
 
-    rng = np.random.default_rng(12)
-    idx = rng.integers(0, len(mnist.x_test), 4)
-    scene = make_scene(list(mnist.x_test[idx]), [int(v) for v in mnist.y_test[idx]], rng,
-                       paper="lined", ink="ballpoint")
     path = tmp_path / "page.png"
-    cv2.imwrite(str(path), scene.image)
+    _desk_page(mnist, path, 12, 4, "lined", "ballpoint")
     clf, image = Classifier(REPO / "models" / "model_int8.tflite"), cv2.imread(str(path))
     located, segmented = read(image, clf, locator=L.Locator(SHIPPED)).to_dict(), read(image, clf).to_dict()
     assert located != segmented  # the two ways of finding digits differ on this page
@@ -579,16 +581,11 @@ def test_openvino_gets_the_onnx_locator_and_a_tflite_one_is_one_line(tmp_path, m
     """OpenVINO does not report a .tflite's int8 scales (the classifier carries them in its metadata,
     the locator does not): with --runtime openvino the default locator is the .onnx one, and the
     .tflite one given by hand is refused in one line rather than read as garbage."""
-    from benchmarks.desk import make_scene
     from edge.classifier import Classifier
     from edge.reader import read
 
-    rng = np.random.default_rng(13)
-    idx = rng.integers(0, len(mnist.x_test), 3)
-    scene = make_scene(list(mnist.x_test[idx]), [int(v) for v in mnist.y_test[idx]], rng,
-                       paper="plain", ink="marker")
     path = tmp_path / "page.png"
-    cv2.imwrite(str(path), scene.image)
+    _desk_page(mnist, path, 13, 3, "plain", "marker")
     r = cli("predict", "--json", "--runtime", "openvino", str(path))
     assert r.returncode == 0, r.stderr
     want = read(cv2.imread(str(path)), Classifier(REPO / "models" / "model_int8.tflite", "openvino"),
@@ -608,16 +605,11 @@ def test_a_device_without_the_locator_file_segments_and_says_so(tmp_path, monkey
     segmentation, with one warning naming the file it looked for."""
     import shutil
 
-    from benchmarks.desk import make_scene
     from edge import models, predict
     from edge.classifier import Classifier
     from edge.reader import read
 
-    rng = np.random.default_rng(12)
-    idx = rng.integers(0, len(mnist.x_test), 4)
-    scene = make_scene(list(mnist.x_test[idx]), [int(v) for v in mnist.y_test[idx]], rng,
-                       paper="lined", ink="ballpoint")
-    cv2.imwrite(str(tmp_path / "page.png"), scene.image)
+    scene = _desk_page(mnist, tmp_path / "page.png", 12, 4, "lined", "ballpoint")
     shutil.copy(REPO / "models" / "model_int8.tflite", tmp_path / "model_int8.tflite")
     monkeypatch.setattr(models, "model_dirs", lambda: [tmp_path / "models"])
     args = predict.get_args_parser().parse_args(["--json", "--model", str(tmp_path / "model_int8.tflite"),
@@ -658,14 +650,9 @@ def test_true_boxes_measure_the_crops_alone(mnist_file):
 
 def test_camera_with_the_locator_reads_as_predict_does(tmp_path, mnist):
     """The same frame through `camera --locator` (a folder source) and `predict --locator`."""
-    from benchmarks.desk import make_scene
 
-    rng = np.random.default_rng(5)
-    idx = rng.integers(0, len(mnist.x_test), 4)
-    scene = make_scene(list(mnist.x_test[idx]), [int(v) for v in mnist.y_test[idx]], rng,
-                       paper="lined", ink="ballpoint")
     (tmp_path / "frames").mkdir()
-    cv2.imwrite(str(tmp_path / "frames" / "f0.png"), scene.image)
+    _desk_page(mnist, tmp_path / "frames" / "f0.png", 5, 4, "lined", "ballpoint")
     cam = cli("camera", "--source", str(tmp_path / "frames"), "--locator", str(SHIPPED), "--stable", "1")
     pred = cli("predict", "--json", "--locator", str(SHIPPED), str(tmp_path / "frames" / "f0.png"))
     assert cam.returncode == 0 and pred.returncode == 0, cam.stderr + pred.stderr
