@@ -221,23 +221,38 @@ def check_model(path: str | Path, backend, metadata: dict | None) -> tuple[list[
 def read_manifest(model_path: str | Path) -> dict | None:
     """manifest.json beside the model (or in the folder given), or None if there is none."""
     p = Path(model_path)
-    path = (p if p.is_dir() else p.parent) / MANIFEST
+    return _read_listing((p if p.is_dir() else p.parent) / MANIFEST, "manifest")
+
+
+def read_locator_report(folder: str | Path) -> dict | None:
+    """locator.json in the folder (its "files" list the locator files' hashes, as a manifest does), or
+    None if there is none."""
+    return _read_listing(Path(folder) / LOCATOR_REPORT, "locator report")
+
+
+def _read_listing(path: Path, what: str) -> dict | None:
+    """A JSON object whose "files" maps file names to {"sha256": ..., "bytes": ...}; None if absent."""
     if not path.is_file():
         return None
     try:
-        manifest = json.loads(path.read_text())
+        listing = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UserError(f"{path}: not a readable JSON manifest ({e})") from None
-    if not isinstance(manifest, dict):
+        raise UserError(f"{path}: not a readable JSON {what} ({e})") from None
+    if not isinstance(listing, dict):
         raise UserError(f"{path}: expected a JSON object")
-    files = manifest.get("files", {})
+    files = listing.get("files", {})
     if not isinstance(files, dict):
         raise UserError(f"{path}: 'files' is a {type(files).__name__}, expected an object "
                         "{file name: {\"sha256\": ..., \"bytes\": ...}}")
     for name, entry in files.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("sha256", ""), str):
             raise UserError(f"{path}: 'files' entry {name!r} is not an object with a \"sha256\" string")
-    return manifest
+    return listing
+
+
+def file_entry(path: str | Path) -> dict:
+    """What a manifest or locator report lists for one file: its size and SHA-256."""
+    return {"bytes": Path(path).stat().st_size, "sha256": sha256_file(path)}
 
 
 def remove_manifest(folder: str | Path) -> None:

@@ -27,6 +27,7 @@ from edge import __version__
 from edge.backends import runtime_status
 from edge.contract import (
     DEFAULT_MODEL,
+    LOCATOR_REPORT,
     LOCATORS,
     MANIFEST,
     MODEL_SUFFIXES,
@@ -35,6 +36,7 @@ from edge.contract import (
     extra_for,
     hash_files,
     incomplete_export,
+    read_locator_report,
     read_manifest,
 )
 from edge.device import emulated, int8_line, numpy_abi, read_cpu
@@ -51,19 +53,27 @@ class FileCheck:
     detail: str  # what was compared
 
 
-def check_files(folder: Path, manifest: dict | None) -> list[FileCheck]:
-    """Each model file in `folder` and each file the manifest lists, hashed against the manifest."""
+def check_files(folder: Path, manifest: dict | None, locator_report: dict | None = None) -> list[FileCheck]:
+    """Each model file in `folder` and each file the manifest lists, hashed against the manifest; the
+    digit locator's files against its own report (locator.json), which lists them as a manifest does.
+    A locator file listed there but not here is not reported: the locator is optional."""
+    located = {n: e for n, e in (locator_report or {}).get("files", {}).items() if n in LOCATORS}
+    listing = {"files": (manifest or {}).get("files", {}) | located}
+    present = {p.name for p in folder.iterdir() if p.suffix in MODEL_SUFFIXES}
+    names = sorted(present | (set(listing["files"]) - set(located)))
     out = []
-    for h in hash_files(folder, manifest):
+    for h in hash_files(folder, listing, names):
         name, got, want = h.name, h.sha256, h.listed
+        source, listed_in = ((LOCATOR_REPORT, locator_report) if name in LOCATORS
+                             else ("the manifest", manifest))
         if got is None:
-            out.append(FileCheck(name, NA, "listed in the manifest, not here"))
+            out.append(FileCheck(name, NA, f"listed in {source}, not here"))
         elif want is None:
-            out.append(FileCheck(name, "?", "no manifest: not checked" if manifest is None
-                                 else "not in the manifest: not checked"))
+            out.append(FileCheck(name, "?", f"no {source.removeprefix('the ')}: not checked"
+                                 if listed_in is None else f"not in {source}: not checked"))
         else:
-            out.append(FileCheck(name, OK, f"sha256 {got[:12]}… matches the manifest") if got == want
-                       else FileCheck(name, BAD, f"sha256 {got[:12]}… but the manifest says "
+            out.append(FileCheck(name, OK, f"sha256 {got[:12]}… matches {source}") if got == want
+                       else FileCheck(name, BAD, f"sha256 {got[:12]}… but {source} says "
                                                  f"{want[:12]}… (changed or corrupt)"))
     return out
 
@@ -168,9 +178,11 @@ def doctor(model: str | None = None, out=None) -> int:
         name, rt = first
         say(f"ready: {name} runs in {rt}" + (f" (and {len(runs) - 1} more)" if len(runs) > 1 else ""))
     else:
-        say("not ready: " + ("no model runs in an installed runtime" if not runs
-                             else "a model file differs from its manifest" if bad_files
-                             else "the digit locator does not run"))
+        why = [w for w, failed in (
+            ("no model runs in an installed runtime", not runs),
+            (f"a model file differs from its {MANIFEST} or {LOCATOR_REPORT}", bad_files),
+            ("the digit locator does not run", not locator_ok)) if failed]
+        say("not ready: " + "; ".join(why))
         for h in dict.fromkeys(hints):
             say(f"  hint: {h}")
     return 0 if ready else 1
@@ -220,13 +232,17 @@ def _files(say, hints: list[str], folder: Path) -> bool:
         f" (incomplete export: {', '.join(partial)} but no {MANIFEST}; an interrupted export, or "
         "files copied without it: hashes not checked)" if partial
         else f" (no {MANIFEST}: hashes not checked)" if manifest is None else ""))
-    bad_files = False
-    for c in check_files(folder, manifest):
+    bad = []
+    for c in check_files(folder, manifest, read_locator_report(folder)):
         say(f"  {c.status} {c.name:<22} {c.detail}")
-        bad_files |= c.status == BAD
-    if bad_files:
+        if c.status == BAD:
+            bad.append(c.name)
+    if set(bad) - set(LOCATORS):
         hints.append(f"a model file differs from {folder / MANIFEST}: export again or copy it again")
-    return bad_files
+    if set(bad) & set(LOCATORS):
+        hints.append(f"a locator file differs from {folder / LOCATOR_REPORT}: train it again "
+                     "(mnist-edge locator) or copy it again")
+    return bool(bad)
 
 
 def _runs(say, hints: list[str], models: list[Path], usable: set[str]) -> list[tuple[str, str]]:

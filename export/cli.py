@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from edge.contract import MANIFEST, model_file, remove_manifest, write_manifest
+from edge.contract import MANIFEST, file_entry, model_file, remove_manifest, write_manifest
 from edge.errors import UserError
 from edge.provenance import (
     atomic_path,
@@ -131,7 +131,7 @@ def _export(cfg: ExportConfig, model_path: Path, data, calib) -> tuple[list, dic
             v = exp.validate(path, precision, ref, cfg.max_drop)
             results.append(v)
             files[path.name] = {"format": fmt, "precision": precision, "runtime": exp.RUNTIME,
-                                "bytes": path.stat().st_size, "sha256": sha256_file(path),
+                                **file_entry(path),
                                 "opset": cfg.opset if fmt == "onnx" else None,
                                 "validation": asdict(v)}
         if cfg.debug and cfg.int8:

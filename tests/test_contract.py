@@ -20,6 +20,7 @@ from edge.contract import (
     extra_for,
     hash_files,
     incomplete_export,
+    read_locator_report,
     read_manifest,
     remove_manifest,
     write_manifest,
@@ -78,6 +79,9 @@ def test_a_bad_manifest_is_one_line(tmp_path):
     (tmp_path / MANIFEST).write_text(json.dumps({"files": ["model_int8.tflite"]}))
     with pytest.raises(UserError, match=r"manifest.json: 'files' is a list"):
         read_manifest(tmp_path)
+    (tmp_path / "locator.json").write_text("{not json")
+    with pytest.raises(UserError, match=r"locator.json: not a readable JSON locator report"):
+        read_locator_report(tmp_path)
 
 
 def test_what_export_writes_is_what_a_device_accepts():

@@ -42,7 +42,7 @@ def test_tampered_file_is_flagged_and_exits_1(exported, tmp_path):
     assert runs.startswith("✓")  # it was the hash, not a broken file, that failed the check
     for name in FILES[:3]:
         assert lines_for(r.stdout, name)[0].startswith("✓")
-    assert "not ready: a model file differs from its manifest" in r.stdout
+    assert "not ready: a model file differs from its manifest.json or locator.json" in r.stdout
     assert "hint: a model file differs from" in r.stdout
 
 
@@ -71,9 +71,15 @@ def test_doctor_checks_the_locator_camera_and_predict_use(tmp_path):
     models = r.stdout.split("\nmodels\n")[1].split("\ndigit locator\n")
     assert "locator_int8" not in models[0]  # never tried as a digit classifier
     assert lines_for(models[1], "locator_int8.tflite")[0].startswith("✓ locator_int8.tflite    litert")
+    for name in ("locator_int8.tflite", "locator_int8.onnx"):  # hashes against the locator's report
+        assert "matches locator.json" in lines_for(r.stdout, name)[0], r.stdout
     (folder / "locator_int8.tflite").write_bytes(b"TFL3 not a model")
     r = cli("doctor", "--model", str(folder), timeout=120)
     assert r.returncode == 1, r.stdout
-    assert lines_for(r.stdout, "locator_int8.tflite")[-1].startswith("✗")
-    assert "not ready: the digit locator does not run" in r.stdout
+    hashed, ran = lines_for(r.stdout, "locator_int8.tflite")
+    assert hashed.startswith("✗") and "but locator.json says" in hashed, hashed
+    assert "hint: a locator file differs from" in r.stdout
+    assert ran.startswith("✗")
+    assert "not ready: a model file differs from its manifest.json or locator.json; " \
+        "the digit locator does not run" in r.stdout
     assert "--locator none" in r.stdout

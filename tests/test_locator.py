@@ -12,6 +12,7 @@ import pytest
 from edge import located
 from edge import locator as L
 from edge.located import located_crops
+from edge.provenance import sha256_file
 from tests.conftest import REPO, cli
 
 SHIPPED = REPO / "models" / "locator_int8.tflite"
@@ -450,6 +451,10 @@ def test_locator_cli_quick_run_writes_files_that_load(tmp_path, mnist_file):
     assert report["data"]["sha256"]["x_train"] and report["data"]["full_mnist"] is True  # which data
     assert report["environment"]["packages"]["tensorflow-cpu"]  # the package installed, by its name
     assert report["config"]["clean_height"] == 0.7
+    assert set(report["files"]) == {"locator.keras", "locator_int8.tflite", "locator_fp32.tflite",
+                                    "locator_int8.onnx"}  # the hashes doctor checks
+    for name, entry in report["files"].items():
+        assert entry == {"bytes": (tmp_path / name).stat().st_size, "sha256": sha256_file(tmp_path / name)}
     for name in ("locator_int8.tflite", "locator_fp32.tflite"):
         assert set(report[name]) == {"recall", "precision"}
         out = L.Locator(tmp_path / name).raw(np.full((480, 640), 200, np.uint8))

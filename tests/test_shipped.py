@@ -24,6 +24,14 @@ def test_manifest_hashes_match_the_files():
     assert (MODELS / "model_int8.tflite").stat().st_size <= 100 * 1024
 
 
+def test_locator_report_hashes_match_the_shipped_locator_files():
+    files = json.loads((MODELS / "locator.json").read_text())["files"]
+    assert sorted(files) == ["locator_int8.onnx", "locator_int8.tflite"]
+    for name, entry in files.items():
+        assert sha256_file(MODELS / name) == entry["sha256"], name
+        assert (MODELS / name).stat().st_size == entry["bytes"], name
+
+
 @pytest.mark.parametrize("name", ["model_int8.tflite", "model_int8.onnx"])
 def test_shipped_int8_accuracy(mnist, name):
     if not mnist.is_full:

@@ -24,7 +24,7 @@ import numpy as np
 
 from benchmarks.synthetic import HEIGHT_FRAC
 from edge import locator as L
-from edge.contract import LOCATOR_REPORT, locator_file
+from edge.contract import LOCATOR_REPORT, file_entry, locator_file
 from edge.errors import UserError
 from edge.provenance import atomic_write_bytes, atomic_write_json, check_out_dir, environment, sha256_file
 from train.data import load_mnist
@@ -169,6 +169,7 @@ def match(boxes: list[L.Box], truth: list[tuple], iou: float = 0.3) -> tuple[int
 def train(cfg: LocatorConfig) -> dict:
     check_out_dir(cfg.out)
     start = _load_init(cfg.init) if cfg.init else None  # a mistake is one line, before any scene is drawn
+    init = _init_record(cfg.init)  # before a fine-tune in place replaces the file or its report
     data = load_mnist(cfg.data)
     n, n_val, epochs = (120, 30, 1) if cfg.quick else (cfg.scenes, cfg.val_scenes, cfg.epochs)
     half = len(data.x_train) * 9 // 10  # scenes to learn from and to measure on use other digits
@@ -178,6 +179,7 @@ def train(cfg: LocatorConfig) -> dict:
                          cfg.clean_share, cfg.clean_height)
 
     out = Path(cfg.out)
+    (out / LOCATOR_REPORT).unlink(missing_ok=True)  # a stale report must not vouch for new files
     with to_log_file(out / "locator.log"):  # Keras's epoch lines (stdout) stay on screen
         import keras
 
@@ -194,7 +196,7 @@ def train(cfg: LocatorConfig) -> dict:
     with to_log_file(out / "locator_export.log", stdout=True):
         files = export_all(model, x[:300])
     report = {"config": asdict(cfg), "train_seconds": round(seconds, 1),
-              "params": int(model.count_params()), "init": _init_record(cfg.init),
+              "params": int(model.count_params()), "init": init,
               "data": {**data.identity(), "scenes": n, "val_scenes": n_val,
                        "digits": "train split only: first 90 % for learning, last 10 % for val"},
               "environment": environment("tensorflow-cpu", "keras", "numpy", "opencv-python-headless")}
@@ -209,7 +211,8 @@ def train(cfg: LocatorConfig) -> dict:
         report[name] = {"recall": round(tp / max(1, tp + fn), 4), "precision": round(tp / max(1, tp + fp), 4)}
         log.info("%s: recall %.3f precision %.3f on %d held-out scenes", name,
                  report[name]["recall"], report[name]["precision"], n_val)
-    atomic_write_json(out / LOCATOR_REPORT, report)
+    report["files"] = {name: file_entry(out / name) for name in (*files, "locator.keras")}  # doctor checks
+    atomic_write_json(out / LOCATOR_REPORT, report)  # written last, as export's manifest
     return report
 
 
