@@ -19,6 +19,8 @@ import math
 import cv2
 import numpy as np
 
+MAD_SIGMA = 1.4826  # a median absolute deviation x this = the std-dev of normal noise
+
 
 def median(x: np.ndarray) -> float:
     """np.median of a 1-D array (nan if empty), by partition alone."""

@@ -32,7 +32,7 @@ import numpy as np
 
 from edge.crops import DigitCrop, crop_ink
 from edge.digits import SegmentConfig
-from edge.fast import by_label, deviations, median_of_counts
+from edge.fast import MAD_SIGMA, by_label, deviations, median_of_counts
 from edge.ink import coarse, dark_ink, remove_lines
 from edge.locator import Box
 
@@ -135,7 +135,7 @@ def _local_ink(region: np.ndarray, height: float, cfg: SegmentConfig) -> tuple[n
     counts = np.bincount(dark.ravel(), minlength=256)
     med = median_of_counts(counts)
     mad = median_of_counts(deviations(counts, med))
-    floor = max(255 * MIN_CONTRAST, med + NOISE_MADS * 1.4826 * mad)
+    floor = max(255 * MIN_CONTRAST, med + NOISE_MADS * MAD_SIGMA * mad)
     otsu, _ = cv2.threshold(dark, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
     level = float(np.clip(otsu, floor, max(floor, 255 * cfg.max_threshold)))
     mask = cv2.threshold(dark, level, 255, cv2.THRESH_BINARY)[1]
@@ -158,12 +158,16 @@ def _unline(dark: np.ndarray) -> np.ndarray:
     if min(h, w) < 8:
         return dark
     k = max(4, w // 8)  # column strips for the tilt search
-    index, pad = _strip_index(h, w, k)
+    rows, pad = _strip_rows(w, k)
     strips = cv2.resize(np.ascontiguousarray(dark[:, :k * (w // k)]), (k, h), interpolation=cv2.INTER_AREA)
     strips = cv2.copyMakeBorder(strips.astype(np.float32), pad, pad, 0, 0, cv2.BORDER_REPLICATE)
-    sums = cv2.reduce(strips.ravel().take(index).reshape(-1, k), 1, cv2.REDUCE_SUM)
-    sums = sums.reshape(len(LINE_SHEARS), h)  # each tilt's row sums
-    t = float(LINE_SHEARS[int(np.argmax(sums.var(axis=1)))])
+    down, across = strips.strides
+    starts = np.lib.stride_tricks.as_strided(  # [o, j]: strip j's h rows from row o (a view)
+        strips, (2 * pad + 1, k, h), (down, across, down), writeable=False)
+    sums = starts[rows, np.arange(k)].sum(axis=1)  # (tilts, h): each tilt's row sums
+    total = cv2.reduce(sums, 1, cv2.REDUCE_SUM).ravel()
+    spread = cv2.reduce(sums * sums, 1, cv2.REDUCE_SUM).ravel() - total * total / h  # h x variance
+    t = float(LINE_SHEARS[int(np.argmax(spread))])  # the tilt whose row sums vary most
     m = np.float32([[1, 0, 0], [t, 1, -t * w / 2]])  # (x, y) -> (x, y + t (x - w/2))
     flat = cv2.warpAffine(dark, m, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
                           borderMode=cv2.BORDER_REPLICATE)  # the lines made level
@@ -178,15 +182,14 @@ def _unline(dark: np.ndarray) -> np.ndarray:
     return cv2.subtract(dark, lines)
 
 
-@functools.lru_cache(maxsize=256)
-def _strip_index(h: int, w: int, k: int) -> tuple[np.ndarray, int]:
-    """For k column strips of an h x w region: (flat indices (shears x h x k) of each strip's rows
-    shifted along each tilt of LINE_SHEARS, into the strips' profile (h + 2 pad, k); pad)."""
+@functools.lru_cache(maxsize=1024)
+def _strip_rows(w: int, k: int) -> tuple[np.ndarray, int]:
+    """For k column strips of a region w wide: (the row each strip starts from along each tilt of
+    LINE_SHEARS, in its profile padded by `pad` rows at either end (tilts x k); pad)."""
     centres = (np.arange(k) + 0.5) * (w / k) - w / 2
-    shift = np.rint(LINE_SHEARS[:, None] * centres[None, :]).astype(np.int64)  # (shears, k)
+    shift = np.rint(LINE_SHEARS[:, None] * centres[None, :]).astype(np.intp)  # (tilts, k)
     pad = int(np.abs(shift).max())
-    rows = np.arange(h)[None, :, None] + shift[:, None, :] + pad
-    return (rows * k + np.arange(k)).ravel(), pad
+    return shift + pad, pad
 
 
 def _nearest(centres: np.ndarray, k: int, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:

@@ -274,3 +274,20 @@ def test_crops_look_like_the_mnist_digits_they_came_from(frames, mnist):
             others.append(np.corrcoef(x[j].astype(np.float64).ravel(),
                                       c.image.astype(np.float64).ravel())[0, 1])
     assert np.mean(others) < rotated.mean() - 0.3, np.mean(others)
+
+
+def test_quiet_decides_as_pixel_noise_does_at_every_level():
+    """quiet's threshold-and-count decision is pixel_noise(frame) > noisy, even at the boundary."""
+    from edge.digits import pixel_noise, quiet
+
+    rng = np.random.default_rng(0)
+    decided = set()
+    for sigma in (0, 2, 4, 5, 6, 8, 12):
+        grey = np.clip(rng.normal(150, sigma, (60, 80)), 0, 255).astype(np.uint8)
+        noise = pixel_noise(grey)
+        for limit in (noise - 1e-9, noise, noise + 1e-9, 3.0, 6.5, 9.0):
+            out, noisy = quiet(grey, SegmentConfig(noisy=limit))
+            assert noisy == (noise > limit), (sigma, noise, limit)
+            assert np.array_equal(out, cv2.medianBlur(grey, 3) if noisy else grey)
+            decided.add(noisy)
+    assert decided == {True, False}
