@@ -58,19 +58,19 @@ def check_files(folder: Path, manifest: dict | None, locator_report: dict | None
     digit locator's files against its own report (locator.json), which lists them as a manifest does.
     A locator file listed there but not here is not reported: the locator is optional."""
     located = {n: e for n, e in (locator_report or {}).get("files", {}).items() if n in LOCATORS}
-    listing = {"files": (manifest or {}).get("files", {}) | located}
+    exported = (manifest or {}).get("files", {})
     present = {p.name for p in folder.iterdir() if p.suffix in MODEL_SUFFIXES}
-    names = sorted(present | (set(listing["files"]) - set(located)))
     out = []
-    for h in hash_files(folder, listing, names):
+    for h in hash_files(folder, {"files": exported | located}, sorted(present | set(exported))):
         name, got, want = h.name, h.sha256, h.listed
-        source, listed_in = ((LOCATOR_REPORT, locator_report) if name in LOCATORS
-                             else ("the manifest", manifest))
+        source = LOCATOR_REPORT if name in located else "the manifest"
         if got is None:
             out.append(FileCheck(name, NA, f"listed in {source}, not here"))
         elif want is None:
+            source, listing = ((LOCATOR_REPORT, locator_report) if name in LOCATORS
+                               else ("the manifest", manifest))
             out.append(FileCheck(name, "?", f"no {source.removeprefix('the ')}: not checked"
-                                 if listed_in is None else f"not in {source}: not checked"))
+                                 if listing is None else f"not in {source}: not checked"))
         else:
             out.append(FileCheck(name, OK, f"sha256 {got[:12]}… matches {source}") if got == want
                        else FileCheck(name, BAD, f"sha256 {got[:12]}… but {source} says "
@@ -231,7 +231,7 @@ def _files(say, hints: list[str], folder: Path) -> bool:
     say(f"model files in {folder}" + (
         f" (incomplete export: {', '.join(partial)} but no {MANIFEST}; an interrupted export, or "
         "files copied without it: hashes not checked)" if partial
-        else f" (no {MANIFEST}: hashes not checked)" if manifest is None else ""))
+        else f" (no {MANIFEST}: model hashes not checked)" if manifest is None else ""))
     bad = []
     for c in check_files(folder, manifest, read_locator_report(folder)):
         say(f"  {c.status} {c.name:<22} {c.detail}")

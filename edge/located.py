@@ -164,10 +164,10 @@ def _unline(dark: np.ndarray) -> np.ndarray:
     down, across = strips.strides
     starts = np.lib.stride_tricks.as_strided(  # [o, j]: strip j's h rows from row o (a view)
         strips, (2 * pad + 1, k, h), (down, across, down), writeable=False)
-    sums = starts[rows, np.arange(k)].sum(axis=1)  # (tilts, h): each tilt's row sums
-    total = cv2.reduce(sums, 1, cv2.REDUCE_SUM).ravel()
-    spread = cv2.reduce(sums * sums, 1, cv2.REDUCE_SUM).ravel() - total * total / h  # h x variance
-    t = float(LINE_SHEARS[int(np.argmax(spread))])  # the tilt whose row sums vary most
+    sums = starts[rows, np.arange(k)].sum(axis=1, dtype=np.float64)  # (tilts, h): each tilt's row sums
+    sums -= sums.mean(axis=1, keepdims=True)
+    t = float(LINE_SHEARS[int(np.argmax(np.einsum("ij,ij->i", sums, sums)))])  # the tilt whose row sums
+    #   vary most
     m = np.float32([[1, 0, 0], [t, 1, -t * w / 2]])  # (x, y) -> (x, y + t (x - w/2))
     flat = cv2.warpAffine(dark, m, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
                           borderMode=cv2.BORDER_REPLICATE)  # the lines made level

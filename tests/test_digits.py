@@ -291,3 +291,8 @@ def test_quiet_decides_as_pixel_noise_does_at_every_level():
             assert np.array_equal(out, cv2.medianBlur(grey, 3) if noisy else grey)
             decided.add(noisy)
     assert decided == {True, False}
+    for _ in range(3000):  # small frames of odd and even sizes land on the median's ties
+        h, w = (int(n) for n in rng.integers(3, 12, 2))
+        grey = rng.integers(100, 100 + int(rng.integers(2, 30)), (h, w)).astype(np.uint8)
+        limit = float(rng.choice([pixel_noise(grey), rng.uniform(0, 12)]))
+        assert quiet(grey, SegmentConfig(noisy=limit))[1] == (pixel_noise(grey) > limit), (grey, limit)

@@ -73,6 +73,13 @@ def test_doctor_checks_the_locator_camera_and_predict_use(tmp_path):
     assert lines_for(models[1], "locator_int8.tflite")[0].startswith("✓ locator_int8.tflite    litert")
     for name in ("locator_int8.tflite", "locator_int8.onnx"):  # hashes against the locator's report
         assert "matches locator.json" in lines_for(r.stdout, name)[0], r.stdout
+    data = bytearray((folder / "locator_int8.tflite").read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit in the weights: it still runs, but is not the file trained
+    (folder / "locator_int8.tflite").write_bytes(bytes(data))
+    r = cli("doctor", "--model", str(folder), timeout=120)
+    hashed, ran = lines_for(r.stdout, "locator_int8.tflite")
+    assert r.returncode == 1 and hashed.startswith("✗") and ran.startswith("✓"), r.stdout
+    assert "not ready: a model file differs from its manifest.json or locator.json\n" in r.stdout
     (folder / "locator_int8.tflite").write_bytes(b"TFL3 not a model")
     r = cli("doctor", "--model", str(folder), timeout=120)
     assert r.returncode == 1, r.stdout

@@ -462,6 +462,13 @@ def test_locator_cli_quick_run_writes_files_that_load(tmp_path, mnist_file):
     from tests.test_delegation import _fully_accelerated
 
     assert _fully_accelerated(tmp_path / "locator_int8.tflite")  # exported with static shapes
+    r = cli("locator", "--quick", "--data", str(mnist_file), "--out", str(tmp_path), "--workers", "1",
+            "--init", str(tmp_path / "locator_int8.tflite"))  # fine-tuned in place
+    assert r.returncode == 0, r.stderr[-2000:]
+    again = json.loads((tmp_path / "locator.json").read_text())
+    assert again["init"]["sha256"] == report["files"]["locator_int8.tflite"]["sha256"]  # the file it
+    assert again["init"]["report"] == report  # started from, as it was before it was replaced
+    assert again["files"]["locator_int8.tflite"]["sha256"] == sha256_file(tmp_path / "locator_int8.tflite")
 
 
 def test_locator_cli_refuses_an_init_made_for_another_input(tmp_path, mnist_file):

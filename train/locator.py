@@ -7,8 +7,9 @@
 Scenes come from benchmarks/desk.py with MNIST *training* digits only (the frame benchmark draws
 *test* digits), each shrunk to the network's input and labelled with its digits' boxes (the
 targets: edge.locator.encode). The network (`build`) costs about 52 M MACs per frame, every op
-XNNPACK-delegated in int8. Writes locator_int8.tflite, locator_fp32.tflite, locator_int8.onnx and
-locator.json (settings, data, versions, and each file's recall and precision on held-out scenes).
+XNNPACK-delegated in int8. Writes locator_int8.tflite, locator_fp32.tflite, locator_int8.onnx,
+locator.keras and, last, locator.json (settings, data, versions, each file's recall and precision on
+held-out scenes, and each file's size and SHA-256, which `mnist-edge doctor` checks).
 """
 
 from __future__ import annotations
