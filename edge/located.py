@@ -65,14 +65,16 @@ LINE_MIN = 12  # ...when it is at least this much darker (of 255) than the regio
 #   paper keeps its darkness (unlining every row cost plain paper 1-2 frames in 100)
 
 
-def located_crops(work: np.ndarray, boxes: list[Box], cfg: SegmentConfig | None = None) -> list[DigitCrop]:
+def located_crops(work: np.ndarray, boxes: list[Box], cfg: SegmentConfig | None = None,
+                  dark: bool | None = None) -> list[DigitCrop]:
     """grey uint8 HxW and the boxes located in it (same pixels) -> one crop per box that holds ink,
-    left to right. Boxes are taken as given: the locator's score decided they are digits."""
+    left to right. Boxes are taken as given: the locator's score decided they are digits. `dark`:
+    whether the ink is darker than the paper (None: decided here, `edge.ink.dark_ink`)."""
     cfg = cfg or SegmentConfig()
     if not boxes:
         return []
     H, W = work.shape
-    if not dark_ink(work, coarse(work, cfg), cfg):
+    if not (dark_ink(work, coarse(work, cfg), cfg) if dark is None else dark):
         work = cv2.bitwise_not(work)
     judged = replace(cfg, faint_level=0.0)  # faint ink passes the usual edge test: the locator's
     #   score already judged these boxes digits (the stricter one cost desk frames here)

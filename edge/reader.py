@@ -11,7 +11,8 @@
 to_grey (colour order handled there only) -> the digits found: with a `locator` (what camera and
 predict pass by default) its boxes, each box's ink cropped (`edge.located`), else
 `edge.digits.segment` (paper, lines and ink, digit crops); a frame noisier than the locator learned
-is median-filtered and segmented either way -> ONE batched Classifier call -> pieces too wide for
+is median-filtered and segmented either way, and a frame of light ink on dark paper (the locator
+learned dark ink only) is segmented -> ONE batched Classifier call -> pieces too wide for
 one digit are tried as two -> digits under `min_confidence` dropped. A 28x28 image is taken as one
 MNIST-style digit.
 """
@@ -27,6 +28,7 @@ import numpy as np
 from edge.classifier import Classifier, Prediction
 from edge.crops import DigitCrop
 from edge.digits import SegmentConfig, quiet, segment, to_frame, to_grey, working
+from edge.ink import coarse, dark_ink
 from edge.located import located_crops
 from edge.locator import Box, Locator
 
@@ -78,8 +80,8 @@ def find_digits(image: np.ndarray, color_order: str = "bgr",
 def locate_digits(image: np.ndarray, locator: Locator, color_order: str = "bgr",
                   seg: SegmentConfig | None = None) -> list[DigitCrop]:
     """The locator's boxes -> one crop per located digit (`edge.located`), left to right; a 28x28
-    image is one MNIST-style digit, and a frame noisier than the locator learned is segmented, both
-    as in `find_digits`."""
+    image is one MNIST-style digit, and a frame noisier than the locator learned, or of light ink, is
+    segmented, both as in `find_digits`."""
     grey = to_grey(image, color_order)
     if grey.shape == (28, 28):
         return find_digits(grey, color_order, seg)
@@ -89,13 +91,16 @@ def locate_digits(image: np.ndarray, locator: Locator, color_order: str = "bgr",
         log.debug("a frame noisier than the locator learned: segmented")
         return segment(filtered, cfg)
     work, scale = working(grey, cfg)
+    if not dark_ink(work, coarse(work, cfg), cfg):
+        log.debug("light ink, which the locator never learned: segmented")
+        return segment(grey, cfg)
     if scale < 1.0:  # located in the working image: shrunk once more, not the whole frame again
-        return [to_frame(c, 1.0 / scale) for c in located_crops(work, locator.locate(work), cfg)]
+        return [to_frame(c, 1.0 / scale) for c in located_crops(work, locator.locate(work), cfg, dark=True)]
     boxes = locator.locate(grey)
     if scale == 1.0:
-        return located_crops(work, boxes, cfg)
+        return located_crops(work, boxes, cfg, dark=True)
     scaled = [Box(b.x * scale, b.y * scale, b.w * scale, b.h * scale, b.score) for b in boxes]
-    return [to_frame(c, 1.0 / scale) for c in located_crops(work, scaled, cfg)]
+    return [to_frame(c, 1.0 / scale) for c in located_crops(work, scaled, cfg, dark=True)]
 
 
 def read(image: np.ndarray, clf: Classifier, min_confidence: float = MIN_CONFIDENCE,

@@ -434,6 +434,24 @@ def test_a_frame_noisier_than_the_locator_learned_is_median_filtered_and_segment
     assert right >= 17, right
 
 
+def test_light_ink_which_the_locator_never_learned_is_segmented(mnist_file):
+    """Light digits on dark paper (chalk, a screen): the locator learned dark ink only and read 82 of
+    100 such clean frames (segmentation 98); such a frame is segmented, so both read alike."""
+    from benchmarks.frames import make_frames
+    from edge.classifier import Classifier
+    from edge.digits import to_grey
+    from edge.reader import read
+
+    clf, loc = Classifier(REPO / "models" / "model_int8.tflite"), L.Locator(SHIPPED)
+    frames = make_frames("clean", 30, 0, mnist_file)
+    light = [255 - to_grey(f.image) for f in frames]
+    located = [read(g, clf, locator=loc).to_dict() for g in light]
+    assert located == [read(g, clf).to_dict() for g in light]  # segmentation's readings, boxes and all
+    assert sum(r["reading"] == f.truth for r, f in zip(located, frames, strict=True)) >= 28
+    dark = [to_grey(f.image) for f in frames[:10]]  # dark ink is still located
+    assert [read(g, clf, locator=loc).to_dict() for g in dark] != [read(g, clf).to_dict() for g in dark]
+
+
 def test_shipped_locator_is_fully_delegated():
     """Every op of the shipped int8 locator runs in XNNPACK (no dilated conv's space-to-batch, no
     dynamic shape ops), asked the way LiteRT exposes it."""
