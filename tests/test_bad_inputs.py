@@ -448,6 +448,8 @@ FLAGS = [  # (command, args, the flag the line names); the a_file placeholder is
     ("train", ["--data", "missing.npz"], "missing.npz: no such file"),
     ("train", ["--data", "A_FILE"], "not a readable .npz"),
     ("train", ["--arch", "resnet"], "--arch: invalid choice: 'resnet'"),
+    ("train", ["--init", "missing.keras"], "--init missing.keras: no such file"),
+    ("train", ["--desk-scenes", "5", "--desk-locator", "nope.tflite"], "--desk-locator nope.tflite: no such"),
     ("camera", ["--fps", "nan"], "--fps nan"),
     ("camera", ["--fps", "-1"], "--fps -1"),
     ("camera", ["--serve", ""], "--serve ''"),

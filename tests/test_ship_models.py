@@ -64,3 +64,27 @@ def test_a_run_without_its_manifest_is_one_line(tmp_path):
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip() == (f"ship_models: error: {run / 'manifest.json'}: not found (expected the "
                                 "JSON a full `make run` writes)")
+
+
+def test_a_fine_tuned_run_gives_both_commands_and_its_desk_crops_in_its_card(tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(MODELS, run)
+    train = json.loads((run / "train.json").read_text())
+    start = (train.get("init") or {}).get("report") or dict(train)
+    start["config"] = {**start["config"], "init": None, "desk_scenes": 0, "lr": 0.003, "val_size": 5000}
+    start["epochs"], start["seconds"] = 30, 1068.0
+    train["init"] = {"file": "model.keras", "sha256": "ab" * 32, "report": start}
+    train["config"] = {**train["config"], "init": "artifacts/base/model.keras", "desk_scenes": 24000,
+                       "lr": 0.0005, "val_size": 0, "seed": 0}
+    train["epochs"], train["seconds"], train["val_accuracy"] = 5, 400.0, None
+    train["desk_crops"] = {"scenes": 24000, "crops": 71000,
+                           "locator": {"file": "locator_int8.tflite", "sha256": "cd" * 32}}
+    (run / "train.json").write_text(json.dumps(train))
+    r = ship(run, tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    card = (tmp_path / "out" / "MODEL_CARD.md").read_text()
+    assert "mnist-edge train --arch edge --epochs 30 --batch-size 128 --seed 0 --data mnist.npz\n" in card
+    assert ("mnist-edge train --init model.keras --arch edge --epochs 5 --batch-size 128 --seed 0 "
+            "--lr 0.0005 --val-size 0 --desk-scenes 24000 --data mnist.npz\n") in card
+    assert "30 epochs in 1068 s, then a fine-tune of 5 epochs in 400 s" in card
+    assert "71,000 crops of 24,000 generated desk scenes" in card and "`locator_int8.tflite`" in card

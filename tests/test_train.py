@@ -73,3 +73,35 @@ def test_val_size_zero_trains_on_every_image_and_keeps_the_last_epoch(tmp_path, 
     assert report["best_epoch"] == report["epochs"] == 2 and report["config"]["val_size"] == 0
     assert not any(k.startswith("val_") for k in report["history"])
     assert report["test_accuracy"] > 0.80
+
+
+def test_a_fine_tune_starts_from_its_init_and_records_the_whole_recipe(quick_run, tmp_path, mnist_file):
+    """--init: the weights it starts from are the given model's (its first epoch starts where that
+    run ended, far below a new network's loss), and train.json names that file, the run that made
+    it and the locator its desk crops were cut by."""
+    from edge.provenance import sha256_file
+    from tests.conftest import REPO
+
+    base, _ = quick_run
+    r = cli("train", "--quick", "--init", str(base / "model.keras"), "--lr", "0.0003", "--desk-scenes", "12",
+            "--data", str(mnist_file), "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr[-2000:]
+    tuned = json.loads((tmp_path / "train.json").read_text())
+    made = json.loads((base / "train.json").read_text())
+    assert tuned["init"]["sha256"] == sha256_file(base / "model.keras")
+    assert tuned["init"]["report"]["config"] == made["config"] and "history" not in tuned["init"]["report"]
+    assert tuned["history"]["loss"][0] < 0.6 * made["history"]["loss"][0]
+    assert tuned["test_accuracy"] > 0.80
+    desk = tuned["desk_crops"]
+    assert desk["scenes"] == 12 and desk["crops"] >= 12  # 1-6 digits a scene, 10 % blank
+    assert desk["locator"] == {"file": "locator_int8.tflite",
+                               "sha256": sha256_file(REPO / "models" / "locator_int8.tflite")}
+
+
+def test_an_init_that_is_not_a_model_is_one_line(tmp_path, mnist_file):
+    bad = tmp_path / "odd name; model.keras"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    r = cli("train", "--quick", "--init", str(bad), "--data", str(mnist_file), "--out", str(tmp_path / "out"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert f"--init {bad}: cannot load it as a Keras model" in r.stderr
+    assert not (tmp_path / "out" / "model.keras").exists()

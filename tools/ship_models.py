@@ -33,12 +33,27 @@ def _load(folder: Path, name: str) -> dict:
         raise UserError(f"{folder / name}: expected the JSON a full `make run` writes ({e})") from None
 
 
-def card(train: dict, manifest: dict, bench: dict) -> str:
-    cfg, data, dev = train["config"], train["data"], bench["device"]
+def train_command(train: dict) -> str:
+    """The `mnist-edge train` line that made this train.json (flags off their defaults, --init's
+    file by name)."""
+    cfg, d = train["config"], TrainConfig
     flags = f"--arch {cfg['arch']} --epochs {train['epochs']} --batch-size {cfg['batch_size']} " \
             f"--seed {cfg['seed']}"
-    if cfg.get("val_size", TrainConfig.val_size) != TrainConfig.val_size:
+    if cfg.get("lr", d.lr) != d.lr:
+        flags += f" --lr {cfg['lr']:g}"
+    if cfg.get("val_size", d.val_size) != d.val_size:
         flags += f" --val-size {cfg['val_size']}"
+    if cfg.get("init"):
+        flags = f"--init {Path(cfg['init']).name} " + flags
+    if cfg.get("desk_scenes"):
+        flags += f" --desk-scenes {cfg['desk_scenes']}"
+    return f"mnist-edge train {flags} --data mnist.npz"
+
+
+def card(train: dict, manifest: dict, bench: dict) -> str:
+    cfg, data, dev = train["config"], train["data"], bench["device"]
+    start = (train.get("init") or {}).get("report")  # a fine-tune: the run it started from
+    commands = "\n".join([train_command(r) for r in (start, train) if r])
     calib = manifest["calibration"] or {}
     rows = [r for r in bench["rows"] if r["model"] == "edge" and r["threads"] == 1]
     base = [r for r in bench["rows"] if r["model"] == "baseline" and r["threads"] == 1]
@@ -65,6 +80,8 @@ def card(train: dict, manifest: dict, bench: dict) -> str:
                  "Keras.\n")
     versions = train["environment"]["packages"]
     took = f"{train['epochs']} epochs in {train['seconds']:.0f} s"
+    if start:
+        took = f"{start['epochs']} epochs in {start['seconds']:.0f} s, then a fine-tune of " + took
     if train.get("val_accuracy") is None:  # `--val-size 0`: every training image learned from
         held_out, picked = "No training images were held out: the last epoch was kept", "(last epoch)"
     else:
@@ -86,11 +103,11 @@ its accuracy was measured on MNIST's test set only.
 ## Data
 {data['source']} ({'full MNIST' if data['full_mnist'] else 'NOT full MNIST'}: {data['train_size']:,} train /
 {data['test_size']:,} test images). SHA-256 of the test images: `{data['sha256']['x_test']}`.
-{held_out}; the test set was used once.
+{held_out}; the test set was used once.{_desk(train)}
 
 ## How it was made
 ```sh
-mnist-edge train {flags} --data mnist.npz
+{commands}
 mnist-edge export --int8 --calib-samples {calib.get('samples')} --calib-method {calib.get('onnx_method')}
 mnist-edge bench
 ```
@@ -126,6 +143,17 @@ the named machine's, never a Pi's.
 Each model carries its labels, input layout, normalisation and I/O quantisation inside it
 (see `manifest.json`).
 """
+
+
+def _desk(train: dict) -> str:
+    """The desk crops a run learned from, if any."""
+    desk = train.get("desk_crops") or {}
+    if not desk.get("scenes"):
+        return ""
+    how = (f"the digit locator `{desk['locator']['file']}` (SHA-256 `{desk['locator']['sha256'][:16]}...`)"
+           if desk.get("locator") else "segmentation")
+    return (f"\nIt also learned from {desk['crops']:,} crops of {desk['scenes']:,} generated desk scenes of "
+            f"*training* digits, cut by {how} as a device cuts them (`train/scenes.py`).")
 
 
 def ship(artifacts: Path, out: Path) -> None:

