@@ -33,15 +33,20 @@ def test_a_run_trained_without_a_validation_set_says_so_in_its_card(tmp_path):
     run = tmp_path / "run"
     shutil.copytree(MODELS, run)
     train = json.loads((run / "train.json").read_text())
-    train["config"]["val_size"], train["val_accuracy"] = 0, None  # as `train --val-size 0` writes it
-    train["best_epoch"] = train["epochs"]
-    (run / "train.json").write_text(json.dumps(train))
-    r = ship(run, tmp_path / "out")
-    assert r.returncode == 0, r.stderr
-    card = (tmp_path / "out" / "MODEL_CARD.md").read_text()
-    assert "No training images were held out: the last epoch was kept" in card
-    assert "validation accuracy" not in card and "(last epoch)" in card
-    assert "--seed 0 --val-size 0 --data" in card  # the command that made it
+    cards = {}
+    for val_size, val_acc in ((5000, 0.9934), (0, None)):  # as `train` writes it with and without
+        train["config"]["val_size"], train["val_accuracy"] = val_size, val_acc
+        train["val_images"], train["best_epoch"] = val_size, train["epochs"] - (val_size > 0)
+        (run / "train.json").write_text(json.dumps(train))
+        r = ship(run, tmp_path / f"out{val_size}")
+        assert r.returncode == 0, r.stderr
+        cards[val_size] = (tmp_path / f"out{val_size}" / "MODEL_CARD.md").read_text()
+    assert "No training images were held out: the last epoch was kept" in cards[0]
+    assert "validation accuracy" not in cards[0] and "(last epoch)" in cards[0]
+    assert "--val-size 0 " in cards[0]  # the command that made it
+    held = cards[5000]
+    assert "5,000 training images were held out" in held and "validation accuracy 99.34 %" in held
+    assert "No training images" not in held and "--val-size" not in held.split("mnist-edge export")[0]
 
 
 def test_a_run_not_on_full_mnist_is_refused(tmp_path):
