@@ -10,8 +10,8 @@ DATA   ?= $(firstword $(wildcard $(MNIST_EDGE_DATA) ../shared/data/mnist.npz))
 OUT    ?= artifacts
 DATA_FLAG := $(if $(DATA),--data $(DATA),)
 # The edge model's second step: fine-tuned on crops of desk scenes of training digits, cut by the
-# shipped locator as camera cuts them (desk frames read exactly: +1.1 points on average over five
-# sets of 300, none lower; README, Reading a desk)
+# shipped locator as camera cuts them (one run: desk frames read exactly +1.1 points on average
+# over five sets of 300, none lower; README, Reading a desk)
 DESK_TUNE := --desk-scenes 24000 --epochs 5 --lr 0.0005 --val-size 0
 
 .PHONY: run models test lint venv clean pi

@@ -29,13 +29,31 @@ def _pieces(crops):
 
 def test_training_crops_are_the_crops_the_device_reads(mnist):
     x, y = mnist.x_train[:400], mnist.y_train[:400]
-    scenes = scene_set(x, y, 5, 11)
-    truth = {int(d) for s in scenes for d in s.truth}
     loc = Locator(LOCATOR)
-    for locator, read in ((str(LOCATOR), lambda s: locate_digits(s.image, loc)),
-                          (None, lambda s: find_digits(s.image))):
-        crops, labels = _chunk((x, y, 5, 11, locator))
-        device = set(_pieces([c for s in scenes for c in read(s)]))
-        assert len(crops) >= 5 and all(c.tobytes() in device for c in crops), locator
-        assert set(labels) <= set(truth), locator  # each label a digit those scenes hold (a piece
-        #   and its half may hold the same digit whole: both are what the classifier is shown)
+    kept = 0
+    for seed in range(11, 16):  # one scene a call, so each crop's label is checked against its scene
+        (scene,) = scene_set(x, y, 1, seed)
+        for locator, found in ((str(LOCATOR), locate_digits(scene.image, loc)),
+                               (None, find_digits(scene.image))):
+            crops, labels = _chunk((x, y, 1, seed, locator))
+            device = set(_pieces(found))
+            assert all(c.tobytes() in device for c in crops), (seed, locator)
+            assert set(labels) <= {int(d) for d in scene.truth}, (seed, locator, labels, scene.truth)
+            kept += len(crops)
+    assert kept >= 5
+
+
+def test_without_a_shipped_locator_desk_training_says_so_before_it_starts(tmp_path, monkeypatch):
+    import edge.models
+    from edge.errors import UserError
+    from train.train import TrainConfig, _check
+
+    monkeypatch.setattr(edge.models, "model_dirs", lambda: [tmp_path])
+    try:
+        _check(TrainConfig(desk_scenes=10))
+    except UserError as e:
+        assert "--desk-scenes: no shipped locator_int8.tflite" in str(e) and "--desk-locator none" in str(e)
+    else:
+        raise AssertionError("no error")
+    _check(TrainConfig(desk_scenes=10, desk_locator="none"))  # segmentation needs no locator
+    _check(TrainConfig())  # nor does training on MNIST alone

@@ -33,6 +33,7 @@ def test_a_run_trained_without_a_validation_set_says_so_in_its_card(tmp_path):
     run = tmp_path / "run"
     shutil.copytree(MODELS, run)
     train = json.loads((run / "train.json").read_text())
+    train["init"] = None  # one run, not a fine-tune
     cards = {}
     for val_size, val_acc in ((5000, 0.9934), (0, None)):  # as `train` writes it with and without
         train["config"]["val_size"], train["val_accuracy"] = val_size, val_acc
@@ -92,4 +93,26 @@ def test_a_fine_tuned_run_gives_both_commands_and_its_desk_crops_in_its_card(tmp
     assert ("mnist-edge train --init model.keras --arch edge --epochs 5 --batch-size 128 --seed 0 "
             "--lr 0.0005 --val-size 0 --desk-scenes 24000 --data mnist.npz\n") in card
     assert "30 epochs in 1068 s, then a fine-tune of 5 epochs in 400 s" in card
+    assert "The first run held out" in card and "the fine-tune learned from all of them" in card
     assert "71,000 crops of 24,000 generated desk scenes" in card and "`locator_int8.tflite`" in card
+
+
+def test_the_card_follows_a_fine_tune_back_and_says_what_is_not_on_record(tmp_path):
+    from tools.ship_models import train_commands
+
+    base = {"config": {"arch": "edge", "batch_size": 128, "seed": 1, "lr": 0.003, "val_size": 5000},
+            "epochs": 30}
+    mid = {"config": {**base["config"], "init": "a/model.keras", "lr": 0.0005, "desk_scenes": 100,
+                      "desk_locator": "none", "augment": False}, "epochs": 3,
+           "init": {"file": "model.keras", "sha256": "ab" * 32, "report": base}}
+    top = {"config": {**mid["config"], "init": "b/model.keras", "desk_locator": "x/loc.tflite",
+                      "augment": True},
+           "epochs": 2, "init": {"file": "model.keras", "sha256": "cd" * 32, "report": mid}}
+    lines = train_commands(top)
+    assert lines[0] == "mnist-edge train --arch edge --epochs 30 --batch-size 128 --seed 1 --data mnist.npz"
+    assert "--init model.keras" in lines[1]
+    assert "--no-augment --desk-scenes 100 --desk-locator none" in lines[1]
+    assert lines[2].endswith("--desk-scenes 100 --desk-locator loc.tflite --data mnist.npz")
+    assert "--no-augment" not in lines[2]
+    lost = train_commands({**top, "init": {"file": "model.keras", "sha256": "cd" * 32, "report": None}})
+    assert lost[0] == f"# --init model.keras (SHA-256 {'cd' * 32}): the run that made it is not on record"

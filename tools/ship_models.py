@@ -45,15 +45,30 @@ def train_command(train: dict) -> str:
         flags += f" --val-size {cfg['val_size']}"
     if cfg.get("init"):
         flags = f"--init {Path(cfg['init']).name} " + flags
+    if not cfg.get("augment", True):
+        flags += " --no-augment"
     if cfg.get("desk_scenes"):
         flags += f" --desk-scenes {cfg['desk_scenes']}"
+        if cfg.get("desk_locator"):
+            flags += f" --desk-locator {Path(cfg['desk_locator']).name}"
     return f"mnist-edge train {flags} --data mnist.npz"
+
+
+def train_commands(train: dict) -> list[str]:
+    """Every `mnist-edge train` line behind a run, first first: a fine-tune's --init is followed
+    back through the train.json it recorded; a start not on record is said to be so."""
+    init = train.get("init")
+    if not init:
+        return [train_command(train)]
+    before = (train_commands(init["report"]) if init.get("report") else
+              [f"# --init {init['file']} (SHA-256 {init['sha256']}): the run that made it is not on record"])
+    return [*before, train_command(train)]
 
 
 def card(train: dict, manifest: dict, bench: dict) -> str:
     cfg, data, dev = train["config"], train["data"], bench["device"]
     start = (train.get("init") or {}).get("report")  # a fine-tune: the run it started from
-    commands = "\n".join([train_command(r) for r in (start, train) if r])
+    commands = "\n".join(train_commands(train))
     calib = manifest["calibration"] or {}
     rows = [r for r in bench["rows"] if r["model"] == "edge" and r["threads"] == 1]
     base = [r for r in bench["rows"] if r["model"] == "baseline" and r["threads"] == 1]
@@ -84,6 +99,9 @@ def card(train: dict, manifest: dict, bench: dict) -> str:
         took = f"{start['epochs']} epochs in {start['seconds']:.0f} s, then a fine-tune of " + took
     if train.get("val_accuracy") is None:  # `--val-size 0`: every training image learned from
         held_out, picked = "No training images were held out: the last epoch was kept", "(last epoch)"
+        if start and start.get("val_accuracy") is not None:
+            held_out = (f"The first run held out {start.get('val_images', 5000):,} training images to choose "
+                        "its best epoch; the fine-tune learned from all of them and kept its last epoch")
     else:
         held_out = (f"{train.get('val_images', cfg['val_size']):,} training images were held out to "
                     "choose the best epoch")
@@ -103,7 +121,7 @@ its accuracy was measured on MNIST's test set only.
 ## Data
 {data['source']} ({'full MNIST' if data['full_mnist'] else 'NOT full MNIST'}: {data['train_size']:,} train /
 {data['test_size']:,} test images). SHA-256 of the test images: `{data['sha256']['x_test']}`.
-{held_out}; the test set was used once.{_desk(train)}
+{held_out}; the test set was only used to report each run's accuracy.{_desk(train)}
 
 ## How it was made
 ```sh

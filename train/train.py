@@ -126,6 +126,8 @@ def _check(cfg: TrainConfig) -> None:
     if cfg.desk_scenes and given and not Path(cfg.desk_locator).is_file():
         raise UserError(f"--desk-locator {cfg.desk_locator}: no such file (expected a locator .tflite "
                         f"or .onnx, or '{NO_LOCATOR}' for segmentation)")
+    if cfg.desk_scenes:
+        _desk_locator(cfg)  # no shipped locator is one line now, not after MNIST and TensorFlow load
 
 
 def _start(cfg: TrainConfig):
@@ -147,15 +149,21 @@ def _start(cfg: TrainConfig):
 
 
 def _desk_locator(cfg: TrainConfig) -> str | None:
-    """The locator file desk scenes are read with: --desk-locator, the shipped one, or None."""
+    """The locator file desk scenes are read with: --desk-locator, else the shipped one (./models,
+    then the repo's models/; none there is a UserError, not a quiet switch to segmentation); None
+    for "none"."""
     if cfg.desk_locator == NO_LOCATOR:
         return None
     if cfg.desk_locator:
         return cfg.desk_locator
-    from edge.models import default_locator
+    from edge.models import locator_name, model_dirs
 
-    found = default_locator(Path(DEFAULT_MODEL))
-    return str(found) if found else None
+    name = locator_name(Path(DEFAULT_MODEL))
+    for folder in model_dirs():
+        if (folder / name).is_file():
+            return str(folder / name)
+    raise UserError(f"--desk-scenes: no shipped {name} in {' or '.join(map(str, model_dirs()))}; "
+                    f"pass --desk-locator FILE, or --desk-locator {NO_LOCATOR} for segmentation")
 
 
 def _splits(data: Mnist, cfg: TrainConfig):
@@ -230,7 +238,7 @@ def _report(cfg: TrainConfig, model, data: Mnist, *, init: dict | None, crops: t
 
 
 def _desk_crops(x: np.ndarray, y: np.ndarray, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Crops of desk scenes written with these digits, as the device's segmenter cuts them."""
+    """Crops of desk scenes written with these digits, as the device cuts them (train/scenes.py)."""
     n = cfg.desk_scenes
     if n == 0:
         return np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.int64)
@@ -242,6 +250,7 @@ def _desk_crops(x: np.ndarray, y: np.ndarray, cfg: TrainConfig) -> tuple[np.ndar
 
 
 def _file_record(path: str | None) -> dict | None:
+    """A file as train.json names it: its name and SHA-256 (None for no file)."""
     return {"file": Path(path).name, "sha256": sha256_file(path)} if path else None
 
 
