@@ -86,7 +86,8 @@ def _train(cfg: TrainConfig, data: Mnist) -> dict:
 
     model = _start(cfg)  # a bad --init is one line, before any scene is drawn
     init = _init_record(cfg.init)  # before a fine-tune in place replaces the file or its report
-    (x_tr, y_tr), (x_val, y_val), crops = _splits(data, cfg)
+    locator = _desk_locator(cfg) if cfg.desk_scenes else None  # what reads the desk scenes
+    (x_tr, y_tr), (x_val, y_val), crops = _splits(data, cfg, locator)
     epochs = cfg.resolved_epochs()
     model.compile(optimizer=_optimizer(cfg, epochs, steps=math.ceil(len(x_tr) / cfg.batch_size)),
                   loss="categorical_crossentropy", metrics=["categorical_accuracy"])
@@ -105,8 +106,8 @@ def _train(cfg: TrainConfig, data: Mnist) -> dict:
     out = Path(cfg.out)
     with atomic_path(out / KERAS_MODEL, suffix=".keras") as tmp:
         model.save(tmp)
-    report = _report(cfg, model, data, init=init, crops=crops, best=best, history=hist.history,
-                     seconds=seconds, test=test, val_images=len(x_val))
+    report = _report(cfg, model, data, init=init, crops=crops, locator=locator, best=best,
+                     history=hist.history, seconds=seconds, test=test, val_images=len(x_val))
     atomic_write_json(out / "train.json", report)
     return report
 
@@ -166,7 +167,7 @@ def _desk_locator(cfg: TrainConfig) -> str | None:
                     f"pass --desk-locator FILE, or --desk-locator {NO_LOCATOR} for segmentation")
 
 
-def _splits(data: Mnist, cfg: TrainConfig):
+def _splits(data: Mnist, cfg: TrainConfig, locator: str | None = None):
     """(x_train, targets), (x_val, targets), desk crops: preprocessed, validation held out by seed."""
     x_all, y_all = data.x_train, data.y_train.astype(np.int64)
     val_size = min(cfg.val_size, len(x_all) // 10)
@@ -175,7 +176,7 @@ def _splits(data: Mnist, cfg: TrainConfig):
         tr_idx = tr_idx[:QUICK["train_images"]]
         val_idx = val_idx[:QUICK["val_images"]]
     x_tr, y_tr = x_all[tr_idx], y_all[tr_idx]
-    crops = _desk_crops(x_tr, y_tr, cfg)  # from training digits only, never validation or test
+    crops = _desk_crops(x_tr, y_tr, cfg, locator)  # from training digits only, never validation or test
     if len(crops[0]):
         x_tr, y_tr = np.concatenate([x_tr, crops[0]]), np.concatenate([y_tr, crops[1]])
     train_set = preprocess(x_tr), _targets(y_tr)
@@ -212,6 +213,7 @@ def _dataset(x: np.ndarray, y: np.ndarray, cfg: TrainConfig):
 
 
 def _report(cfg: TrainConfig, model, data: Mnist, *, init: dict | None, crops: tuple[np.ndarray, np.ndarray],
+            locator: str | None,
             best: _BestWeights, history: dict, seconds: float, test: tuple[float, float],
             val_images: int) -> dict:
     """train.json: what was trained, how it scored, and the data, settings and versions behind it."""
@@ -223,7 +225,7 @@ def _report(cfg: TrainConfig, model, data: Mnist, *, init: dict | None, crops: t
         "epochs": cfg.resolved_epochs(),
         "init": init,
         "desk_crops": {"scenes": cfg.desk_scenes, "crops": int(len(crops[1])),
-                       "locator": _file_record(_desk_locator(cfg)) if cfg.desk_scenes else None},
+                       "locator": _file_record(locator) if cfg.desk_scenes else None},
         "val_images": int(val_images),  # held out (val_size, at most a tenth of the training set)
         "best_epoch": best.epoch + 1,
         "seconds": round(seconds, 1),
@@ -237,14 +239,14 @@ def _report(cfg: TrainConfig, model, data: Mnist, *, init: dict | None, crops: t
     }
 
 
-def _desk_crops(x: np.ndarray, y: np.ndarray, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+def _desk_crops(x: np.ndarray, y: np.ndarray, cfg: TrainConfig,
+                locator: str | None) -> tuple[np.ndarray, np.ndarray]:
     """Crops of desk scenes written with these digits, as the device cuts them (train/scenes.py)."""
     n = cfg.desk_scenes
     if n == 0:
         return np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.int64)
     from train.scenes import scene_crops
 
-    locator = _desk_locator(cfg)
     log.info("making %d desk scenes of training digits and reading them (%s)", n, locator or "segmentation")
     return scene_crops(x, y, n, cfg.seed, workers=min(4, os.cpu_count() or 1), locator=locator)
 
