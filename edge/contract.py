@@ -63,6 +63,7 @@ FORMATS = {"tflite": ".tflite", "onnx": ".onnx"}  # --formats value -> file suff
 MODEL_SUFFIXES = tuple(FORMATS.values())  # the files a device can run
 PRECISIONS = ("fp32", "int8")
 KERAS_MODEL = "model.keras"  # the trained float model export starts from
+TRAIN_REPORT = "train.json"  # beside it: how it was trained (train.train), its SHA-256 among it
 MANIFEST = "manifest.json"  # beside the model files, written last: their hashes and provenance
 MANIFEST_SCHEMA = "mnist-edge/manifest/1"
 

@@ -77,6 +77,27 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def file_record(path: str | os.PathLike | None) -> dict | None:
+    """A file as a report names it: its name and SHA-256 (None for no file)."""
+    return {"file": Path(path).name, "sha256": sha256_file(path)} if path else None
+
+
+def init_record(init: str | os.PathLike | None, report_name: str, drop: tuple[str, ...] = ()) -> dict | None:
+    """What a fine-tune started from: the file's record and the report named `report_name` beside it
+    (the run that made it, minus `drop`'s keys), so the whole recipe is on record; a missing report, or
+    one that is not a JSON object, is None: it vouches for nothing."""
+    if not init:
+        return None
+    report = Path(init).with_name(report_name)
+    try:
+        made_by = json.loads(report.read_text()) if report.is_file() else None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        made_by = None
+    if not isinstance(made_by, dict):
+        made_by = None
+    return {**file_record(init), "report": made_by and {k: v for k, v in made_by.items() if k not in drop}}
+
+
 def package_versions(*names: str) -> dict[str, str | None]:
     """Installed versions of the named distributions (None when absent)."""
     out = {}

@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from edge.contract import MANIFEST, file_entry, model_file, remove_manifest, write_manifest
+from edge.contract import MANIFEST, TRAIN_REPORT, file_entry, model_file, remove_manifest, write_manifest
 from edge.errors import UserError
 from edge.provenance import (
     atomic_path,
@@ -90,10 +90,27 @@ def run_export(cfg: ExportConfig) -> tuple[list, dict]:
         return _export(cfg, model_path, data, calib)
 
 
+def train_report(model_path: Path) -> dict:
+    """The train.json beside a model, if it is that model's: one naming another file's hash (the
+    model was replaced after training), or unreadable, vouches for nothing ({}), with a warning."""
+    path = model_path.with_name(TRAIN_REPORT)
+    if not path.is_file():
+        return {}
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        log.warning("%s: not a training report (%s); exporting without it", path, e)
+        return {}
+    made = report.get("model") if isinstance(report, dict) else None
+    if not isinstance(report, dict) or (made and made.get("sha256") != sha256_file(model_path)):
+        log.warning("%s describes another model than %s; exporting without it", path, model_path.name)
+        return {}
+    return report
+
+
 def _provenance(cfg: ExportConfig, model, model_path: Path, data, calib) -> dict:
     """What every file and the manifest say made them: model, data, calibration, versions."""
-    train_json = model_path.with_name("train.json")
-    train_info = json.loads(train_json.read_text()) if train_json.exists() else {}
+    train_info = train_report(model_path)
     return {
         "arch": train_info.get("arch", model.name),
         "source_model": {"file": model_path.name, "sha256": sha256_file(model_path),

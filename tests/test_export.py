@@ -129,6 +129,25 @@ def test_calibration_uses_training_images_only(mnist):
     assert not np.array_equal(calibration_set(mnist, n=500, seed=1).indices, calib.indices)
 
 
+def test_a_training_report_counts_for_its_own_model_only(tmp_path, caplog):
+    """export quotes the train.json beside the model (its test accuracy goes into every file) only
+    when that report names this model's hash: a model swapped after training gets none, with a
+    warning, and so does a report that is not JSON."""
+    from export.cli import train_report
+
+    model = tmp_path / "model.keras"
+    model.write_bytes(b"weights")
+    report = {"arch": "edge", "test_accuracy": 0.99,
+              "model": {"file": model.name, "sha256": sha256_file(model)}}
+    (tmp_path / "train.json").write_text(json.dumps(report))
+    assert train_report(model) == report
+    model.write_bytes(b"other weights")
+    assert train_report(model) == {}
+    assert "describes another model than model.keras" in caplog.text
+    (tmp_path / "train.json").write_text("{not json")
+    assert train_report(model) == {} and "not a training report" in caplog.text
+
+
 def test_missing_model(tmp_path):
     r = cli("export", "--model", str(tmp_path / "none.keras"), "--out", str(tmp_path))
     assert r.returncode == 2 and "none.keras: model not found" in r.stderr

@@ -62,6 +62,20 @@ def test_a_run_not_on_full_mnist_is_refused(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_report_of_another_model_is_refused(tmp_path):
+    """train.json names the model.keras it wrote by hash: a run whose model was swapped since is not
+    shipped under that report's card."""
+    run = tmp_path / "run"
+    shutil.copytree(MODELS, run)
+    train = json.loads((run / "train.json").read_text())
+    train["model"] = {"file": "model.keras", "sha256": "0" * 64}
+    (run / "train.json").write_text(json.dumps(train))
+    r = ship(run, tmp_path / "out")
+    assert r.returncode == 2 and r.stderr.strip() == (
+        f"ship_models: error: {run / 'train.json'}: names another model than model.keras; not shipped")
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_run_without_its_manifest_is_one_line(tmp_path):
     run = tmp_path / "run"
     shutil.copytree(MODELS, run)

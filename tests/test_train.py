@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from edge.provenance import sha256_file
 from tests.conftest import cli
 
 pytest.importorskip("tensorflow")
@@ -32,6 +33,7 @@ def test_train_json_records_provenance(quick_run, mnist_file):
     assert report["data"]["sha256"]["x_test"].startswith("6d87418db22cc802")
     assert report["environment"]["packages"]["tensorflow-cpu"]
     assert report["config"]["quick"] is True and report["epochs"] == 2
+    assert report["model"] == {"file": "model.keras", "sha256": sha256_file(out / "model.keras")}
     assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
 
 
@@ -79,7 +81,6 @@ def test_a_fine_tune_starts_from_its_init_and_records_the_whole_recipe(quick_run
     """--init: the weights it starts from are the given model's (its first epoch starts where that
     run ended, far below a new network's loss), and train.json names that file, the run that made
     it and the locator its desk crops were cut by."""
-    from edge.provenance import sha256_file
     from tests.conftest import REPO
 
     base, _ = quick_run
@@ -96,6 +97,22 @@ def test_a_fine_tune_starts_from_its_init_and_records_the_whole_recipe(quick_run
     assert desk["scenes"] == 12 and desk["crops"] >= 12  # 1-6 digits a scene, 10 % blank
     assert desk["locator"] == {"file": "locator_int8.tflite",
                                "sha256": sha256_file(REPO / "models" / "locator_int8.tflite")}
+
+
+def test_an_init_record_vouches_only_with_a_readable_report(tmp_path):
+    """What `train --init` and `locator --init` record of their start: its hash, and the report beside
+    it minus the dropped keys; a report that is not a JSON object is no report (not a crash)."""
+    from edge.provenance import init_record
+
+    start = tmp_path / "model.keras"
+    start.write_bytes(b"weights")
+    (tmp_path / "train.json").write_text(json.dumps({"arch": "edge", "history": {"loss": [1.0]}}))
+    assert init_record(start, "train.json", drop=("history",)) == {
+        "file": "model.keras", "sha256": sha256_file(start), "report": {"arch": "edge"}}
+    for text in ("{not json", "[1, 2]", ""):
+        (tmp_path / "train.json").write_text(text)
+        assert init_record(start, "train.json")["report"] is None
+    assert init_record(start, "locator.json")["report"] is None and init_record(None, "train.json") is None
 
 
 def test_an_init_that_is_not_a_model_is_one_line(tmp_path, mnist_file):

@@ -16,12 +16,20 @@ import shutil
 import sys
 from pathlib import Path
 
-from edge.contract import EXPORTED, KERAS_MODEL, LOCATOR_REPORT, MANIFEST, locator_file, read_manifest
+from edge.contract import (
+    EXPORTED,
+    KERAS_MODEL,
+    LOCATOR_REPORT,
+    MANIFEST,
+    TRAIN_REPORT,
+    locator_file,
+    read_manifest,
+)
 from edge.errors import UserError
-from edge.provenance import atomic_path, atomic_write_bytes
+from edge.provenance import atomic_path, atomic_write_bytes, sha256_file
 from train.train import TrainConfig
 
-SHIP = (*EXPORTED, KERAS_MODEL, MANIFEST, "train.json", "bench.json", "bench.md", "bench.png")  # copied as is
+SHIP = (*EXPORTED, KERAS_MODEL, MANIFEST, TRAIN_REPORT, "bench.json", "bench.md", "bench.png")  # copied as is
 # the digit locator (`mnist-edge locator`) camera and predict use by default, shipped beside them
 LOCATOR = (locator_file("int8", "tflite"), locator_file("int8", "onnx"), LOCATOR_REPORT)
 
@@ -175,12 +183,15 @@ def _desk(train: dict) -> str:
 
 
 def ship(artifacts: Path, out: Path) -> None:
-    train, bench = _load(artifacts, "train.json"), _load(artifacts, "bench.json")
+    train, bench = _load(artifacts, TRAIN_REPORT), _load(artifacts, "bench.json")
     manifest = read_manifest(artifacts)
     if manifest is None:
         raise UserError(f"{artifacts / MANIFEST}: not found (expected the JSON a full `make run` writes)")
     if not train["data"]["full_mnist"]:
         raise UserError(f"{artifacts}: trained on {train['data']['source']}, not full MNIST; not shipping it")
+    made = (train.get("model") or {}).get("sha256")
+    if made and made != sha256_file(artifacts / KERAS_MODEL):
+        raise UserError(f"{artifacts / TRAIN_REPORT}: names another model than {KERAS_MODEL}; not shipped")
     for name in SHIP + tuple(n for n in LOCATOR if (artifacts / n).is_file()):
         with atomic_path(out / name) as tmp:
             shutil.copyfile(artifacts / name, tmp)

@@ -15,7 +15,6 @@ held-out scenes, and each file's size and SHA-256, which `mnist-edge doctor` che
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass
@@ -27,7 +26,13 @@ from benchmarks.synthetic import HEIGHT_FRAC
 from edge import locator as L
 from edge.contract import LOCATOR_REPORT, file_entry, locator_file
 from edge.errors import UserError
-from edge.provenance import atomic_write_bytes, atomic_write_json, check_out_dir, environment, sha256_file
+from edge.provenance import (
+    atomic_write_bytes,
+    atomic_write_json,
+    check_out_dir,
+    environment,
+    init_record,
+)
 from train.data import load_mnist
 from train.tf_logs import to_log_file
 
@@ -170,7 +175,7 @@ def match(boxes: list[L.Box], truth: list[tuple], iou: float = 0.3) -> tuple[int
 def train(cfg: LocatorConfig) -> dict:
     check_out_dir(cfg.out)
     start = _load_init(cfg.init) if cfg.init else None  # a mistake is one line, before any scene is drawn
-    init = _init_record(cfg.init)  # before a fine-tune in place replaces the file or its report
+    init = init_record(cfg.init, LOCATOR_REPORT)  # before a fine-tune in place replaces its files
     data = load_mnist(cfg.data)
     n, n_val, epochs = (120, 30, 1) if cfg.quick else (cfg.scenes, cfg.val_scenes, cfg.epochs)
     half = len(data.x_train) * 9 // 10  # scenes to learn from and to measure on use other digits
@@ -272,15 +277,6 @@ def from_tflite(path: str):
         raise UserError(f"--init {path}: not a locator this code builds (its convs do not match)")
     model.set_weights(weights)
     return model
-
-
-def _init_record(init: str | None) -> dict | None:
-    """What a fine-tuning run started from: the file's hash, and the report beside it if any."""
-    if not init:
-        return None
-    report = Path(init).with_name(LOCATOR_REPORT)
-    return {"file": Path(init).name, "sha256": sha256_file(init),
-            "report": json.loads(report.read_text()) if report.is_file() else None}
 
 
 def export_all(model, calib_inputs: np.ndarray) -> dict[str, bytes]:

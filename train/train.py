@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import os
@@ -19,10 +18,17 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.contract import DEFAULT_MODEL, KERAS_MODEL
+from edge.contract import DEFAULT_MODEL, KERAS_MODEL, TRAIN_REPORT
 from edge.errors import UserError
 from edge.models import NO_LOCATOR
-from edge.provenance import atomic_path, atomic_write_json, check_out_dir, environment, sha256_file
+from edge.provenance import (
+    atomic_path,
+    atomic_write_json,
+    check_out_dir,
+    environment,
+    file_record,
+    init_record,
+)
 from train.data import Mnist, load_mnist, preprocess, split_validation
 from train.model import ARCHS, NUM_CLASSES, build_augmentation, build_model, count_macs
 from train.tf_logs import to_log_file
@@ -85,7 +91,8 @@ def _train(cfg: TrainConfig, data: Mnist) -> dict:
     tf.config.experimental.enable_op_determinism()
 
     model = _start(cfg)  # a bad --init is one line, before any scene is drawn
-    init = _init_record(cfg.init)  # before a fine-tune in place replaces the file or its report
+    init = init_record(cfg.init, TRAIN_REPORT, drop=("history",))  # before a fine-tune in place
+    #   replaces the file or its report
     locator = _desk_locator(cfg) if cfg.desk_scenes else None  # what reads the desk scenes
     (x_tr, y_tr), (x_val, y_val), crops = _splits(data, cfg, locator)
     epochs = cfg.resolved_epochs()
@@ -106,9 +113,10 @@ def _train(cfg: TrainConfig, data: Mnist) -> dict:
     out = Path(cfg.out)
     with atomic_path(out / KERAS_MODEL, suffix=".keras") as tmp:
         model.save(tmp)
-    report = _report(cfg, model, data, init=init, crops=crops, locator=locator, best=best,
-                     history=hist.history, seconds=seconds, test=test, val_images=len(x_val))
-    atomic_write_json(out / "train.json", report)
+    report = _report(cfg, model, data, saved=file_record(out / KERAS_MODEL), init=init, crops=crops,
+                     locator=locator, best=best, history=hist.history, seconds=seconds, test=test,
+                     val_images=len(x_val))
+    atomic_write_json(out / TRAIN_REPORT, report)
     return report
 
 
@@ -212,10 +220,9 @@ def _dataset(x: np.ndarray, y: np.ndarray, cfg: TrainConfig):
     return ds.prefetch(2)
 
 
-def _report(cfg: TrainConfig, model, data: Mnist, *, init: dict | None, crops: tuple[np.ndarray, np.ndarray],
-            locator: str | None,
-            best: _BestWeights, history: dict, seconds: float, test: tuple[float, float],
-            val_images: int) -> dict:
+def _report(cfg: TrainConfig, model, data: Mnist, *, saved: dict, init: dict | None,
+            crops: tuple[np.ndarray, np.ndarray], locator: str | None, best: _BestWeights,
+            history: dict, seconds: float, test: tuple[float, float], val_images: int) -> dict:
     """train.json: what was trained, how it scored, and the data, settings and versions behind it."""
     test_loss, test_acc = test
     return {
@@ -223,9 +230,10 @@ def _report(cfg: TrainConfig, model, data: Mnist, *, init: dict | None, crops: t
         "params": int(model.count_params()),
         "macs": count_macs(model),
         "epochs": cfg.resolved_epochs(),
+        "model": saved,  # model.keras as written: export trusts this report for that file only
         "init": init,
         "desk_crops": {"scenes": cfg.desk_scenes, "crops": int(len(crops[1])),
-                       "locator": _file_record(locator) if cfg.desk_scenes else None},
+                       "locator": file_record(locator) if cfg.desk_scenes else None},
         "val_images": int(val_images),  # held out (val_size, at most a tenth of the training set)
         "best_epoch": best.epoch + 1,
         "seconds": round(seconds, 1),
@@ -249,26 +257,6 @@ def _desk_crops(x: np.ndarray, y: np.ndarray, cfg: TrainConfig,
 
     log.info("making %d desk scenes of training digits and reading them (%s)", n, locator or "segmentation")
     return scene_crops(x, y, n, cfg.seed, workers=min(4, os.cpu_count() or 1), locator=locator)
-
-
-def _file_record(path: str | None) -> dict | None:
-    """A file as train.json names it: its name and SHA-256 (None for no file)."""
-    return {"file": Path(path).name, "sha256": sha256_file(path)} if path else None
-
-
-def _init_record(init: str | None) -> dict | None:
-    """What a fine-tune started from: the file's hash, and the train.json beside it if any (the
-    run that made it, so the whole recipe is on record)."""
-    if not init:
-        return None
-    report = Path(init).with_name("train.json")
-    try:
-        made_by = json.loads(report.read_text()) if report.is_file() else None
-    except (OSError, json.JSONDecodeError):
-        made_by = None  # a report that is not JSON vouches for nothing
-    if made_by:
-        made_by.pop("history", None)
-    return {**_file_record(init), "report": made_by}
 
 
 def _targets(y: np.ndarray) -> np.ndarray:
@@ -339,5 +327,5 @@ def main(args: argparse.Namespace) -> int:
           f"({picked} {r['best_epoch']}/{r['epochs']}), "
           f"{r['params']:,} params, {r['macs'] / 1e6:.2f}M MACs, {r['seconds']:.0f} s "
           f"[data: {r['data']['source']}]")
-    print(f"wrote {Path(cfg.out) / KERAS_MODEL} and {Path(cfg.out) / 'train.json'}")
+    print(f"wrote {Path(cfg.out) / KERAS_MODEL} and {Path(cfg.out) / TRAIN_REPORT}")
     return 0
