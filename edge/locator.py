@@ -169,14 +169,19 @@ class Locator:
     """Loads a locator .tflite or .onnx file; `locate(grey)` -> digit boxes in frame pixels."""
 
     def __init__(self, model: str | Path, runtime: str | None = None, threads: int | None = 1,
-                 min_score: float = MIN_SCORE):
+                 min_score: float = MIN_SCORE, flag: str = "--locator"):
         self.path = Path(model)
         self.backend = open_backend(model, runtime, threads)
         self.min_score = min_score
         spec, out = self.backend.input, self.backend.output
+        grid = len(out.shape) == 4 and out.shape[-1] == len(CHANNELS)
+        if len(spec.shape) != 4 or spec.shape[-1] != 1 or not grid:
+            raise UserError(f"{flag} {model}: not a digit locator (its input is {_dims(spec.shape)} and "
+                            f"its output {_dims(out.shape)}; a locator reads a grey frame, N x rows x cols "
+                            f"x 1, into a grid of {len(CHANNELS)} channels; `mnist-edge locator` makes one)")
         for what, t in (("input", spec), ("output", out)):
             if np.issubdtype(t.dtype, np.integer) and t.scale is None:
-                raise UserError(f"--locator {model}: {self.backend.name} does not report its int8 "
+                raise UserError(f"{flag} {model}: {self.backend.name} does not report its int8 "
                                 f"{what}'s scale; use the .onnx locator (e.g. models/locator_int8.onnx) "
                                 "or another runtime")
         self.input_hw = tuple(int(v) for v in spec.shape[1:3])  # the file's own input size
@@ -253,6 +258,10 @@ class Locator:
                     if left <= cx < right and top <= cy < bottom and cx < sw and cy < sh:
                         boxes.append(Box(b.x + x0 / s, b.y + y0 / s, b.w, b.h, b.score))
         return one_per_digit(sorted(boxes, key=lambda b: -b.score))
+
+
+def _dims(shape: tuple) -> str:
+    return "x".join("?" if d is None or d < 0 else str(d) for d in shape)
 
 
 def windows(size: int, span: int) -> list[tuple[int, float, float]]:

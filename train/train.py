@@ -135,6 +135,10 @@ def _check(cfg: TrainConfig) -> None:
     if cfg.desk_scenes and given and not Path(cfg.desk_locator).is_file():
         raise UserError(f"--desk-locator {cfg.desk_locator}: no such file (expected a locator .tflite "
                         f"or .onnx, or '{NO_LOCATOR}' for segmentation)")
+    if cfg.desk_scenes and given:
+        from edge.locator import Locator
+
+        Locator(cfg.desk_locator, flag="--desk-locator")  # a file that is no locator: one line, now
     if cfg.desk_scenes:
         _desk_locator(cfg)  # no shipped locator is one line now, not after MNIST and TensorFlow load
 
