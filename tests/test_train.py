@@ -77,6 +77,28 @@ def test_val_size_zero_trains_on_every_image_and_keeps_the_last_epoch(tmp_path, 
     assert report["test_accuracy"] > 0.80
 
 
+def test_the_kept_epoch_is_the_best_on_validation_and_the_later_of_equals():
+    from train.train import _BestWeights
+
+    class Model:  # what the callback reads: the weights at each epoch's end
+        epoch = 0
+
+        def get_weights(self):
+            return [self.epoch]
+
+    model = Model()
+    best = _BestWeights(model)
+    for epoch, acc in enumerate([0.990, 0.996, 0.994, 0.996, 0.995]):
+        model.epoch = epoch
+        best.on_epoch_end(epoch, {"val_categorical_accuracy": acc})
+    assert (best.epoch, best.val_acc, best.weights) == (3, 0.996, [3])
+    none = _BestWeights(model)  # no validation set: the last epoch
+    for epoch in range(3):
+        model.epoch = epoch
+        none.on_epoch_end(epoch, {"loss": 0.1})
+    assert none.weights == [2]
+
+
 def test_a_fine_tune_starts_from_its_init_and_records_the_whole_recipe(quick_run, tmp_path, mnist_file):
     """--init: the weights it starts from are the given model's (its first epoch starts where that
     run ended, far below a new network's loss), and train.json names that file, the run that made

@@ -269,15 +269,17 @@ def _targets(y: np.ndarray) -> np.ndarray:
 
 
 class _BestWeights:
-    """Keeps the weights of the epoch with the best validation accuracy (with no validation set,
-    the last epoch's); `callback()` hands it to fit."""
+    """Keeps the weights of the epoch with the best validation accuracy, the later of equals (with no
+    validation set, the last epoch's); `callback()` hands it to fit. One held-out image is 0.02 % of
+    5,000, so equal accuracies are common, and the later epoch has learned at a lower rate of the
+    decaying schedule (README, Models: seed 1 on a Xeon kept epoch 18 of 30 at 99.34 % on test)."""
 
     def __init__(self, model):
         self.model, self.val_acc, self.epoch, self.weights = model, -1.0, -1, None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         acc = (logs or {}).get("val_categorical_accuracy", -1.0)
-        if acc > self.val_acc or acc < 0:
+        if acc >= self.val_acc or acc < 0:
             self.val_acc, self.epoch, self.weights = acc, epoch, self.model.get_weights()
 
     def callback(self):
