@@ -24,6 +24,7 @@ import logging
 import os
 import platform
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -160,14 +161,15 @@ class TrueBoxes:
 
 
 def measure(frames: list[Frame], clf: Classifier, locator: Locator | TrueBoxes | None = None,
-            warmup: int = 5) -> tuple[dict, list[str]]:
-    """Per-stage milliseconds for each frame (after `warmup` untimed frames) and each reading."""
+            warmup: int = 5) -> tuple[dict, list[str], Counter]:
+    """Per-stage milliseconds for each frame (after `warmup` untimed frames), each reading, and how
+    many frames each way of looking for digits read (`edge.reader.FOUND_BY`)."""
     for f in frames[:warmup]:
         if isinstance(locator, TrueBoxes):
             locator.frame = f
         read(f.image, clf, locator=locator)
     ms = {"segment": [], "classify": [], "total": []}
-    readings = []
+    readings, found = [], Counter()
     for f in frames:
         if isinstance(locator, TrueBoxes):
             locator.frame = f
@@ -177,7 +179,8 @@ def measure(frames: list[Frame], clf: Classifier, locator: Locator | TrueBoxes |
         ms["segment"].append(r.segment_ms)
         ms["classify"].append(r.classify_ms)
         readings.append(r.text)
-    return {s: np.array(v) for s, v in ms.items()}, readings
+        found[r.found_by] += 1
+    return {s: np.array(v) for s, v in ms.items()}, readings, found
 
 
 def _row(name: str, s: dict) -> str:
@@ -248,7 +251,7 @@ def main(args: argparse.Namespace) -> int:
     frames = make_frames(args.scene, args.frames, args.seed, args.data, args.size)
     locator = (TrueBoxes() if args.locator == "truth"
                else Locator(located, args.runtime) if located else None)
-    ms, readings = measure(frames, clf, locator)
+    ms, readings, found = measure(frames, clf, locator)
     cv_threads = args.cv_threads if args.cv_threads > 0 else f"OpenCV's choice ({cv2.getNumThreads()})"
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     drawn = drawn_size(args.size)
@@ -262,9 +265,10 @@ def main(args: argparse.Namespace) -> int:
           f"{int8_line(cpu)}), {platform.platform()}, Python {platform.python_version()}, "
           f"{os.cpu_count()} cores, load average {load:.1f} (other work slows every stage)")
     print(report(frames, readings, ms, args.scene))
+    print("digits looked for by: " + ", ".join(f"{how} {n}" for how, n in found.most_common()))
     if args.scene == "desk" and args.blank:
         pages = blank_pages(args.blank, args.seed, args.size)
-        _, said = measure(pages, clf, locator, warmup=0)
+        _, said, _ = measure(pages, clf, locator, warmup=0)
         false = [f"{f.paper} {r!r}" for f, r in zip(pages, said, strict=True) if r]
         print(f"blank pages: {len(false)} of {len(pages)} read as digits "
               f"({100 * len(false) / len(pages):.1f} %)" + (": " + ", ".join(false[:8]) if false else ""))

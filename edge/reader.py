@@ -35,6 +35,11 @@ from edge.locator import Box, Locator
 log = logging.getLogger(__name__)
 
 MIN_CONFIDENCE = 0.6  # digits less sure than this are dropped: the default of camera and predict
+LOCATED, SEGMENTED, NOISY, LIGHT, ONE = ("locator", "segmentation", "segmentation: noisy frame",
+                                         "segmentation: light ink", "one digit")
+FOUND_BY = (LOCATED, SEGMENTED, NOISY, LIGHT, ONE)  # how a frame's digits were looked for: with the
+#   locator; by segmentation (no locator given); by segmentation because the frame was noisier than
+#   the locator learned (median-filtered first) or held light ink on dark paper; a 28x28 image as one
 
 
 @dataclass
@@ -54,27 +59,25 @@ class Reading:
     digits: list[Digit] = field(default_factory=list)
     segment_ms: float = 0.0  # to_grey + segment
     classify_ms: float = 0.0  # every Classifier call, splits included
+    found_by: str = SEGMENTED  # how the digits were looked for: one of FOUND_BY
 
     @property
     def text(self) -> str:
         return "".join(d.label for d in self.digits)
 
     def to_dict(self) -> dict:
-        """{"reading", "digits": [{"digit", "confidence", "box"}]}, as printed by camera and predict."""
+        """{"reading", "digits": [{"digit", "confidence", "box"}], "found_by"}, as printed by camera
+        and predict."""
         return {"reading": self.text,
                 "digits": [{"digit": d.digit, "confidence": d.confidence, "box": list(d.box)}
-                           for d in self.digits]}
+                           for d in self.digits],
+                "found_by": self.found_by}
 
 
 def find_digits(image: np.ndarray, color_order: str = "bgr",
                 seg: SegmentConfig | None = None) -> list[DigitCrop]:
     """A 28x28 image is one MNIST-style digit (inverted if its border is light); else `segment`."""
-    grey = to_grey(image, color_order)
-    if grey.shape == (28, 28):
-        border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-        return [DigitCrop(box=(0, 0, 28, 28), image=255 - grey if border.mean() > 127 else grey)]
-    cfg = seg or SegmentConfig()
-    return segment(quiet(grey, cfg)[0], cfg)
+    return look(image, None, color_order, seg)[0]
 
 
 def locate_digits(image: np.ndarray, locator: Locator, color_order: str = "bgr",
@@ -82,25 +85,36 @@ def locate_digits(image: np.ndarray, locator: Locator, color_order: str = "bgr",
     """The locator's boxes -> one crop per located digit (`edge.located`), left to right; a 28x28
     image is one MNIST-style digit, and a frame noisier than the locator learned, or of light ink, is
     segmented, both as in `find_digits`."""
+    return look(image, locator, color_order, seg)[0]
+
+
+def look(image: np.ndarray, locator: Locator | None, color_order: str = "bgr",
+         seg: SegmentConfig | None = None) -> tuple[list[DigitCrop], str]:
+    """(the digit crops, which of FOUND_BY found them): `find_digits` without a locator,
+    `locate_digits` with one."""
     grey = to_grey(image, color_order)
     if grey.shape == (28, 28):
-        return find_digits(grey, color_order, seg)
+        border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+        return [DigitCrop(box=(0, 0, 28, 28), image=255 - grey if border.mean() > 127 else grey)], ONE
     cfg = seg or SegmentConfig()
     filtered, noisy = quiet(grey, cfg)
+    if locator is None:
+        return segment(filtered, cfg), SEGMENTED
     if noisy:
         log.debug("a frame noisier than the locator learned: segmented")
-        return segment(filtered, cfg)
+        return segment(filtered, cfg), NOISY
     work, scale = working(grey, cfg)
     if not dark_ink(work, coarse(work, cfg), cfg):
         log.debug("light ink, which the locator never learned: segmented")
-        return segment(grey, cfg)
+        return segment(grey, cfg), LIGHT
     if scale < 1.0:  # located in the working image: shrunk once more, not the whole frame again
-        return [to_frame(c, 1.0 / scale) for c in located_crops(work, locator.locate(work), cfg, dark=True)]
+        return [to_frame(c, 1.0 / scale)
+                for c in located_crops(work, locator.locate(work), cfg, dark=True)], LOCATED
     boxes = locator.locate(grey)
     if scale == 1.0:
-        return located_crops(work, boxes, cfg, dark=True)
+        return located_crops(work, boxes, cfg, dark=True), LOCATED
     scaled = [Box(b.x * scale, b.y * scale, b.w * scale, b.h * scale, b.score) for b in boxes]
-    return [to_frame(c, 1.0 / scale) for c in located_crops(work, scaled, cfg, dark=True)]
+    return [to_frame(c, 1.0 / scale) for c in located_crops(work, scaled, cfg, dark=True)], LOCATED
 
 
 def read(image: np.ndarray, clf: Classifier, min_confidence: float = MIN_CONFIDENCE,
@@ -109,8 +123,7 @@ def read(image: np.ndarray, clf: Classifier, min_confidence: float = MIN_CONFIDE
     """One image (any layout `to_grey` takes) -> its Reading. Digits are found by segmentation
     (`find_digits`), or with a `locator` where it says they are (`locate_digits`)."""
     t0 = time.perf_counter()
-    crops = (find_digits(image, color_order, seg) if locator is None
-             else locate_digits(image, locator, color_order, seg))
+    crops, found_by = look(image, locator, color_order, seg)
     t1 = time.perf_counter()
     found: list[tuple[DigitCrop, Prediction]] = []
     if crops:
@@ -119,7 +132,7 @@ def read(image: np.ndarray, clf: Classifier, min_confidence: float = MIN_CONFIDE
     t2 = time.perf_counter()
     digits = [Digit(p.digit, p.label, round(p.confidence, 4), c.box) for c, p in found
               if round(p.confidence, 4) >= min_confidence]
-    return Reading(digits, 1e3 * (t1 - t0), 1e3 * (t2 - t1))
+    return Reading(digits, 1e3 * (t1 - t0), 1e3 * (t2 - t1), found_by)
 
 
 def _split_wide(found: list[tuple[DigitCrop, Prediction]], clf: Classifier,

@@ -30,7 +30,7 @@ from edge.sources import Frame, OpenCVSource, PicameraSource, RetryConfig, Sourc
 from edge.web import FrameHub, WebServer
 from tests.conftest import REPO, cli
 
-KEYS = {"t", "frame", "reading", "digits", "ms"}
+KEYS = {"t", "frame", "reading", "digits", "found_by", "ms"}
 MS_KEYS = {"capture", "preprocess", "inference", "total"}
 SHIPPED = REPO / "models" / "model_int8.tflite"
 

@@ -423,6 +423,8 @@ def test_a_frame_noisier_than_the_locator_learned_is_median_filtered_and_segment
     noise = [noise_frame(rng) for _ in range(30)]
     assert min(pixel_noise(to_grey(f)) for f in noise) > limit
     assert [read(f, clf, locator=loc).text for f in noise] == [""] * 30
+    assert {read(f, clf, locator=loc).found_by for f in noise[:3]} == {"segmentation: noisy frame"}
+    assert read(desk[0].image, clf, locator=loc).found_by == "locator"
     right = 0
     for _ in range(20):
         idx = rng.integers(0, len(mnist.x_test), 3)
@@ -446,10 +448,15 @@ def test_light_ink_which_the_locator_never_learned_is_segmented(mnist_file):
     frames = make_frames("clean", 30, 0, mnist_file)
     light = [255 - to_grey(f.image) for f in frames]
     located = [read(g, clf, locator=loc).to_dict() for g in light]
-    assert located == [read(g, clf).to_dict() for g in light]  # segmentation's readings, boxes and all
+    segmented = [read(g, clf).to_dict() for g in light]
+    assert {r.pop("found_by") for r in located} == {"segmentation: light ink"}  # and says so
+    assert {r.pop("found_by") for r in segmented} == {"segmentation"}
+    assert located == segmented  # segmentation's readings, boxes and all
     assert sum(r["reading"] == f.truth for r, f in zip(located, frames, strict=True)) >= 28
     dark = [to_grey(f.image) for f in frames[:10]]  # dark ink is still located
-    assert [read(g, clf, locator=loc).to_dict() for g in dark] != [read(g, clf).to_dict() for g in dark]
+    readings = [read(g, clf, locator=loc) for g in dark]
+    assert {r.found_by for r in readings} == {"locator"}
+    assert [r.digits for r in readings] != [read(g, clf).digits for g in dark]
 
 
 def test_shipped_locator_is_fully_delegated():
