@@ -120,7 +120,8 @@ function show(d) {{
   $("details").textContent = d.digits.map(
     (x) => x.digit + " (" + (100 * x.confidence).toFixed(0) + "%)").join("  ");
   $("status").textContent = "frame " + d.frame + ", " + d.ms.total.toFixed(1) + " ms"
-    + (d.file ? ", " + d.file : "");
+    + (d.file ? ", " + d.file : "")
+    + ((d.found_by || "").startsWith("segmentation: ") ? ", " + d.found_by : "");  // a fallback
 }}
 async function poll() {{
   try {{

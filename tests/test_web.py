@@ -172,7 +172,8 @@ def test_page_polls_latest_json(tmp_path):
         out = latest()
         if not served_once.is_set():
             served_once.set()
-            hub.publish(None, {**record, "frame": 1, "reading": "12", "digits": [
+            hub.publish(None, {**record, "frame": 1, "reading": "12",
+                               "found_by": "segmentation: noisy frame", "digits": [
                 {"digit": 1, "confidence": 0.8, "box": [0, 0, 1, 1]},
                 {"digit": 2, "confidence": 0.7, "box": [2, 0, 1, 1]}]})
         return out
@@ -185,7 +186,8 @@ def test_page_polls_latest_json(tmp_path):
         server.stop()
     assert served_once.is_set()
     page = shown(dom)
-    assert page == {"frame": "1", "reading": "12", "status": "frame 1, 1.0 ms", "stream": None}
+    assert page == {"frame": "1", "reading": "12", "status": "frame 1, 1.0 ms, segmentation: noisy frame",
+                    "stream": None}  # a frame the locator was not used on says why
     assert '<div id="details">1 (80%)  2 (70%)</div>' in dom
 
 
