@@ -174,7 +174,10 @@ def match(boxes: list[L.Box], truth: list[tuple], iou: float = 0.3) -> tuple[int
 
 def train(cfg: LocatorConfig) -> dict:
     check_out_dir(cfg.out)
-    start = _load_init(cfg.init) if cfg.init else None  # a mistake is one line, before any scene is drawn
+    start = None
+    if cfg.init:  # a mistake is one line, before any scene is drawn; TensorFlow's banners (oneDNN's on
+        with to_log_file(Path(cfg.out) / "locator.log"):  # Intel CPUs) go to the log, as in training
+            start = _load_init(cfg.init)
     init = init_record(cfg.init, LOCATOR_REPORT)  # before a fine-tune in place replaces its files
     data = load_mnist(cfg.data)
     n, n_val, epochs = (120, 30, 1) if cfg.quick else (cfg.scenes, cfg.val_scenes, cfg.epochs)
