@@ -179,6 +179,9 @@ class Locator:
             raise UserError(f"{flag} {model}: not a digit locator (its input is {_dims(spec.shape)} and "
                             f"its output {_dims(out.shape)}; a locator reads a grey frame, N x rows x cols "
                             f"x 1, into a grid of {len(CHANNELS)} channels; `mnist-edge locator` makes one)")
+        if min(spec.shape[1:3]) < 1:
+            raise UserError(f"{flag} {model}: its input's rows and columns are not fixed "
+                            f"({_dims(spec.shape)}); a locator file carries the input size it was made for")
         for what, t in (("input", spec), ("output", out)):
             if np.issubdtype(t.dtype, np.integer) and t.scale is None:
                 raise UserError(f"{flag} {model}: {self.backend.name} does not report its int8 "

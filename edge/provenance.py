@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import logging
 import os
 import platform
 import subprocess
@@ -18,6 +19,8 @@ import tempfile
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -82,19 +85,36 @@ def file_record(path: str | os.PathLike | None) -> dict | None:
     return {"file": Path(path).name, "sha256": sha256_file(path)} if path else None
 
 
+def report_beside(path: str | os.PathLike, report_name: str) -> tuple[dict | None, str | None]:
+    """The JSON report named `report_name` beside the file `path`, if it is that file's: (report,
+    None); (None, why not) for one that is unreadable, not a JSON object, or names another hash for
+    the file (train.json's "model", locator.json's "files"); (None, None) for none. A report that
+    names no hash (written before reports named them) is taken as the file's."""
+    where = Path(path).with_name(report_name)
+    if not where.is_file():
+        return None, None
+    try:
+        report = json.loads(where.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        return None, f"{where}: not a readable report ({e.__class__.__name__})"
+    model, files = (report.get("model"), report.get("files")) if isinstance(report, dict) else ([], [])
+    if not (isinstance(model, dict | None) and isinstance(files, dict | None)):  # a list is no report
+        return None, f"{where}: not a report this code writes"
+    named = (model or {}).get("sha256") or ((files or {}).get(Path(path).name) or {}).get("sha256")
+    if named and named != sha256_file(path):
+        return None, f"{where} describes another file than {Path(path).name} (another SHA-256)"
+    return report, None
+
+
 def init_record(init: str | os.PathLike | None, report_name: str, drop: tuple[str, ...] = ()) -> dict | None:
     """What a fine-tune started from: the file's record and the report named `report_name` beside it
-    (the run that made it, minus `drop`'s keys), so the whole recipe is on record; a missing report, or
-    one that is not a JSON object, is None: it vouches for nothing."""
+    (the run that made it, minus `drop`'s keys), so the whole recipe is on record; a report that is
+    not that file's (`report_beside`) is None, with a warning: it vouches for nothing."""
     if not init:
         return None
-    report = Path(init).with_name(report_name)
-    try:
-        made_by = json.loads(report.read_text()) if report.is_file() else None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        made_by = None
-    if not isinstance(made_by, dict):
-        made_by = None
+    made_by, why = report_beside(init, report_name)
+    if why:
+        log.warning("%s; the start is recorded without it", why)
     return {**file_record(init), "report": made_by and {k: v for k, v in made_by.items() if k not in drop}}
 
 

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import tempfile
@@ -20,6 +19,7 @@ from edge.provenance import (
     atomic_path,
     check_out_dir,
     environment,
+    report_beside,
     sha256_file,
 )
 from export import onnx as onnx_exporter
@@ -91,21 +91,13 @@ def run_export(cfg: ExportConfig) -> tuple[list, dict]:
 
 
 def train_report(model_path: Path) -> dict:
-    """The train.json beside a model, if it is that model's: one naming another file's hash (the
-    model was replaced after training), or unreadable, vouches for nothing ({}), with a warning."""
-    path = model_path.with_name(TRAIN_REPORT)
-    if not path.is_file():
-        return {}
-    try:
-        report = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        log.warning("%s: not a training report (%s); exporting without it", path, e)
-        return {}
-    made = report.get("model") if isinstance(report, dict) else None
-    if not isinstance(report, dict) or (made and made.get("sha256") != sha256_file(model_path)):
-        log.warning("%s describes another model than %s; exporting without it", path, model_path.name)
-        return {}
-    return report
+    """The train.json beside a model, if it is that model's (`edge.provenance.report_beside`): one
+    naming another file's hash (the model was replaced after training), or unreadable, vouches for
+    nothing ({}), with a warning."""
+    report, why = report_beside(model_path, TRAIN_REPORT)
+    if why:
+        log.warning("%s; exporting without it", why)
+    return report or {}
 
 
 def _provenance(cfg: ExportConfig, model, model_path: Path, data, calib) -> dict:

@@ -143,9 +143,14 @@ def test_a_training_report_counts_for_its_own_model_only(tmp_path, caplog):
     assert train_report(model) == report
     model.write_bytes(b"other weights")
     assert train_report(model) == {}
-    assert "describes another model than model.keras" in caplog.text
-    (tmp_path / "train.json").write_text("{not json")
-    assert train_report(model) == {} and "not a training report" in caplog.text
+    assert "describes another file than model.keras" in caplog.text
+    for text, why in (("{not json", "not a readable report"), ("[1]", "not a report this code writes"),
+                      ('{"model": "model.keras"}', "not a report this code writes")):
+        (tmp_path / "train.json").write_text(text)
+        assert train_report(model) == {} and why in caplog.text, text
+    older = {"arch": "edge", "test_accuracy": 0.99}  # written before reports named their model
+    (tmp_path / "train.json").write_text(json.dumps(older))
+    assert train_report(model) == older
 
 
 def test_missing_model(tmp_path):

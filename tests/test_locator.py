@@ -459,6 +459,23 @@ def test_light_ink_which_the_locator_never_learned_is_segmented(mnist_file):
     assert [r.digits for r in readings] != [read(g, clf).digits for g in dark]
 
 
+def test_a_locator_without_a_fixed_input_size_is_one_line(tmp_path):
+    """A grey frame in, a 5-channel grid out, but rows and columns left open: the locator could not
+    shrink a frame to its input, so it is refused by name, not left to find nothing."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edge.errors import UserError
+
+    x = helper.make_tensor_value_info("frame", TensorProto.FLOAT, ["n", "h", "w", 1])
+    y = helper.make_tensor_value_info("grid", TensorProto.FLOAT, ["n", "h", "w", 5])
+    graph = helper.make_graph([helper.make_node("Concat", ["frame"] * 5, ["grid"], axis=3)], "g", [x], [y])
+    path = tmp_path / "open.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    with pytest.raises(UserError, match=r"--locator .*open.onnx: its input's rows and columns are not fixed"):
+        L.Locator(path, "onnxruntime")
+
+
 def test_shipped_locator_is_fully_delegated():
     """Every op of the shipped int8 locator runs in XNNPACK (no dilated conv's space-to-batch, no
     dynamic shape ops), asked the way LiteRT exposes it."""

@@ -72,8 +72,22 @@ def test_a_report_of_another_model_is_refused(tmp_path):
     (run / "train.json").write_text(json.dumps(train))
     r = ship(run, tmp_path / "out")
     assert r.returncode == 2 and r.stderr.strip() == (
-        f"ship_models: error: {run / 'train.json'}: names another model than model.keras; not shipped")
+        f"ship_models: error: {run / 'train.json'} describes another file than model.keras (another "
+        "SHA-256); not shipped")
     assert not (tmp_path / "out").exists()
+
+
+def test_files_exported_from_another_model_are_refused(tmp_path):
+    """model.keras retrained (its train.json with it) but not exported again: the manifest's model
+    files are the old model's, so the run is not shipped under the new card."""
+    run = tmp_path / "run"
+    shutil.copytree(MODELS, run)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["source_model"]["sha256"] = "0" * 64
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    r = ship(run, tmp_path / "out")
+    assert r.returncode == 2 and "its files were exported from another model than model.keras" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
 
 
 def test_a_run_without_its_manifest_is_one_line(tmp_path):

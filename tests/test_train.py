@@ -131,10 +131,15 @@ def test_an_init_record_vouches_only_with_a_readable_report(tmp_path):
     (tmp_path / "train.json").write_text(json.dumps({"arch": "edge", "history": {"loss": [1.0]}}))
     assert init_record(start, "train.json", drop=("history",)) == {
         "file": "model.keras", "sha256": sha256_file(start), "report": {"arch": "edge"}}
-    for text in ("{not json", "[1, 2]", ""):
-        (tmp_path / "train.json").write_text(text)
+    for text in ("{not json", "[1, 2]", "", json.dumps({"model": {"sha256": "0" * 64}})):  # the last:
+        (tmp_path / "train.json").write_text(text)  # the report of another model, since replaced
         assert init_record(start, "train.json")["report"] is None
-    assert init_record(start, "locator.json")["report"] is None and init_record(None, "train.json") is None
+    (tmp_path / "locator.json").write_text(json.dumps({"files": {"model.keras": {"sha256": "0" * 64}}}))
+    assert init_record(start, "locator.json")["report"] is None
+    own = {"files": {"model.keras": {"sha256": sha256_file(start)}}}
+    (tmp_path / "locator.json").write_text(json.dumps(own))
+    assert init_record(start, "locator.json")["report"]["files"]
+    assert init_record(None, "train.json") is None
 
 
 def test_an_init_that_is_not_a_model_is_one_line(tmp_path, mnist_file):

@@ -26,7 +26,7 @@ from edge.contract import (
     read_manifest,
 )
 from edge.errors import UserError
-from edge.provenance import atomic_path, atomic_write_bytes, sha256_file
+from edge.provenance import atomic_path, atomic_write_bytes, report_beside, sha256_file
 from train.train import TrainConfig
 
 SHIP = (*EXPORTED, KERAS_MODEL, MANIFEST, TRAIN_REPORT, "bench.json", "bench.md", "bench.png")  # copied as is
@@ -189,9 +189,12 @@ def ship(artifacts: Path, out: Path) -> None:
         raise UserError(f"{artifacts / MANIFEST}: not found (expected the JSON a full `make run` writes)")
     if not train["data"]["full_mnist"]:
         raise UserError(f"{artifacts}: trained on {train['data']['source']}, not full MNIST; not shipping it")
-    made = (train.get("model") or {}).get("sha256")
-    if made and made != sha256_file(artifacts / KERAS_MODEL):
-        raise UserError(f"{artifacts / TRAIN_REPORT}: names another model than {KERAS_MODEL}; not shipped")
+    _, why = report_beside(artifacts / KERAS_MODEL, TRAIN_REPORT)  # trained into this model.keras...
+    if why:
+        raise UserError(f"{why}; not shipped")
+    if (manifest.get("source_model") or {}).get("sha256") != sha256_file(artifacts / KERAS_MODEL):
+        raise UserError(f"{artifacts / MANIFEST}: its files were exported from another model than "  # ...and
+                        f"{KERAS_MODEL} (run mnist-edge export again); not shipped")  # exported from it
     for name in SHIP + tuple(n for n in LOCATOR if (artifacts / n).is_file()):
         with atomic_path(out / name) as tmp:
             shutil.copyfile(artifacts / name, tmp)

@@ -91,8 +91,7 @@ def _train(cfg: TrainConfig, data: Mnist) -> dict:
     tf.config.experimental.enable_op_determinism()
 
     model = _start(cfg)  # a bad --init is one line, before any scene is drawn
-    init = init_record(cfg.init, TRAIN_REPORT, drop=("history",))  # before a fine-tune in place
-    #   replaces the file or its report
+    init = init_record(cfg.init, TRAIN_REPORT, drop=("history",))  # before a fine-tune overwrites it
     locator = _desk_locator(cfg) if cfg.desk_scenes else None  # what reads the desk scenes
     (x_tr, y_tr), (x_val, y_val), crops = _splits(data, cfg, locator)
     epochs = cfg.resolved_epochs()
@@ -135,12 +134,11 @@ def _check(cfg: TrainConfig) -> None:
     if cfg.desk_scenes and given and not Path(cfg.desk_locator).is_file():
         raise UserError(f"--desk-locator {cfg.desk_locator}: no such file (expected a locator .tflite "
                         f"or .onnx, or '{NO_LOCATOR}' for segmentation)")
-    if cfg.desk_scenes and given:
+    locator = _desk_locator(cfg) if cfg.desk_scenes else None  # no shipped locator, or a file that
+    if locator:  # is no locator, is one line now, not after MNIST and TensorFlow have loaded
         from edge.locator import Locator
 
-        Locator(cfg.desk_locator, flag="--desk-locator")  # a file that is no locator: one line, now
-    if cfg.desk_scenes:
-        _desk_locator(cfg)  # no shipped locator is one line now, not after MNIST and TensorFlow load
+        Locator(locator, flag="--desk-locator")
 
 
 def _start(cfg: TrainConfig):
