@@ -34,7 +34,7 @@ from edge.contract import RUNTIMES
 from edge.device import int8_line, read_cpu
 from edge.errors import UserError
 from edge.locator import Box, Locator
-from edge.models import LOCATOR_HELP, resolve_locator, resolve_model, warn_if_segmenting
+from edge.models import LOCATOR_HELP, locator_flag, resolve_locator, resolve_model, warn_if_segmenting
 from edge.reader import read
 
 log = logging.getLogger(__name__)
@@ -250,7 +250,7 @@ def main(args: argparse.Namespace) -> int:
     warn_if_segmenting(args.locator, located, model, args.runtime)  # (never for 'truth')
     frames = make_frames(args.scene, args.frames, args.seed, args.data, args.size)
     locator = (TrueBoxes() if args.locator == "truth"
-               else Locator(located, args.runtime) if located else None)
+               else Locator(located, args.runtime, flag=locator_flag(args.locator)) if located else None)
     ms, readings, found = measure(frames, clf, locator)
     cv_threads = args.cv_threads if args.cv_threads > 0 else f"OpenCV's choice ({cv2.getNumThreads()})"
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

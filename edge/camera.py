@@ -45,7 +45,7 @@ from edge.contract import RUNTIMES
 from edge.digits import SegmentConfig
 from edge.errors import UserError
 from edge.locator import Locator
-from edge.models import LOCATOR_HELP, resolve_locator, resolve_model, warn_if_segmenting
+from edge.models import LOCATOR_HELP, locator_flag, resolve_locator, resolve_model, warn_if_segmenting
 from edge.mqtt import PASSWORD_ENV, MqttConfig, Publisher, check_interval, start_publisher
 from edge.output import write_line
 from edge.reader import MIN_CONFIDENCE, read
@@ -162,7 +162,8 @@ def run(cfg: CameraConfig, source: Source | None = None, stop: threading.Event |
             log.info("serving the live page on %s", server.url)
         clf = Classifier(model, cfg.runtime, cfg.threads)
         warn_if_segmenting(cfg.locator, locator_path, model, cfg.runtime)
-        locator = Locator(locator_path, cfg.runtime, cfg.threads) if locator_path else None
+        locator = (Locator(locator_path, cfg.runtime, cfg.threads, flag=locator_flag(cfg.locator))
+                   if locator_path else None)
         log.info("reading %s with %s (%s, %d thread%s), digits found by %s, min confidence %.2f",
                  source.name, model, clf.runtime, cfg.threads, "" if cfg.threads == 1 else "s",
                  locator_path or "segmentation", cfg.min_confidence)

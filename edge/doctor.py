@@ -41,7 +41,7 @@ from edge.contract import (
 )
 from edge.device import emulated, int8_line, numpy_abi, read_cpu
 from edge.errors import UserError
-from edge.models import default_locator, find_default_model, model_dirs
+from edge.models import default_locator, find_default_model, locator_flag, model_dirs
 
 OK, BAD, NA = "✓", "✗", "-"
 
@@ -105,7 +105,7 @@ def try_locator(path: Path, runtime: str) -> tuple[bool, str]:
     from edge.locator import Locator
 
     try:
-        found = Locator(path, runtime).locate(np.full((480, 640), 200, np.uint8))
+        found = Locator(path, runtime, flag=locator_flag(None)).locate(np.full((480, 640), 200, np.uint8))
     except Exception as e:
         return False, _failure(e)
     return True, f"runs ({len(found)} digits on a blank page)"

@@ -27,7 +27,7 @@ from edge.contract import RUNTIMES
 from edge.errors import UserError
 from edge.images import probe, read_image, shown
 from edge.locator import Locator
-from edge.models import LOCATOR_HELP, resolve_locator, resolve_model, warn_if_segmenting
+from edge.models import LOCATOR_HELP, locator_flag, resolve_locator, resolve_model, warn_if_segmenting
 from edge.output import write_line
 from edge.reader import MIN_CONFIDENCE, read
 
@@ -72,7 +72,7 @@ def main(args: argparse.Namespace) -> int:
     locator_path = resolve_locator(args.locator, model, args.runtime)
     clf = Classifier(model, args.runtime, threads=1)
     warn_if_segmenting(args.locator, locator_path, model, args.runtime)
-    locator = Locator(locator_path, args.runtime) if locator_path else None
+    locator = Locator(locator_path, args.runtime, flag=locator_flag(args.locator)) if locator_path else None
     for path in args.images:
         result = predict_image(read_image(path), clf, args.min_confidence, locator=locator)
         name = shown(path)

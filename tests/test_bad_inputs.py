@@ -189,6 +189,9 @@ def corpus(tmp_path_factory) -> Path:
     (d / "killed").mkdir()
     for f in ("model_fp32.tflite", "model_int8.tflite"):
         (d / "killed" / f).write_bytes((MODELS / f).read_bytes())
+    (d / "swapped").mkdir()  # a classifier where the shipped locator's file should be
+    for f in ("model_int8.tflite", "locator_int8.tflite"):
+        (d / "swapped" / f).write_bytes(TFLITE.read_bytes())
     (d / "corrupt").mkdir()
     (d / "corrupt" / "model_int8.tflite").write_bytes(TFLITE.read_bytes()[:3000])
     (d / "corrupt" / "manifest.json").write_text('{"files": {}}')
@@ -246,8 +249,15 @@ def compare_args(d: Path, name: str) -> tuple:
             "--out", str(d / f"compare_{name}"))
 
 
+def shipped(text: str, d: Path) -> str:
+    """A FLAGS string with its place-holders filled: A_FILE, SHIPPED/ (models/), CORPUS/ (the corpus)."""
+    for hold, path in (("A_FILE", d / "a_file"), ("SHIPPED/", f"{MODELS}/"), ("CORPUS/", f"{d}/")):
+        text = text.replace(hold, str(path))
+    return text
+
+
 def flag_args(d: Path, cmd: str, args: list[str]) -> tuple:
-    args = [a.replace("A_FILE", str(d / "a_file")).replace("SHIPPED/", f"{MODELS}/") for a in args]
+    args = [shipped(a, d) for a in args]
     extra = {"camera": ["--source", str(d / "frames")] if "--source" not in args else [],
              "predict": [str(d / "good.png")], "bench": ["--artifacts", str(MODELS)]}.get(cmd, [])
     return (cmd, *extra, *args)
@@ -451,8 +461,11 @@ FLAGS = [  # (command, args, the flag the line names); the a_file placeholder is
     ("train", ["--init", "missing.keras"], "--init missing.keras: no such file"),
     ("train", ["--desk-scenes", "5", "--desk-locator", "nope.tflite"], "--desk-locator nope.tflite: no such"),
     ("train", ["--desk-scenes", "5", "--desk-locator", "SHIPPED/model_int8.tflite"],
-     f"--desk-locator {MODELS}/model_int8.tflite: not a digit locator"),
-    ("predict", ["--locator", "SHIPPED/model_int8.onnx"], "model_int8.onnx: not a digit locator"),
+     "--desk-locator SHIPPED/model_int8.tflite: not a digit locator"),
+    ("predict", ["--locator", "SHIPPED/model_int8.onnx"],
+     "--locator SHIPPED/model_int8.onnx: not a digit locator"),
+    ("predict", ["--model", "CORPUS/swapped/model_int8.tflite"],
+     "the shipped locator CORPUS/swapped/locator_int8.tflite: not a digit locator"),
     ("camera", ["--fps", "nan"], "--fps nan"),
     ("camera", ["--fps", "-1"], "--fps -1"),
     ("camera", ["--serve", ""], "--serve ''"),
@@ -505,7 +518,7 @@ FLAGS = [  # (command, args, the flag the line names); the a_file placeholder is
 def test_bad_flag(runs, cmd, args, names):
     corpus = runs
     r = run(*flag_args(corpus, cmd, args), cwd=corpus)
-    one_error(r, cmd, names)
+    one_error(r, cmd, shipped(names, corpus))
     assert r.stdout == ""
     assert (corpus / "a_file").read_text() == "not a folder"  # nothing written over it
     assert not (corpus / "artifacts").exists()  # export and train wrote nothing
