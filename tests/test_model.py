@@ -72,3 +72,13 @@ def test_augmentation_is_identity_at_inference_and_varies_in_training():
 def test_unknown_arch():
     with pytest.raises(ValueError, match="unknown arch"):
         build_model("resnet")
+
+
+def test_dropout_rate_reaches_the_model_from_the_command_line():
+    from train.train import _start, config, get_args_parser
+
+    cfg = config(get_args_parser().parse_args(["--dropout", "0.1"]))
+    rates = [layer.rate for layer in _start(cfg).layers if type(layer).__name__ == "Dropout"]
+    assert rates == [0.1, 0.1]
+    default = [layer.rate for layer in build_model("edge").layers if type(layer).__name__ == "Dropout"]
+    assert default == [0.25, 0.25]

@@ -22,9 +22,10 @@ INPUT_SHAPE = (28, 28, 1)  # NHWC without the batch dimension; pixels / 255, whi
 NUM_CLASSES = 10
 
 
-def build_model(arch: str = "edge"):
+def build_model(arch: str = "edge", dropout: float = 0.25):
     """A fresh, uncompiled Keras model; its output is softmax probabilities over the 10 digits
-    (the edge arch's exported files output the logits before it: see `logits_model`)."""
+    (the edge arch's exported files output the logits before it: see `logits_model`). `dropout`:
+    the edge arch's dropout rate (after its second conv and before its classifier)."""
     import keras
     from keras import layers
 
@@ -59,12 +60,12 @@ def build_model(arch: str = "edge"):
     x = custom_objects()["SpaceToDepth"](2, name="space_to_depth")(inp)  # 14x14x4
     x = block(x, 16)               # 12x12x16
     x = block(x, 32)               # 10x10x32
-    x = layers.Dropout(0.25)(x)
+    x = layers.Dropout(dropout)(x)
     x = block(x, 32)               # 8x8x32
     x = block(x, 32)               # 6x6x32
     x = block(x, 64)               # 4x4x64
     x = layers.GlobalAveragePooling2D()(x)
-    x = layers.Dropout(0.25)(x)
+    x = layers.Dropout(dropout)(x)
     x = layers.Dense(NUM_CLASSES, name="logits")(x)
     out = layers.Softmax(name="probs")(x)
     return keras.Model(inp, out, name="edge")

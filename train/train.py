@@ -54,6 +54,7 @@ class TrainConfig:
     #                             (0.5 gave no gain: README, Models)
     val_size: int = 5000        # training images held out to pick the best epoch on; 0: train on
     #                             all of them and keep the last epoch
+    dropout: float = 0.25       # edge: dropout rate after the second conv and before the classifier
     augment: bool = True        # random shifts/rotations/zoom while training (edge arch)
     augment_scale: float = 1.0  # their ranges: 1 = +-15 deg, 10 % zoom, +-3 px (train/model.py);
     #                             0.5 over 24 epochs: README, Models
@@ -126,6 +127,8 @@ def _check(cfg: TrainConfig) -> None:
         raise UserError("--batch-size and --epochs must be positive integers")
     if cfg.desk_scenes < 0:
         raise UserError(f"--desk-scenes {cfg.desk_scenes}: expected 0 (none) or more")
+    if not 0 <= cfg.dropout < 1:  # also nan
+        raise UserError(f"--dropout {cfg.dropout}: expected a rate from 0 up to (not including) 1")
     if cfg.val_size < 0:
         raise UserError(f"--val-size {cfg.val_size}: expected 0 (none: keep the last epoch) or more")
     if cfg.init and not Path(cfg.init).is_file():
@@ -144,7 +147,7 @@ def _check(cfg: TrainConfig) -> None:
 def _start(cfg: TrainConfig):
     """New weights for cfg.arch, or --init's model (checked to be that arch)."""
     if not cfg.init:
-        return build_model(cfg.arch)
+        return build_model(cfg.arch, cfg.dropout)
     import keras
 
     from train.model import custom_objects
@@ -298,6 +301,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-size", type=int, default=d.val_size,
                    help="training images held out to pick the best epoch; 0: train on all, keep the "
                         f"last epoch (default: {d.val_size})")
+    p.add_argument("--dropout", type=float, default=d.dropout,
+                   help=f"dropout rate of the edge arch (default: {d.dropout})")
     p.add_argument("--no-augment", action="store_true", help="train without augmentation")
     p.add_argument("--quick", action="store_true",
                    help=f"smoke run: {QUICK['train_images']:,} images, {QUICK['epochs']} epochs")
@@ -317,7 +322,8 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                       seed=args.seed, val_size=args.val_size, augment=not args.no_augment, quick=args.quick,
+                       seed=args.seed, val_size=args.val_size, dropout=args.dropout,
+                       augment=not args.no_augment, quick=args.quick,
                        desk_scenes=args.desk_scenes, desk_locator=args.desk_locator, init=args.init,
                        data=args.data, out=args.out)
 
