@@ -82,3 +82,41 @@ def test_dropout_rate_reaches_the_model_from_the_command_line():
     assert rates == [0.1, 0.1]
     default = [layer.rate for layer in build_model("edge").layers if type(layer).__name__ == "Dropout"]
     assert default == [0.25, 0.25]
+
+
+def test_resample_matches_opencv_remap_on_seeded_fields():
+    import cv2
+
+    from train.model import resample
+
+    rng = np.random.default_rng(3)
+    x = rng.random((2, 28, 28, 1), dtype=np.float32)
+    field = rng.uniform(-3, 3, (2, 28, 28, 2)).astype(np.float32)
+    got = np.asarray(resample(x, field))
+    rows, cols = np.mgrid[0:28, 0:28].astype(np.float32)
+    for i in range(2):
+        ref = cv2.remap(x[i, ..., 0], cols + field[i, ..., 0], rows + field[i, ..., 1], cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        np.testing.assert_allclose(got[i, ..., 0], ref, atol=0.03)  # OpenCV weighs in 1/32 steps
+
+
+def test_warp_bends_a_digit_by_a_few_pixels_and_only_in_training(mnist):
+    from train.model import _random_warp
+
+    x = mnist.x_test[:64, ..., None].astype(np.float32) / 255.0
+    warp = _random_warp()(2.0, seed=5)
+    np.testing.assert_array_equal(np.asarray(warp(x, training=False)), x)
+    a = np.asarray(warp(x, training=True))
+    b = np.asarray(_random_warp()(2.0, seed=5)(x, training=True))
+    np.testing.assert_array_equal(a, b)  # seeded: the same warps again
+    assert not np.allclose(a, np.asarray(warp(x, training=True)))  # and new ones on the next batch
+    assert np.abs(a - x).mean() > 0.02  # strokes moved
+    ink_ratio = a.sum((1, 2, 3)) / x.sum((1, 2, 3))
+    assert 0.7 < ink_ratio.min() and ink_ratio.max() < 1.3  # strokes thin and thicken, none erased
+
+    def centre(im):
+        r, c = np.mgrid[0:28, 0:28]
+        ink = im[..., 0]
+        return np.stack([(ink * r).sum((1, 2)), (ink * c).sum((1, 2))], 1) / ink.sum((1, 2))[:, None]
+
+    assert np.abs(centre(a) - centre(x)).max() < 2.0  # at most the warp's reach
