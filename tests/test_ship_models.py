@@ -144,3 +144,20 @@ def test_the_card_follows_a_fine_tune_back_and_says_what_is_not_on_record(tmp_pa
     assert "--no-augment" not in lines[2]
     lost = train_commands({**top, "init": {"file": "model.keras", "sha256": "cd" * 32, "report": None}})
     assert lost[0] == f"# --init model.keras (SHA-256 {'cd' * 32}): the run that made it is not on record"
+
+
+def test_a_card_command_gives_the_settings_a_run_was_trained_with_under_todays_defaults():
+    from tools.ship_models import RECIPE, train_command
+    from train.train import TrainConfig
+
+    old = {"config": {"arch": "edge", "batch_size": 128, "seed": 0}, "epochs": 30}  # before the fields
+    settings = {key: before for key, _, before in RECIPE}
+    line = train_command({**old, "config": {**old["config"], **settings}})
+    assert line == train_command(old)  # a missing field is the value runs had before it existed
+    for key, flag, before in RECIPE:
+        if before != getattr(TrainConfig, key):
+            assert f" {flag} {before:g} " in line  # today's default differs: the card says so
+    other = {key: getattr(TrainConfig, key) + 1 for key, _, _ in RECIPE}
+    line = train_command({**old, "config": {**old["config"], **other}})
+    for key, flag, _ in RECIPE:
+        assert f" {flag} {other[key]:g} " in line

@@ -32,6 +32,10 @@ from train.train import TrainConfig
 SHIP = (*EXPORTED, KERAS_MODEL, MANIFEST, TRAIN_REPORT, "bench.json", "bench.md", "bench.png")  # copied as is
 # the digit locator (`mnist-edge locator`) camera and predict use by default, shipped beside them
 LOCATOR = (locator_file("int8", "tflite"), locator_file("int8", "onnx"), LOCATOR_REPORT)
+# train settings a card's command gives when off today's default: (TrainConfig field, flag, the value a
+# train.json written before the field existed was trained with)
+RECIPE = (("lr", "--lr", 3e-3), ("val_size", "--val-size", 5000), ("dropout", "--dropout", 0.25),
+          ("warp", "--warp", 0.0))
 
 
 def _load(folder: Path, name: str) -> dict:
@@ -47,10 +51,9 @@ def train_command(train: dict) -> str:
     cfg, d = train["config"], TrainConfig
     flags = f"--arch {cfg['arch']} --epochs {train['epochs']} --batch-size {cfg['batch_size']} " \
             f"--seed {cfg['seed']}"
-    if cfg.get("lr", d.lr) != d.lr:
-        flags += f" --lr {cfg['lr']:g}"
-    if cfg.get("val_size", d.val_size) != d.val_size:
-        flags += f" --val-size {cfg['val_size']}"
+    for key, flag, before in RECIPE:
+        if cfg.get(key, before) != getattr(d, key):
+            flags += f" {flag} {cfg.get(key, before):g}"
     if cfg.get("init"):
         flags = f"--init {Path(cfg['init']).name} " + flags
     if not cfg.get("augment", True):
