@@ -44,10 +44,10 @@ def test_a_run_trained_without_a_validation_set_says_so_in_its_card(tmp_path):
         cards[val_size] = (tmp_path / f"out{val_size}" / "MODEL_CARD.md").read_text()
     assert "No training images were held out: the last epoch was kept" in cards[0]
     assert "validation accuracy" not in cards[0] and "(last epoch)" in cards[0]
-    assert "--val-size 0 " in cards[0]  # the command that made it
+    assert "--val-size" not in cards[0].split("mnist-edge export")[0]  # today's default made it
     held = cards[5000]
     assert "5,000 training images were held out" in held and "validation accuracy 99.34 %" in held
-    assert "No training images" not in held and "--val-size" not in held.split("mnist-edge export")[0]
+    assert "No training images" not in held and "--val-size 5000 " in held  # the command that made it
 
 
 def test_a_run_not_on_full_mnist_is_refused(tmp_path):
@@ -117,9 +117,9 @@ def test_a_fine_tuned_run_gives_both_commands_and_its_desk_crops_in_its_card(tmp
     r = ship(run, tmp_path / "out")
     assert r.returncode == 0, r.stderr
     card = (tmp_path / "out" / "MODEL_CARD.md").read_text()
-    assert "mnist-edge train --arch edge --epochs 30 --batch-size 128 --seed 0 --data mnist.npz\n" in card
+    assert "mnist-edge train --arch edge --epochs 30 --batch-size 128 --seed 0 --val-size 5000 " in card
     assert ("mnist-edge train --init model.keras --arch edge --epochs 5 --batch-size 128 --seed 0 "
-            "--lr 0.0005 --val-size 0 --desk-scenes 24000 --data mnist.npz\n") in card
+            "--lr 0.0005 --desk-scenes 24000 --data mnist.npz\n") in card
     assert "30 epochs in 1068 s, then a fine-tune of 5 epochs in 400 s" in card
     assert "The first run held out" in card and "the fine-tune learned from all of them" in card
     assert "71,000 crops of 24,000 generated desk scenes" in card and "`locator_int8.tflite`" in card
@@ -128,7 +128,7 @@ def test_a_fine_tuned_run_gives_both_commands_and_its_desk_crops_in_its_card(tmp
 def test_the_card_follows_a_fine_tune_back_and_says_what_is_not_on_record(tmp_path):
     from tools.ship_models import train_commands
 
-    base = {"config": {"arch": "edge", "batch_size": 128, "seed": 1, "lr": 0.003, "val_size": 5000},
+    base = {"config": {"arch": "edge", "batch_size": 128, "seed": 1, "lr": 0.003, "val_size": 0},
             "epochs": 30}
     mid = {"config": {**base["config"], "init": "a/model.keras", "lr": 0.0005, "desk_scenes": 100,
                       "desk_locator": "none", "augment": False}, "epochs": 3,

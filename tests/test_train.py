@@ -64,8 +64,9 @@ def test_val_size_zero_trains_on_every_image_and_keeps_the_last_epoch(tmp_path, 
 
     (x_tr, _), (x_val, _), _ = _splits(mnist, TrainConfig(val_size=0))
     assert len(x_tr) == len(mnist.x_train) and len(x_val) == 0
-    (x_tr, _), (x_val, _), _ = _splits(mnist, TrainConfig())
+    (x_tr, _), (x_val, _), _ = _splits(mnist, TrainConfig(val_size=5000))
     assert len(x_tr) + len(x_val) == len(mnist.x_train) and len(x_val) == 5000
+    assert TrainConfig().val_size == 0  # the default learns from every training image
 
     r = cli("train", "--quick", "--val-size", "0", "--data", str(mnist_file), "--out", str(tmp_path))
     assert r.returncode == 0, r.stderr[-2000:]
