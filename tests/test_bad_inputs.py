@@ -456,7 +456,6 @@ FLAGS = [  # (command, args, the flag the line names); the a_file placeholder is
     ("train", ["--val-size", "-1"], "--val-size -1"),
     ("train", ["--dropout", "1"], "--dropout 1.0"),
     ("train", ["--dropout", "nan"], "--dropout nan"),
-    ("train", ["--warp", "-1"], "--warp -1.0"),
     ("train", ["--out", "A_FILE/sub"], "--out"),
     ("train", ["--data", "missing.npz"], "missing.npz: no such file"),
     ("train", ["--data", "A_FILE"], "not a readable .npz"),

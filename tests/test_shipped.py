@@ -67,7 +67,7 @@ def test_training_code_builds_the_shipped_architecture():
 
 
 def test_model_card_commands_make_the_shipped_run_under_todays_defaults():
-    """A changed default (train --val-size, --warp, ...) would leave the card's commands making
+    """A changed default (train --val-size, --dropout, ...) would leave the card's commands making
     another model: the card is written again by tools/ship_models.py."""
     from tools.ship_models import train_commands
 

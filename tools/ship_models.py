@@ -34,8 +34,7 @@ SHIP = (*EXPORTED, KERAS_MODEL, MANIFEST, TRAIN_REPORT, "bench.json", "bench.md"
 LOCATOR = (locator_file("int8", "tflite"), locator_file("int8", "onnx"), LOCATOR_REPORT)
 # train settings a card's command gives when off today's default: (TrainConfig field, flag, the value a
 # train.json written before the field existed was trained with)
-RECIPE = (("lr", "--lr", 3e-3), ("val_size", "--val-size", 5000), ("dropout", "--dropout", 0.25),
-          ("warp", "--warp", 0.0))
+RECIPE = (("lr", "--lr", 3e-3), ("val_size", "--val-size", 5000), ("dropout", "--dropout", 0.25))
 
 
 def _load(folder: Path, name: str) -> dict:

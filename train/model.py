@@ -71,72 +71,17 @@ def build_model(arch: str = "edge", dropout: float = 0.25):
     return keras.Model(inp, out, name="edge")
 
 
-def build_augmentation(seed: int, scale: float = 1.0, warp: float = 0.0):
-    """Training-time augmentation: small shifts, rotations and zoom, their ranges times `scale`, then
-    (if `warp` > 0) an elastic warp of up to `warp` pixels. Never part of the saved model."""
+def build_augmentation(seed: int, scale: float = 1.0):
+    """Training-time augmentation: small shifts, rotations and zoom, their ranges times `scale`.
+    Never part of the saved model."""
     import keras
     from keras import layers
 
-    steps = [
+    return keras.Sequential([
         layers.RandomRotation(0.04 * scale, fill_mode="constant", seed=seed),  # scale 1: about +-15 deg
         layers.RandomZoom(0.1 * scale, fill_mode="constant", seed=seed + 1),
         layers.RandomTranslation(0.1 * scale, 0.1 * scale, fill_mode="constant", seed=seed + 2),  # +-3 px
-    ]
-    if warp > 0:
-        steps.append(_random_warp()(warp, seed=seed + 3))
-    return keras.Sequential(steps, name="augment")
-
-
-def _random_warp():
-    """The RandomWarp layer class (built on first call, so importing this module imports no Keras)."""
-    import keras
-    import tensorflow as tf
-
-    class RandomWarp(keras.layers.Layer):
-        """Elastic distortion (Simard et al. 2003, "Best practices for CNNs applied to visual document
-        analysis"): every image is resampled through its own smooth random displacement field, so
-        strokes bend and thicken locally as pens and hands make them, which shifts, rotations and zoom
-        cannot. The field is drawn uniform in +-`pixels` on a `grid` x `grid` lattice and upsampled
-        bicubically (a lattice point every ~9 px of a 28 px image; a Gaussian-smoothed field, as in
-        the paper, costs a 2-D convolution per image); bilinear resampling, zeros outside."""
-
-        def __init__(self, pixels: float, grid: int = 4, seed: int | None = None, **kwargs):
-            super().__init__(**kwargs)
-            self.pixels, self.grid = pixels, grid
-            self.seed_generator = keras.random.SeedGenerator(seed)
-
-        def call(self, x, training=True):
-            if not training:
-                return x
-            h, w = x.shape[1], x.shape[2]  # (N, H, W, 1), H and W static
-            lattice = keras.random.uniform((tf.shape(x)[0], self.grid, self.grid, 2),
-                                           -self.pixels, self.pixels, seed=self.seed_generator)
-            field = tf.image.resize(lattice, (h, w), method="bicubic")  # (N, H, W, [dx, dy])
-            return resample(x, field)
-
-    return RandomWarp
-
-
-def resample(x, field):
-    """Images (N, H, W, 1) read at (row + field[..., 1], col + field[..., 0]): bilinear, 0 outside."""
-    import tensorflow as tf
-
-    h, w = x.shape[1], x.shape[2]
-    rows = tf.range(h, dtype=tf.float32)[None, :, None] + field[..., 1]
-    cols = tf.range(w, dtype=tf.float32)[None, None, :] + field[..., 0]
-    flat, first = tf.reshape(x, [-1]), tf.range(tf.shape(x)[0])[:, None, None] * (h * w)
-    y0, x0 = tf.floor(rows), tf.floor(cols)
-    wy, wx = rows - y0, cols - x0
-    y0, x0 = tf.cast(y0, tf.int32), tf.cast(x0, tf.int32)
-
-    def pixel(r, c):  # x[i, r, c], 0 outside the image
-        inside = (r >= 0) & (r < h) & (c >= 0) & (c < w)
-        at = first + tf.clip_by_value(r, 0, h - 1) * w + tf.clip_by_value(c, 0, w - 1)
-        return tf.where(inside, tf.gather(flat, at), 0.0)
-
-    out = ((1 - wy) * ((1 - wx) * pixel(y0, x0) + wx * pixel(y0, x0 + 1))
-           + wy * ((1 - wx) * pixel(y0 + 1, x0) + wx * pixel(y0 + 1, x0 + 1)))
-    return out[..., None]
+    ], name="augment")
 
 
 def count_macs(model) -> int:

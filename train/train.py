@@ -59,8 +59,6 @@ class TrainConfig:
     augment: bool = True        # random shifts/rotations/zoom while training (edge arch)
     augment_scale: float = 1.0  # their ranges: 1 = +-15 deg, 10 % zoom, +-3 px (train/model.py);
     #                             0.5 over 24 epochs: README, Models
-    warp: float = 0.0           # edge: elastic warp of up to this many pixels after them (train/model.py,
-    #                             RandomWarp); 0: none
     seed: int = 0               # seeds numpy, Python, TensorFlow and the validation split
     quick: bool = False         # smoke run: QUICK's images and epochs
     desk_scenes: int = 0        # desk scenes of training digits whose crops join the training set
@@ -132,8 +130,6 @@ def _check(cfg: TrainConfig) -> None:
         raise UserError(f"--desk-scenes {cfg.desk_scenes}: expected 0 (none) or more")
     if not 0 <= cfg.dropout < 1:  # also nan
         raise UserError(f"--dropout {cfg.dropout}: expected a rate from 0 up to (not including) 1")
-    if not 0 <= cfg.warp <= 7:  # also nan
-        raise UserError(f"--warp {cfg.warp}: expected pixels from 0 (none) to 7 (a quarter of a digit)")
     if cfg.val_size < 0:
         raise UserError(f"--val-size {cfg.val_size}: expected 0 (none: keep the last epoch) or more")
     if cfg.init and not Path(cfg.init).is_file():
@@ -225,7 +221,7 @@ def _dataset(x: np.ndarray, y: np.ndarray, cfg: TrainConfig):
     ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=cfg.seed)
     ds = ds.batch(cfg.batch_size)
     if cfg.augment and cfg.arch == "edge":
-        aug = build_augmentation(cfg.seed, cfg.augment_scale, cfg.warp)
+        aug = build_augmentation(cfg.seed, cfg.augment_scale)
         ds = ds.map(lambda x, y: (aug(x, training=True), y), num_parallel_calls=1)
     return ds.prefetch(2)
 
@@ -308,8 +304,6 @@ def get_args_parser() -> argparse.ArgumentParser:
                         f"last epoch (default: {d.val_size})")
     p.add_argument("--dropout", type=float, default=d.dropout,
                    help=f"dropout rate of the edge arch (default: {d.dropout})")
-    p.add_argument("--warp", type=float, default=d.warp,
-                   help=f"elastic warp of up to this many pixels in training (edge arch; default: {d.warp})")
     p.add_argument("--no-augment", action="store_true", help="train without augmentation")
     p.add_argument("--quick", action="store_true",
                    help=f"smoke run: {QUICK['train_images']:,} images, {QUICK['epochs']} epochs")
@@ -329,7 +323,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                       seed=args.seed, val_size=args.val_size, dropout=args.dropout, warp=args.warp,
+                       seed=args.seed, val_size=args.val_size, dropout=args.dropout,
                        augment=not args.no_augment, quick=args.quick,
                        desk_scenes=args.desk_scenes, desk_locator=args.desk_locator, init=args.init,
                        data=args.data, out=args.out)
