@@ -456,6 +456,8 @@ FLAGS = [  # (command, args, the flag the line names); the a_file placeholder is
     ("train", ["--val-size", "-1"], "--val-size -1"),
     ("train", ["--dropout", "1"], "--dropout 1.0"),
     ("train", ["--dropout", "nan"], "--dropout nan"),
+    ("train", ["--arch", "baseline", "--dropout", "0.1"], "--dropout 0.1: sets a new edge model's"),
+    ("train", ["--init", "SHIPPED/model.keras", "--dropout", "0"], "--init's model keeps its own"),
     ("train", ["--out", "A_FILE/sub"], "--out"),
     ("train", ["--data", "missing.npz"], "missing.npz: no such file"),
     ("train", ["--data", "A_FILE"], "not a readable .npz"),

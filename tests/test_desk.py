@@ -266,9 +266,9 @@ def test_training_scenes_use_training_digits_and_the_benchmark_test_digits(mnist
         return np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.int64)
 
     monkeypatch.setattr(scenes, "scene_crops", record)
-    cfg = TrainConfig(quick=True, desk_scenes=40, data=str(mnist_file), out=str(tmp_path))
+    cfg = TrainConfig(quick=True, desk_scenes=40, val_size=5000, data=str(mnist_file), out=str(tmp_path))
     train(cfg)
-    tr_idx, val_idx = split_validation(len(mnist.x_train), 5000, cfg.seed)
+    tr_idx, val_idx = split_validation(len(mnist.x_train), cfg.val_size, cfg.seed)
     allowed = {x.tobytes() for x in mnist.x_train[tr_idx[:4000]]}
     forbidden = {x.tobytes() for x in mnist.x_test} | {x.tobytes() for x in mnist.x_train[val_idx]}
     given = {x.tobytes() for x in seen[0]}

@@ -26,13 +26,16 @@ def test_quick_training_learns(quick_run):
 
 
 def test_train_json_records_provenance(quick_run, mnist_file):
-    out, _ = quick_run
+    out, r = quick_run
     report = json.loads((out / "train.json").read_text())
     assert report["arch"] == "edge" and report["params"] < 100_000 and report["macs"] > 0
     assert report["data"]["source"] == f"npz:{mnist_file}"
     assert report["data"]["sha256"]["x_test"].startswith("6d87418db22cc802")
     assert report["environment"]["packages"]["tensorflow-cpu"]
     assert report["config"]["quick"] is True and report["epochs"] == 2
+    assert report["val_accuracy"] is None and report["val_images"] == 0  # the default: no held-out set
+    assert report["best_epoch"] == 2 and "(no validation set, last epoch 2/2)" in r.stdout
+    assert not any(k.startswith("val_") for k in report["history"])
     assert report["model"] == {"file": "model.keras", "sha256": sha256_file(out / "model.keras")}
     assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
 
@@ -59,7 +62,7 @@ def test_training_is_deterministic(tmp_path, mnist_file):
     assert a["history"]["loss"] == b["history"]["loss"]
 
 
-def test_val_size_zero_trains_on_every_image_and_keeps_the_last_epoch(tmp_path, mnist_file, mnist):
+def test_val_size_holds_images_out_and_keeps_the_best_epoch_on_them(tmp_path, mnist_file, mnist):
     from train.train import TrainConfig, _splits
 
     (x_tr, _), (x_val, _), _ = _splits(mnist, TrainConfig(val_size=0))
@@ -68,13 +71,13 @@ def test_val_size_zero_trains_on_every_image_and_keeps_the_last_epoch(tmp_path, 
     assert len(x_tr) + len(x_val) == len(mnist.x_train) and len(x_val) == 5000
     assert TrainConfig().val_size == 0  # the default learns from every training image
 
-    r = cli("train", "--quick", "--val-size", "0", "--data", str(mnist_file), "--out", str(tmp_path))
+    r = cli("train", "--quick", "--val-size", "5000", "--data", str(mnist_file), "--out", str(tmp_path))
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "(no validation set, last epoch 2/2)" in r.stdout
     report = json.loads((tmp_path / "train.json").read_text())
-    assert report["val_accuracy"] is None and report["val_images"] == 0
-    assert report["best_epoch"] == report["epochs"] == 2 and report["config"]["val_size"] == 0
-    assert not any(k.startswith("val_") for k in report["history"])
+    assert report["val_images"] == 1000 and report["config"]["val_size"] == 5000  # --quick's share
+    val = report["history"]["val_categorical_accuracy"]
+    assert report["val_accuracy"] == max(val) and report["best_epoch"] == 2 - val[::-1].index(max(val))
+    assert f"(val {100 * max(val):.2f} %, best epoch {report['best_epoch']}/2)" in r.stdout
     assert report["test_accuracy"] > 0.80
 
 

@@ -52,7 +52,7 @@ def train_command(train: dict) -> str:
             f"--seed {cfg['seed']}"
     for key, flag, before in RECIPE:
         if cfg.get(key, before) != getattr(d, key):
-            flags += f" {flag} {cfg.get(key, before):g}"
+            flags += f" {flag} {cfg.get(key, before)}"
     if cfg.get("init"):
         flags = f"--init {Path(cfg['init']).name} " + flags
     if not cfg.get("augment", True):

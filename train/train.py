@@ -77,7 +77,8 @@ class TrainConfig:
 
 
 def train(cfg: TrainConfig) -> dict:
-    """Train, keep the best-on-validation weights, evaluate on test once, write the artifacts."""
+    """Train, keep the last epoch's weights (the best on validation with val_size), evaluate on test
+    once, write the artifacts."""
     _check(cfg)
     check_out_dir(cfg.out)  # before the work, not after it
     data = load_mnist(cfg.data)  # before TensorFlow loads, so a bad path fails fast
@@ -130,6 +131,9 @@ def _check(cfg: TrainConfig) -> None:
         raise UserError(f"--desk-scenes {cfg.desk_scenes}: expected 0 (none) or more")
     if not 0 <= cfg.dropout < 1:  # also nan
         raise UserError(f"--dropout {cfg.dropout}: expected a rate from 0 up to (not including) 1")
+    if cfg.dropout != TrainConfig.dropout and (cfg.init or cfg.arch != "edge"):
+        raise UserError(f"--dropout {cfg.dropout}: sets a new edge model's dropout; "
+                        + ("--init's model keeps its own" if cfg.init else f"--arch {cfg.arch} has its own"))
     if cfg.val_size < 0:
         raise UserError(f"--val-size {cfg.val_size}: expected 0 (none: keep the last epoch) or more")
     if cfg.init and not Path(cfg.init).is_file():
@@ -142,7 +146,7 @@ def _check(cfg: TrainConfig) -> None:
     if locator:  # is no locator, is one line now, not after MNIST and TensorFlow have loaded
         from edge.locator import Locator
 
-        Locator(locator, flag="--desk-locator")
+        Locator(locator, flag="--desk-locator" if cfg.desk_locator else "the shipped locator")
 
 
 def _start(cfg: TrainConfig):
@@ -274,7 +278,7 @@ class _BestWeights:
     """Keeps the weights of the epoch with the best validation accuracy, the later of equals (with no
     validation set, the last epoch's); `callback()` hands it to fit. One held-out image is 0.02 % of
     5,000, so equal accuracies are common, and the later epoch has learned at a lower rate of the
-    decaying schedule (README, Models: seed 1 on a Xeon kept epoch 18 of 30 at 99.34 % on test)."""
+    decaying schedule (seed 1 on a Xeon kept epoch 18 of 30 at 99.34 % on test, epoch 30 99.43 %)."""
 
     def __init__(self, model):
         self.model, self.val_acc, self.epoch, self.weights = model, -1.0, -1, None
