@@ -64,4 +64,3 @@ def test_training_code_builds_the_shipped_architecture():
     assert built.count_params() == train["params"] == shipped.count_params()
     x = np.zeros((1, 28, 28, 1), np.float32)
     assert shipped(x).shape == (1, 10)
-

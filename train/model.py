@@ -20,9 +20,10 @@ from __future__ import annotations
 ARCHS = ("edge", "baseline")
 INPUT_SHAPE = (28, 28, 1)  # NHWC without the batch dimension; pixels / 255, white on black
 NUM_CLASSES = 10
+DROPOUT = 0.25  # the edge arch's dropout rate, after its second conv and before its classifier
 
 
-def build_model(arch: str = "edge", dropout: float = 0.25):
+def build_model(arch: str = "edge", dropout: float = DROPOUT):
     """A fresh, uncompiled Keras model; its output is softmax probabilities over the 10 digits
     (the edge arch's exported files output the logits before it: see `logits_model`). `dropout`:
     the edge arch's dropout rate (after its second conv and before its classifier)."""

@@ -30,7 +30,7 @@ from edge.provenance import (
     init_record,
 )
 from train.data import Mnist, load_mnist, preprocess, split_validation
-from train.model import ARCHS, NUM_CLASSES, build_augmentation, build_model, count_macs
+from train.model import ARCHS, DROPOUT, NUM_CLASSES, build_augmentation, build_model, count_macs
 from train.tf_logs import to_log_file
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class TrainConfig:
     val_size: int = 0           # training images held out to pick the best epoch on; 0: learn from
     #                             all of them and keep the last epoch (held out, 5,000 gave a lower
     #                             minimum over three seeds: README, Models)
-    dropout: float = 0.25       # edge: dropout rate after the second conv and before the classifier
+    dropout: float = DROPOUT    # edge: dropout rate after the second conv and before the classifier
     augment: bool = True        # random shifts/rotations/zoom while training (edge arch)
     augment_scale: float = 1.0  # their ranges: 1 = +-15 deg, 10 % zoom, +-3 px (train/model.py);
     #                             0.5 over 24 epochs: README, Models
