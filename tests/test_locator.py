@@ -265,6 +265,33 @@ def test_printed_lines_are_taken_off_the_darkness_before_any_threshold():
     np.testing.assert_array_equal(located._unline(plain), plain)
 
 
+def test_unlining_shortcuts_change_nothing(monkeypatch):
+    """`_unline` skips its tilt search where no row could be a line (`_may_hold_line`) and takes rows'
+    quantiles by OpenCV's sort on wide regions (`_row_order`): both give exactly what the full search
+    and numpy's partition give, on regions with and without lines, narrow and wide; and the skip is
+    taken on plain paper with a digit on it."""
+    rng = np.random.default_rng(2)
+    regions = []
+    for h, w in [(40, 30), (90, 56), (90, 57), (128, 100), (100, 200), (60, 300)]:
+        for lined in (False, True):
+            d = np.clip(rng.normal(5, 2, (h, w)), 0, 255).astype(np.float32)
+            cv2.line(d, (w // 3, 5), (w // 2, h - 5), float(rng.integers(40, 160)), 3)  # a stroke
+            if lined:
+                for y in range(-h, h, int(rng.integers(12, 25))):
+                    rise, dark = int(rng.integers(-10, 11)), float(rng.integers(20, 60))
+                    cv2.line(d, (0, y), (w - 1, y + rise), dark, 1)
+            regions.append(np.clip(d, 0, 255).astype(np.uint8))
+    fast = [located._unline(d) for d in regions]
+    gated = [located._may_hold_line(d, d.shape[1] - int(located.LINE_QUANTILE * (d.shape[1] - 1)))
+             for d in regions]
+    monkeypatch.setattr(located, "_may_hold_line", lambda d, need: True)
+    monkeypatch.setattr(located, "_row_order", lambda a, kth: np.partition(a, kth, axis=1)[:, kth])
+    for d, f in zip(regions, fast, strict=True):
+        np.testing.assert_array_equal(f, located._unline(d))
+    assert not any(gated[0::2]) and all(gated[1::2]), gated  # plain regions skipped, lined ones searched
+    assert any((f != d).any() for d, f in zip(regions[1::2], fast[1::2], strict=True))  # lines came off
+
+
 def test_faint_pencil_on_squared_and_lined_paper_reads(mnist):
     """Pencil digits on squared and lined paper, in their own boxes: the grid is often as dark as the
     pencil, so only its lines' shape parts them (`located._unline`)."""
