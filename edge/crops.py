@@ -78,11 +78,11 @@ def crop_ink(core: np.ndarray, dark: np.ndarray, thr: float, origin: tuple[int, 
     nothing is left. `splits`: a piece wide enough to be two touching digits also carries the ways
     to cut it in two."""
     x0, y0 = origin
-    rows, cols = np.flatnonzero(core.any(axis=1)), np.flatnonzero(core.any(axis=0))
-    if rows.size == 0:
+    ex, ey, ew, eh = cv2.boundingRect(core.view(np.uint8))  # the ink's extent
+    if ew == 0:
         return None
-    ex, ey, ew, eh = cols[0], rows[0], cols[-1] + 1 - cols[0], rows[-1] + 1 - rows[0]
-    if not cfg.min_fill <= np.count_nonzero(core) / (ew * eh) <= cfg.max_fill:
+    ink = cv2.countNonZero(core.view(np.uint8))
+    if not cfg.min_fill <= ink / (ew * eh) <= cfg.max_fill:
         return None
     r = max(1, eh // 40)  # keep the anti-aliased rim just outside the thresholded mask
     rim = cv2.dilate(core.view(np.uint8), np.ones((2 * r + 1,) * 2, np.uint8)).view(bool)
@@ -91,7 +91,6 @@ def crop_ink(core: np.ndarray, dark: np.ndarray, thr: float, origin: tuple[int, 
     level = max(percentile_u8(dark, core, cfg.ink_percentile), thr + 1.0)
     soft = np.clip((d - floor) * (255.0 / (level - floor)), 0, 255) * rim
     # Stroke width ~ 2 x ink area / outline length; in the 20-px box it is that x 20 / longest side.
-    ink = np.count_nonzero(core)
     rim1 = core & ~cv2.erode(core.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
     outline = np.count_nonzero(rim1)
     if cfg.min_edge > 0:

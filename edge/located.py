@@ -162,13 +162,10 @@ def _unline(dark: np.ndarray) -> np.ndarray:
     if min(h, w) < 8 or not _may_hold_line(dark, w - kth):
         return dark
     k = max(4, w // 8)  # column strips for the tilt search
-    rows, pad = _strip_rows(w, k)
+    index, pad = _strip_index(h, w, k)
     strips = cv2.resize(np.ascontiguousarray(dark[:, :k * (w // k)]), (k, h), interpolation=cv2.INTER_AREA)
-    strips = cv2.copyMakeBorder(strips.astype(np.float32), pad, pad, 0, 0, cv2.BORDER_REPLICATE)
-    down, across = strips.strides
-    starts = np.lib.stride_tricks.as_strided(  # [o, j]: strip j's h rows from row o (a view)
-        strips, (2 * pad + 1, k, h), (down, across, down), writeable=False)
-    sums = starts[rows, np.arange(k)].sum(axis=1, dtype=np.float64)  # (tilts, h): each tilt's row sums
+    strips = cv2.copyMakeBorder(strips, pad, pad, 0, 0, cv2.BORDER_REPLICATE)
+    sums = strips.ravel()[index].sum(axis=1, dtype=np.float64)  # (tilts, h): each tilt's row sums
     sums -= sums.mean(axis=1, keepdims=True)
     t = float(LINE_SHEARS[int(np.argmax(np.einsum("ij,ij->i", sums, sums)))])  # the tilt whose row sums
     #   vary most
@@ -208,13 +205,15 @@ def _row_order(a: np.ndarray, kth: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=1024)
-def _strip_rows(w: int, k: int) -> tuple[np.ndarray, int]:
-    """For k column strips of a region w wide: (the row each strip starts from along each tilt of
-    LINE_SHEARS, in its profile padded by `pad` rows at either end (tilts x k); pad)."""
+def _strip_index(h: int, w: int, k: int) -> tuple[np.ndarray, int]:
+    """For k column strips of a region h x w, their profiles padded by `pad` rows at either end (an
+    (h + 2 pad) x k array): (where in it, flattened, each tilt of LINE_SHEARS reads each strip's h
+    rows (tilts x k x h); pad)."""
     centres = (np.arange(k) + 0.5) * (w / k) - w / 2
     shift = np.rint(LINE_SHEARS[:, None] * centres[None, :]).astype(np.intp)  # (tilts, k)
     pad = int(np.abs(shift).max())
-    return shift + pad, pad
+    rows = shift[:, :, None] + pad + np.arange(h)  # strip j's rows along each tilt
+    return rows * k + np.arange(k)[None, :, None], pad
 
 
 def _nearest(centres: np.ndarray, k: int, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
