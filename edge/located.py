@@ -77,6 +77,7 @@ def located_crops(work: np.ndarray, boxes: list[Box], cfg: SegmentConfig | None 
     H, W = work.shape
     if not (dark_ink(work, coarse(work, cfg), cfg) if dark is None else dark):
         work = cv2.bitwise_not(work)
+    lined = replace(cfg, line_len_frac=LINE_SPAN)  # a box's lines are judged against its region
     judged = replace(cfg, faint_level=0.0)  # faint ink passes the usual edge test: the locator's
     #   score already judged these boxes digits (the stricter one cost desk frames here)
     centres = np.array([(b.x + b.w / 2, b.y + b.h / 2, max(b.w, 1.0), max(b.h, 1.0)) for b in boxes])
@@ -96,7 +97,7 @@ def located_crops(work: np.ndarray, boxes: list[Box], cfg: SegmentConfig | None 
         local = centres - (x0, y0, 0, 0)
         local *= (sx, sy, sx, sy)
         lb = Box(*local[k, :2] - local[k, 2:] / 2, *local[k, 2:], b.score)
-        dark, ink, level = _local_ink(region, lb.h, cfg)
+        dark, ink, level = _local_ink(region, lb.h, lined)
         ink &= _nearest(local, k, 0, 0, region.shape[1], region.shape[0])
         crop = crop_ink(_pieces(ink, lb, 0, 0), dark, level, (0, 0), judged)
         if crop is not None:
@@ -114,7 +115,8 @@ def _in_frame(c: DigitCrop, x0: int, y0: int, sx: float, sy: float) -> DigitCrop
 
 
 def _local_ink(region: np.ndarray, height: float, cfg: SegmentConfig) -> tuple[np.ndarray, np.ndarray, float]:
-    """A box's region (dark ink) -> (darkness 0..255 against its own paper, ink bool, threshold).
+    """A box's region (dark ink) -> (darkness 0..255 against its own paper, ink bool, threshold);
+    `cfg.line_len_frac` is the region's LINE_SPAN.
 
     The paper is a closing of the region with a kernel wider than any pen stroke of a digit this
     tall: strokes vanish from it, a shadow's edge does not, so shadows divide out; a stroke fatter
@@ -135,17 +137,17 @@ def _local_ink(region: np.ndarray, height: float, cfg: SegmentConfig) -> tuple[n
     dark = cv2.divide(cv2.subtract(paper, region), cv2.max(paper, 40), scale=255)
     if cfg.remove_lines:
         dark = np.ascontiguousarray(_unline(np.ascontiguousarray(_unline(dark).T)).T)
-    counts = np.bincount(dark.ravel(), minlength=256)
+    counts = cv2.calcHist([dark], [0], None, [256], [0, 256]).ravel().astype(np.int64)
     med = median_of_counts(counts)
     mad = median_of_counts(deviations(counts, med))
     floor = max(255 * MIN_CONTRAST, med + NOISE_MADS * MAD_SIGMA * mad)
     otsu, _ = cv2.threshold(dark, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
-    level = float(np.clip(otsu, floor, max(floor, 255 * cfg.max_threshold)))
+    level = float(min(max(otsu, floor), max(floor, 255 * cfg.max_threshold)))
     mask = cv2.threshold(dark, level, 255, cv2.THRESH_BINARY)[1]
     if cfg.close_px > 1:
         mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((cfg.close_px,) * 2, np.uint8))
     if cfg.remove_lines:
-        mask = remove_lines(mask, replace(cfg, line_len_frac=LINE_SPAN), dark=dark)
+        mask = remove_lines(mask, cfg, dark=dark)
     return dark, mask > 0, level
 
 
