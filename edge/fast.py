@@ -52,7 +52,9 @@ def by_label(labels: np.ndarray, table: np.ndarray) -> np.ndarray:
     through cv2.LUT when every label fits in a byte (many times faster than numpy's gather)."""
     if len(table) > 256:
         return table[labels]
-    return cv2.LUT(labels.astype(np.uint8), np.pad(table, (0, 256 - len(table))))
+    lut = np.zeros(256, np.uint8)  # (np.pad took twice as long as the lookup itself)
+    lut[:len(table)] = table
+    return cv2.LUT(labels.astype(np.uint8), lut)
 
 
 def percentile_u8(values: np.ndarray, where: np.ndarray, q: float) -> float:
