@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 MAD_SIGMA = 1.4826  # a median absolute deviation x this = the std-dev of normal noise
+MEDIAN_MIN_WIDTH = 80  # narrower images are widened before OpenCV's median filter (`median_blur`)
 
 
 def median(x: np.ndarray) -> float:
@@ -45,6 +46,19 @@ def deviations(counts: np.ndarray, centre: int) -> np.ndarray:
     out[:n - centre] += counts[centre:]  # v >= centre
     out[1:centre + 1] += counts[centre - 1::-1] if centre else 0  # v < centre, nearest first
     return out
+
+
+def median_blur(img: np.ndarray, k: int) -> np.ndarray:
+    """cv2.medianBlur(img, k), fast on narrow images too. OpenCV's vector path wants about 68
+    columns; a narrower image took ten times longer (the 40x30 paper grid of a 640x480 frame: 150
+    against 15 us), so it is widened with its own edge first (OpenCV's own border), which leaves
+    every output pixel as it was."""
+    w = img.shape[1]
+    if w >= MEDIAN_MIN_WIDTH:
+        return cv2.medianBlur(img, k)
+    side = max(k // 2, -(-(MEDIAN_MIN_WIDTH - w) // 2))
+    wide = cv2.copyMakeBorder(img, 0, 0, side, side, cv2.BORDER_REPLICATE)
+    return cv2.medianBlur(wide, k)[:, side:side + w]
 
 
 def by_label(labels: np.ndarray, table: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from edge.fast import by_label, median, median_of_counts, percentile_u8, shrink
+from edge.fast import by_label, median, median_blur, median_of_counts, percentile_u8, shrink
 
 if TYPE_CHECKING:
     from edge.digits import SegmentConfig
@@ -160,7 +160,7 @@ def dark_ink(work: np.ndarray, tiny: np.ndarray, cfg: SegmentConfig) -> bool:
     h, w = work.shape
     mid = shrink(work, (max(1, w // 4), max(1, h // 4)))
     k = max(8.0, cfg.min_contrast * median(tiny.ravel()))
-    med = cv2.resize(cv2.medianBlur(tiny, 5 if min(tiny.shape) >= 5 else 3),
+    med = cv2.resize(median_blur(tiny, 5 if min(tiny.shape) >= 5 else 3),
                      (mid.shape[1], mid.shape[0]), interpolation=cv2.INTER_LINEAR)
     diff = mid.astype(np.int16) - med
     if np.count_nonzero(diff < -k) >= np.count_nonzero(diff > k):

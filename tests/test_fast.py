@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
-from edge.fast import by_label, deviations, median, median_of_counts, percentile_u8
+from edge.fast import by_label, deviations, median, median_blur, median_of_counts, percentile_u8
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.float32, np.float64])
@@ -89,3 +90,12 @@ def test_by_label_is_numpys_gather_for_few_and_many_labels():
         labels = rng.integers(0, n, (40, 60)).astype(np.uint16)
         table = rng.integers(0, 256, n).astype(np.uint8)
         np.testing.assert_array_equal(by_label(labels, table), table[labels])
+
+
+def test_median_blur_is_opencvs_on_narrow_and_wide_images():
+    """Widening a narrow image with its own edge before the median filter changes no pixel."""
+    rng = np.random.default_rng(4)
+    for h, w in [(1, 1), (3, 2), (5, 5), (30, 40), (37, 67), (30, 79), (30, 80), (12, 200)]:
+        for k in (3, 5):
+            img = rng.integers(0, 256, (h, w)).astype(np.uint8)
+            np.testing.assert_array_equal(median_blur(img, k), cv2.medianBlur(img, k))
