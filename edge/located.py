@@ -164,7 +164,8 @@ def _unline(dark: np.ndarray) -> np.ndarray:
     if min(h, w) < 8 or not _may_hold_line(dark, w - kth):
         return dark
     k = max(4, w // 8)  # column strips for the tilt search
-    index, pad = _strip_index(h, w, k)
+    base, pad = _strip_index(w, k)
+    index = base + k * np.arange(h)  # (tilts, k, h): where each tilt reads each strip's h rows
     strips = cv2.resize(np.ascontiguousarray(dark[:, :k * (w // k)]), (k, h), interpolation=cv2.INTER_AREA)
     strips = cv2.copyMakeBorder(strips, pad, pad, 0, 0, cv2.BORDER_REPLICATE)
     sums = strips.ravel()[index].sum(axis=1, dtype=np.float64)  # (tilts, h): each tilt's row sums
@@ -207,15 +208,14 @@ def _row_order(a: np.ndarray, kth: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=1024)
-def _strip_index(h: int, w: int, k: int) -> tuple[np.ndarray, int]:
-    """For k column strips of a region h x w, their profiles padded by `pad` rows at either end (an
-    (h + 2 pad) x k array): (where in it, flattened, each tilt of LINE_SHEARS reads each strip's h
-    rows (tilts x k x h); pad)."""
+def _strip_index(w: int, k: int) -> tuple[np.ndarray, int]:
+    """For k column strips of a region w wide, their profiles padded by `pad` rows at either end (an
+    (h + 2 pad) x k array): (where in it, flattened, each tilt of LINE_SHEARS reads each strip's
+    first row (tilts x k x 1; row y is k y further on); pad)."""
     centres = (np.arange(k) + 0.5) * (w / k) - w / 2
     shift = np.rint(LINE_SHEARS[:, None] * centres[None, :]).astype(np.intp)  # (tilts, k)
     pad = int(np.abs(shift).max())
-    rows = shift[:, :, None] + pad + np.arange(h)  # strip j's rows along each tilt
-    return rows * k + np.arange(k)[None, :, None], pad
+    return ((shift + pad) * k + np.arange(k))[:, :, None], pad
 
 
 def _nearest(centres: np.ndarray, k: int, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
