@@ -95,10 +95,10 @@ def resolve_locator(locator: str | None, model: Path, runtime: str | None = None
     return path
 
 
-def locator_flag(locator: str | None) -> str:
+def locator_flag(locator: str | None, flag: str = "--locator") -> str:
     """How an error names the locator file `resolve_locator` returned: by the flag that gave it, or
     as the shipped one it found (the user gave no flag to blame)."""
-    return "the shipped locator" if locator is None else "--locator"
+    return "the shipped locator" if locator is None else flag
 
 
 def warn_if_segmenting(locator: str | None, path: Path | None, model: Path, runtime: str | None) -> None:

@@ -145,8 +145,9 @@ def _check(cfg: TrainConfig) -> None:
     locator = _desk_locator(cfg) if cfg.desk_scenes else None  # no shipped locator, or a file that
     if locator:  # is no locator, is one line now, not after MNIST and TensorFlow have loaded
         from edge.locator import Locator
+        from edge.models import locator_flag
 
-        Locator(locator, flag="--desk-locator" if cfg.desk_locator else "the shipped locator")
+        Locator(locator, flag=locator_flag(cfg.desk_locator or None, "--desk-locator"))
 
 
 def _start(cfg: TrainConfig):
