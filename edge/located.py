@@ -49,7 +49,7 @@ PAPER_FLOOR = 0.65  # ...and never darker than this x a closing twice as wide: a
 #   shadow is lighter than that (at 0.85 desk frames lost 1.6 points)
 PAPER_HEIGHT = 32  # the paper is found on the region shrunk so its box is at most this many px tall:
 #   smooth anyway, and a 200-px digit then costs what a 32-px one does (at 48 the paper's closings
-#   were a fifth of a box's time; desk and clean frames read as many exactly, to a frame or two)
+#   were a fifth of a box's time; each desk and clean set read within four frames of 300 as before)
 MIN_CONTRAST = 0.06  # ink is at least this much darker than its paper...
 NOISE_MADS = 3.0  # ...and this many noise deviations (from the region's median absolute deviation)
 CROP_HEIGHT = 80  # a box's region is shrunk so the box is at most this many px tall before its ink is

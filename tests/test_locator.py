@@ -281,6 +281,10 @@ def test_unlining_shortcuts_change_nothing(monkeypatch):
                     rise, dark = int(rng.integers(-10, 11)), float(rng.integers(20, 60))
                     cv2.line(d, (0, y), (w - 1, y + rise), dark, 1)
             regions.append(np.clip(d, 0, 255).astype(np.uint8))
+    for w in (100, 240):  # the edge of what the skip must not miss: a line just dark enough to
+        faint = np.zeros((120, w), np.uint8)  # count, at the steepest tilt searched
+        cv2.line(faint, (0, 20), (w - 1, 20 + int(located.LINE_SHEARS.max() * (w - 1))), located.LINE_MIN, 3)
+        regions += [faint, faint[:, ::-1].copy()]
     fast = [located._unline(d) for d in regions]
     gated = [located._may_hold_line(d, d.shape[1] - int(located.LINE_QUANTILE * (d.shape[1] - 1)))
              for d in regions]
@@ -288,8 +292,9 @@ def test_unlining_shortcuts_change_nothing(monkeypatch):
     monkeypatch.setattr(located, "_row_order", lambda a, kth: np.partition(a, kth, axis=1)[:, kth])
     for d, f in zip(regions, fast, strict=True):
         np.testing.assert_array_equal(f, located._unline(d))
-    assert not any(gated[0::2]) and all(gated[1::2]), gated  # plain regions skipped, lined ones searched
+    assert not any(gated[0:12:2]) and all(gated[1::2]), gated  # plain regions skipped, lined searched
     assert any((f != d).any() for d, f in zip(regions[1::2], fast[1::2], strict=True))  # lines came off
+    assert all((f != d).any() for d, f in zip(regions[12:], fast[12:], strict=True))  # faint ones too
 
 
 def test_faint_pencil_on_squared_and_lined_paper_reads(mnist):
