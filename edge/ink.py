@@ -114,7 +114,7 @@ def _remove_lines(mask: np.ndarray, cfg: SegmentConfig, faint: np.ndarray) -> np
         if not horizontal:
             smear, along, bridge, across = smear[::-1], along[::-1], bridge[::-1], across[::-1]
         span = half.shape[1] if horizontal else half.shape[0]
-        covered = cv2.reduce(half, 0 if horizontal else 1, cv2.REDUCE_MAX).ravel() > 0
+        covered = half.any(axis=0 if horizontal else 1)  # (cv2.reduce's max: 5-20x slower)
         covered[1:] |= covered[:-1].copy()  # the opening below may shift ink a column (even kernel)
         covered[:-1] |= covered[1:].copy()
         need = cfg.line_len_frac * span  # (a stretch is never longer than its count: counted first)
