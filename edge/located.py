@@ -59,6 +59,7 @@ CROP_HEIGHT = 80  # a box's region is shrunk so the box is at most this many px 
 LINE_SPAN = 0.9  # a run of ink across this share of the region's width (height) is a ruled line
 LINE_SHEARS = np.linspace(-0.15, 0.15, 13)  # tilts (rise per pixel, up to ~8.5 deg) tried for the
 #   printed lines of a region: 0.025 apart, under two pixels at the edges of a 150-px-wide region
+STEEPEST = float(np.abs(LINE_SHEARS).max())  # the steepest of them (how far a tilted row reaches)
 LINE_QUANTILE = 0.25  # a row (along its tilt) whose darkness this far up its sorted values is dark is
 #   a printed line, and that much darkness is taken off the row: a digit's stroke never covers three
 #   quarters of its region's row, a line crosses it all
@@ -192,7 +193,7 @@ def _may_hold_line(dark: np.ndarray, need: int) -> bool:
     times half the width, and a pixel of rounding); so some band of that many rows must have `need`
     columns holding such a pixel. A few cheap passes, where the tilt search costs tens of them: most
     regions on plain paper need no search at all."""
-    reach = math.ceil(float(np.abs(LINE_SHEARS).max()) * dark.shape[1] / 2) + 1
+    reach = math.ceil(STEEPEST * dark.shape[1] / 2) + 1
     inked = cv2.threshold(dark, LINE_MIN - 1, 1, cv2.THRESH_BINARY)[1]  # dark >= LINE_MIN
     band = cv2.dilate(inked, np.ones((2 * reach + 1, 1), np.uint8))  # any such pixel within reach
     return int(cv2.reduce(band, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).max()) >= need
