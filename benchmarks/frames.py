@@ -7,14 +7,14 @@
     python -m benchmarks.frames --size 1280x720       # a 16:9 camera: more desk beside the page
     python -m benchmarks.frames --locator none        # digits found by segmentation alone
 
-Scenes are made first, untimed, from MNIST *test* digits (benchmarks/desk.py, benchmarks/synthetic.py);
-each is then read by `edge.reader.read`, exactly what `mnist-edge camera` and `predict` run (the
-shipped locator finds the digits; `--locator none`: segmentation), with one interpreter thread and,
-by default, one OpenCV thread. Reports the share of frames read exactly,
-digit accuracy (1 - edit distance / true digits), false readings on blank scenes, frames per second,
-and on desk scenes the same broken down by paper and by ink, then false readings on 300 more blank
-pages (`--blank`; the scenes' one in ten is too few to tell 2 % from 4 %). Needs MNIST (--data or
-MNIST_EDGE_DATA).
+Scenes are made first, untimed, from MNIST *test* digits (benchmarks/desk.py,
+benchmarks/synthetic.py); each is then read by `edge.reader.read`, exactly what `mnist-edge camera`
+and `predict` run (the shipped locator finds the digits; `--locator none`: segmentation), with one
+interpreter thread and, by default, one OpenCV thread. Reports the share of frames read exactly,
+digit accuracy (1 - edit distance / true digits), false readings on blank scenes, where the digit
+errors went (dropped, added, misread: finding or reading), frames per second, and on desk scenes the
+same broken down by paper and by ink, then false readings on 300 more blank pages (`--blank`; the
+scenes' one in ten is too few to tell 2 % from 4 %). Needs MNIST (--data or MNIST_EDGE_DATA).
 """
 
 from __future__ import annotations
@@ -127,12 +127,49 @@ def blank_pages(n: int, seed: int, size: tuple[int, int] = (640, 480)) -> list[F
 
 def edit_distance(a: str, b: str) -> int:
     """Levenshtein distance: digits missed, added or misread."""
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, cb in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
-    return row[-1]
+    return len(errors(a, b))
+
+
+def errors(read: str, truth: str) -> list[tuple[str, str]]:
+    """What a reading got wrong, as (true digit, digit read) pairs along one cheapest alignment of
+    the two (Levenshtein): ("7", "") a digit dropped, ("", "7") one added, ("7", "1") one misread.
+    Of equally cheap alignments, misreads are preferred to a drop and an add."""
+    n, m = len(read), len(truth)
+    cost = np.zeros((n + 1, m + 1), np.int32)
+    cost[:, 0], cost[0, :] = np.arange(n + 1), np.arange(m + 1)
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            cost[i, j] = min(cost[i - 1, j] + 1, cost[i, j - 1] + 1,
+                             cost[i - 1, j - 1] + (read[i - 1] != truth[j - 1]))
+    out = []
+    i, j = n, m
+    while i or j:
+        if i and j and cost[i, j] == cost[i - 1, j - 1] + (read[i - 1] != truth[j - 1]):
+            if read[i - 1] != truth[j - 1]:
+                out.append((truth[j - 1], read[i - 1]))
+            i, j = i - 1, j - 1
+        elif j and cost[i, j] == cost[i, j - 1] + 1:
+            out.append((truth[j - 1], ""))
+            j -= 1
+        else:
+            out.append(("", read[i - 1]))
+            i -= 1
+    return out[::-1]
+
+
+def error_line(frames: list[Frame], readings: list[str]) -> str:
+    """Where the digit errors of frames with digits went: dropped (the most often dropped digits),
+    added, misread (the commonest confusions), so a run says whether finding or reading lost them."""
+    errs = Counter(e for f, r in zip(frames, readings, strict=True) if f.truth for e in errors(r, f.truth))
+    dropped = Counter({f"{n} {t}s": n for (t, r), n in errs.items() if not r})
+    added = sum(n for (t, _), n in errs.items() if not t)
+    misread = Counter({f"{t} as {r} x{n}": n for (t, r), n in errs.items() if t and r})
+
+    def top(c: Counter) -> str:
+        return f" (most: {', '.join(k for k, _ in c.most_common(3))})" if c else ""
+
+    return (f"digit errors: {sum(dropped.values())} dropped{top(dropped)}, {added} added, "
+            f"{sum(misread.values())} misread{top(misread)}")
 
 
 def score(frames: list[Frame], readings: list[str]) -> dict:
@@ -200,6 +237,7 @@ def report(frames: list[Frame], readings: list[str], ms: dict, scene: str) -> st
                 sel = [i for i, f in enumerate(frames) if getattr(f, key) == kind]
                 lines.append(_row(f"{key} {kind}", score([frames[i] for i in sel],
                                                           [readings[i] for i in sel])))
+    lines.append(error_line(frames, readings))
     lines.append(f"{'stage':<12}{'p50 ms':>9}{'p90 ms':>9}{'mean ms':>9}")
     for stage, v in ms.items():
         lines.append(f"{stage:<12}{np.percentile(v, 50):>9.2f}{np.percentile(v, 90):>9.2f}{v.mean():>9.2f}")

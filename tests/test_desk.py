@@ -295,10 +295,43 @@ def test_frame_benchmark_desk_smoke(mnist_file):
     for row in ("all", "paper lined", "paper grid", "ink ballpoint", "ink pencil", "frames/s"):
         assert row in r.stdout, r.stdout
     assert re.search(r"^blank pages: \d of 6 read as digits", r.stdout, re.M), r.stdout
+    assert re.search(r"^digit errors: \d+ dropped.*, \d+ added, \d+ misread", r.stdout, re.M), r.stdout
     from edge.device import read_cpu
 
     cpu = read_cpu().core  # speed is only meaningful with the CPU it was measured on
     assert cpu is None or f"{cpu} (" in r.stdout, r.stdout[:600]
+
+
+def test_reading_errors_are_one_cheapest_alignment():
+    """The benchmark's error breakdown: drops, adds and misreads, as many as the edit distance (a
+    plain recursive Levenshtein here), and together they turn the truth's digits into the reading's."""
+    import functools
+    from collections import Counter
+
+    from benchmarks.frames import errors
+
+    assert errors("14", "6114") == [("6", ""), ("1", "")]  # a leading digit and a touching 1 dropped
+    assert errors("1474", "1419") == [("1", "7"), ("9", "4")]  # two misreads, not drops and adds
+    assert errors("0334", "034") == [("", "3")]
+    assert errors("", "") == [] and errors("7", "") == [("", "7")]
+
+    def lev(a: str, b: str) -> int:
+        @functools.cache
+        def d(i: int, j: int) -> int:
+            if not i or not j:
+                return i or j
+            return min(d(i - 1, j) + 1, d(i, j - 1) + 1, d(i - 1, j - 1) + (a[i - 1] != b[j - 1]))
+        return d(len(a), len(b))
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        read, truth = ("".join(rng.choice(list("0127"), rng.integers(0, 7))) for _ in range(2))
+        errs = errors(read, truth)
+        assert len(errs) == lev(read, truth), (read, truth, errs)
+        left = Counter(truth)
+        left.subtract(t for t, _ in errs if t)
+        left.update(r for _, r in errs if r)
+        assert +left == Counter(read), (read, truth, errs)
 
 
 def test_a_320x240_camera_frame_reads_as_well_as_640x480(mnist, clf):
