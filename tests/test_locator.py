@@ -564,7 +564,7 @@ def test_a_locator_tflite_comes_back_as_the_same_network_in_keras(mnist_file):
     give the file's own outputs (within its int8 rounding) and the same boxes on desk scenes; a
     wrong kernel layout (a transposed conv's in/out swapped) or a lost bias would not."""
     from benchmarks.frames import make_frames
-    from train.locator import from_tflite
+    from train.locator_model import from_tflite
 
     model = from_tflite(str(SHIPPED))
     loc = L.Locator(SHIPPED)

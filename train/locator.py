@@ -6,8 +6,8 @@
 
 Scenes come from benchmarks/desk.py with MNIST *training* digits only (the frame benchmark draws
 *test* digits), each shrunk to the network's input and labelled with its digits' boxes (the
-targets: edge.locator.encode). The network (`build`) costs about 52 M MACs per frame, every op
-XNNPACK-delegated in int8. Writes locator_int8.tflite, locator_fp32.tflite, locator_int8.onnx,
+targets: edge.locator.encode). The network (train/locator_model.py) costs about 52 M MACs per
+frame, every op XNNPACK-delegated in int8. Writes locator_int8.tflite, locator_fp32.tflite, locator_int8.onnx,
 locator.keras and, last, locator.json (settings, data, versions, each file's recall and precision on
 held-out scenes, and each file's size and SHA-256, which `mnist-edge doctor` checks).
 """
@@ -34,6 +34,7 @@ from edge.provenance import (
     init_record,
 )
 from train.data import load_mnist
+from train.locator_model import build, from_tflite, loss
 from train.tf_logs import to_log_file
 
 log = logging.getLogger(__name__)
@@ -107,52 +108,6 @@ def make_scenes(images, labels, n: int, seed: int, workers: int, clean_share: fl
             xs.append(x), ts.append(t)
             log.info("scenes %d/%d (%.0f s)", min(n, (k + 1) * chunk), n, time.perf_counter() - t0)
     return np.concatenate(xs), np.concatenate(ts)
-
-
-def build(width: int = 32, batch_norm: bool = True):
-    """Input 240x320x1 (pixels / 255) -> (60, 80, 5) per-cell outputs (edge.locator.CHANNELS).
-    A small hourglass: stride-2 convs go down to a 15x20 grid, whose 3x3 convs see ~250 frame
-    pixels, so the biggest digit is seen whole; learned 2x upsamplings bring that context back up and
-    add it to the stride-8 and stride-4 features, which still tell a narrow "1" apart from its
-    neighbour. Only plain and transposed convs, adds and ReLUs: every op is XNNPACK's in int8 once the
-    batch is fixed (`export_all` exports it for batch 1: a transposed conv's output shape is then
-    static)."""
-    import keras
-    from keras import layers
-
-    norm = layers.BatchNormalization if batch_norm else (lambda: (lambda x: x))
-
-    def conv(x, filters, stride=1):
-        x = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=not batch_norm)(x)
-        return layers.ReLU()(norm()(x))
-
-    def up(x, skip):
-        x = layers.Conv2DTranspose(skip.shape[-1], 2, strides=2, use_bias=not batch_norm)(x)
-        return conv(layers.Add()([norm()(x), skip]), skip.shape[-1])
-
-    i = keras.Input((*L.INPUT_HW, 1), name="image")
-    x = conv(i, 8, stride=2)
-    fine = conv(x, 16, stride=2)  # stride 4: the output grid
-    mid = conv(conv(fine, width, stride=2), width)  # stride 8
-    x = conv(conv(mid, width, stride=2), width)  # stride 16
-    x = up(up(x, mid), fine)
-    out = layers.Conv2D(len(L.CHANNELS), 1, name="grid",
-                        bias_initializer=keras.initializers.Constant([-4.0, 0, 0, 0.5, 0.5]))(x)
-    return keras.Model(i, out, name="locator")
-
-
-def loss(y_true, y_pred):
-    """CenterNet's penalty-reduced focal loss on the centre heat, L1 on size and offset at centres;
-    both per digit."""
-    import keras.ops as K
-
-    heat, centre = y_true[..., 0], y_true[..., 1]
-    p = K.clip(K.sigmoid(y_pred[..., 0]), 1e-4, 1 - 1e-4)
-    pos = -K.log(p) * (1 - p) ** 2 * centre
-    neg = -K.log(1 - p) * p ** 2 * (1 - heat) ** 4 * (1 - centre)
-    reg = K.sum(K.abs(y_true[..., 2:6] - y_pred[..., 1:5]), axis=-1) * centre
-    n = K.maximum(K.sum(centre), 1.0)
-    return (K.sum(pos) + K.sum(neg) + K.sum(reg)) / n
 
 
 def match(boxes: list[L.Box], truth: list[tuple], iou: float = 0.3) -> tuple[int, int, int]:
@@ -241,44 +196,6 @@ def _load_init(path: str):
         raise UserError(f"--init {path}: a locator for input {tuple(model.input_shape[1:])} and output "
                         f"{tuple(model.output_shape[1:])}; expected input {want[1:]} and output "
                         f"{(*L.GRID, len(L.CHANNELS))} (retrain without --init)")
-    return model
-
-
-def from_tflite(path: str):
-    """A locator .tflite (int8 or fp32) -> the same network in Keras, to fine-tune without its
-    .keras file: BatchNorm is folded into the convs in the file, so the weights (dequantised where
-    int8: weight x its channel's scale; bias x its scale) go into `build(batch_norm=False)`. The
-    convs are read in the file's op order (LiteRT's op list), which is the order `build` makes them."""
-    from edge.backends import open_backend
-
-    it = open_backend(path, "litert").interp
-    hw = tuple(int(v) for v in it.get_input_details()[0]["shape"][1:3])
-    if hw != L.INPUT_HW:
-        raise UserError(f"--init {path}: a locator for {hw[1]}x{hw[0]} input; expected "
-                        f"{L.INPUT_HW[1]}x{L.INPUT_HW[0]} (retrain without --init)")
-    tensors = {t["index"]: t for t in it.get_tensor_details()}
-
-    def real(index: int) -> np.ndarray:
-        q = tensors[index]["quantization_parameters"]
-        value = it.get_tensor(index).astype(np.float32)
-        if len(q["scales"]) == 0:
-            return value
-        shape = [1] * value.ndim
-        shape[q["quantized_dimension"]] = -1
-        return (value - q["zero_points"].reshape(shape)) * q["scales"].reshape(shape).astype(np.float32)
-
-    weights = []  # per conv in graph order: kernel in Keras' layout, then bias
-    for op in it._get_ops_details():
-        if op["op_name"] == "CONV_2D":  # filter (out, kh, kw, in) -> (kh, kw, in, out)
-            weights += [real(op["inputs"][1]).transpose(1, 2, 3, 0), real(op["inputs"][2])]
-        elif op["op_name"] == "TRANSPOSE_CONV":  # filter (out, kh, kw, in) -> (kh, kw, out, in)
-            weights += [real(op["inputs"][1]).transpose(1, 2, 0, 3), real(op["inputs"][3])]
-    width = int(weights[4].shape[-1])  # the third conv's outputs: the grid-resolution width
-    model = build(width, batch_norm=False)
-    want = [tuple(w.shape) for w in model.get_weights()]
-    if [tuple(w.shape) for w in weights] != want:
-        raise UserError(f"--init {path}: not a locator this code builds (its convs do not match)")
-    model.set_weights(weights)
     return model
 
 
