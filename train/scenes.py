@@ -20,8 +20,13 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 import numpy as np
+
+from edge.contract import DEFAULT_MODEL
+from edge.errors import UserError
+from edge.models import NO_LOCATOR
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +49,24 @@ def label_crop(box: tuple[int, int, int, int], owner: np.ndarray | None, n_digit
     if share[best] >= WHOLE and (others.size == 0 or others.max() <= STRAY):
         return int(labels[best])
     return None
+
+
+def desk_locator(flag: str | None) -> str | None:
+    """The locator file desk scenes are read with, from train's --desk-locator: that file; None for
+    "none" (segmentation); unset: the shipped one (./models, then the repo's models/; none there is
+    a UserError, not a quiet switch to segmentation)."""
+    if flag == NO_LOCATOR:
+        return None
+    if flag:
+        return flag
+    from edge.models import locator_name, model_dirs
+
+    name = locator_name(Path(DEFAULT_MODEL))
+    for folder in model_dirs():
+        if (folder / name).is_file():
+            return str(folder / name)
+    raise UserError(f"--desk-scenes: no shipped {name} in {' or '.join(map(str, model_dirs()))}; "
+                    f"pass --desk-locator FILE, or --desk-locator {NO_LOCATOR} for segmentation")
 
 
 def _chunk(args) -> tuple[list[np.ndarray], list[int]]:
@@ -78,6 +101,9 @@ def scene_crops(images: np.ndarray, labels: np.ndarray, n_scenes: int, seed: int
     whatever `workers` is."""
     jobs = [(images, labels, min(chunk, n_scenes - i), seed * 1_000_003 + i, locator)
             for i in range(0, n_scenes, chunk)]
+    if jobs:
+        log.info("making %d desk scenes of training digits and reading them (%s)", n_scenes,
+                 locator or "segmentation")
     t0 = time.perf_counter()
     crops: list[np.ndarray] = []
     out: list[int] = []

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.contract import DEFAULT_MODEL, KERAS_MODEL, TRAIN_REPORT
+from edge.contract import KERAS_MODEL, TRAIN_REPORT
 from edge.errors import UserError
 from edge.models import NO_LOCATOR
 from edge.provenance import (
@@ -31,6 +31,7 @@ from edge.provenance import (
 )
 from train.data import Mnist, load_mnist, preprocess, split_validation
 from train.model import ARCHS, DROPOUT, NUM_CLASSES, build_augmentation, build_model, count_macs
+from train.scenes import desk_locator, scene_crops
 from train.tf_logs import to_log_file
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ def _train(cfg: TrainConfig, data: Mnist) -> dict:
 
     model = _start(cfg)  # a bad --init is one line, before any scene is drawn
     init = init_record(cfg.init, TRAIN_REPORT, drop=("history",))  # before a fine-tune overwrites it
-    locator = _desk_locator(cfg) if cfg.desk_scenes else None  # what reads the desk scenes
+    locator = desk_locator(cfg.desk_locator) if cfg.desk_scenes else None  # what reads the desk scenes
     (x_tr, y_tr), (x_val, y_val), crops = _splits(data, cfg, locator)
     epochs = cfg.resolved_epochs()
     model.compile(optimizer=_optimizer(cfg, epochs, steps=math.ceil(len(x_tr) / cfg.batch_size)),
@@ -142,8 +143,9 @@ def _check(cfg: TrainConfig) -> None:
     if cfg.desk_scenes and given and not Path(cfg.desk_locator).is_file():
         raise UserError(f"--desk-locator {cfg.desk_locator}: no such file (expected a locator .tflite "
                         f"or .onnx, or '{NO_LOCATOR}' for segmentation)")
-    locator = _desk_locator(cfg) if cfg.desk_scenes else None  # no shipped locator, or a file that
-    if locator:  # is no locator, is one line now, not after MNIST and TensorFlow have loaded
+    # no shipped locator, or a file that is no locator: one line now, not after MNIST and TensorFlow
+    locator = desk_locator(cfg.desk_locator) if cfg.desk_scenes else None
+    if locator:
         from edge.locator import Locator
         from edge.models import locator_flag
 
@@ -168,24 +170,6 @@ def _start(cfg: TrainConfig):
     return model
 
 
-def _desk_locator(cfg: TrainConfig) -> str | None:
-    """The locator file desk scenes are read with: --desk-locator, else the shipped one (./models,
-    then the repo's models/; none there is a UserError, not a quiet switch to segmentation); None
-    for "none"."""
-    if cfg.desk_locator == NO_LOCATOR:
-        return None
-    if cfg.desk_locator:
-        return cfg.desk_locator
-    from edge.models import locator_name, model_dirs
-
-    name = locator_name(Path(DEFAULT_MODEL))
-    for folder in model_dirs():
-        if (folder / name).is_file():
-            return str(folder / name)
-    raise UserError(f"--desk-scenes: no shipped {name} in {' or '.join(map(str, model_dirs()))}; "
-                    f"pass --desk-locator FILE, or --desk-locator {NO_LOCATOR} for segmentation")
-
-
 def _splits(data: Mnist, cfg: TrainConfig, locator: str | None = None):
     """(x_train, targets), (x_val, targets), desk crops: preprocessed, validation held out by seed."""
     x_all, y_all = data.x_train, data.y_train.astype(np.int64)
@@ -195,7 +179,8 @@ def _splits(data: Mnist, cfg: TrainConfig, locator: str | None = None):
         tr_idx = tr_idx[:QUICK["train_images"]]
         val_idx = val_idx[:QUICK["val_images"]]
     x_tr, y_tr = x_all[tr_idx], y_all[tr_idx]
-    crops = _desk_crops(x_tr, y_tr, cfg, locator)  # from training digits only, never validation or test
+    crops = scene_crops(x_tr, y_tr, cfg.desk_scenes, cfg.seed, workers=min(4, os.cpu_count() or 1),
+                        locator=locator)  # from training digits only, never validation or test
     if len(crops[0]):
         x_tr, y_tr = np.concatenate([x_tr, crops[0]]), np.concatenate([y_tr, crops[1]])
     train_set = preprocess(x_tr), _targets(y_tr)
@@ -256,18 +241,6 @@ def _report(cfg: TrainConfig, model, data: Mnist, *, saved: dict, init: dict | N
         "data": data.identity(),
         "environment": environment("tensorflow-cpu", "keras"),
     }
-
-
-def _desk_crops(x: np.ndarray, y: np.ndarray, cfg: TrainConfig,
-                locator: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """Crops of desk scenes written with these digits, as the device cuts them (train/scenes.py)."""
-    n = cfg.desk_scenes
-    if n == 0:
-        return np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.int64)
-    from train.scenes import scene_crops
-
-    log.info("making %d desk scenes of training digits and reading them (%s)", n, locator or "segmentation")
-    return scene_crops(x, y, n, cfg.seed, workers=min(4, os.cpu_count() or 1), locator=locator)
 
 
 def _targets(y: np.ndarray) -> np.ndarray:
