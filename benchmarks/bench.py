@@ -32,7 +32,7 @@ from benchmarks.layers import text as layers_text
 from benchmarks.speed import speed_gate, speed_lines
 from edge.contract import DEFAULT_RUNTIMES, FORMATS, RUNTIMES, model_file
 from edge.errors import UserError
-from edge.provenance import atomic_path, atomic_write_bytes, atomic_write_json, environment
+from edge.provenance import atomic_path, atomic_write_bytes, atomic_write_json, check_out_dir, environment
 
 log = logging.getLogger(__name__)
 VERSIONS = ("ai-edge-litert", "tflite-runtime", "onnxruntime", "tensorflow-cpu", "keras", "openvino",
@@ -206,8 +206,10 @@ def main(args: argparse.Namespace) -> int:
     if not args.max_drop >= 0:  # nan too
         raise UserError(f"--max-drop {args.max_drop}: expected a number of points >= 0")
     cfg = config(args)
-    result = run_bench(cfg)
     out = Path(cfg.out or cfg.artifacts)
+    if cfg.out:  # before the measuring, not after it (the artifacts folder is checked as it loads)
+        check_out_dir(cfg.out)
+    result = run_bench(cfg)
     write_outputs(result, out)
     d = result["device"]
     print(f"\n{d['name']} ({d['cpu_model']}, {d['usable_cores']} cores, load {d['load_average']}); "

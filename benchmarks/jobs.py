@@ -62,8 +62,12 @@ def resolve_threads(spec) -> list[int]:
 
 def load_model_dir(folder: Path, role: str) -> dict:
     """The files a bench can measure in one exported folder, with their manifest's provenance."""
+    flag, made = ("--artifacts" if role == "edge" else "--baseline"), "`mnist-edge export --int8`"
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{flag} {folder}: a file, expected a folder (the output of {made})")
     if not folder.is_dir():
-        raise UserError(f"{folder}: no such folder (expected the output of `mnist-edge export --int8`)")
+        raise UserError(f"{flag} {folder}: no such folder (expected the output of {made}; "
+                        "the shipped models: --artifacts models --out a new folder)")
     present = [f for f in FILES if (folder / f).is_file()]
     if not any(f in EXPORTED for f in present):
         raise UserError(f"{folder}: no model_{{fp32,int8}}.{{tflite,onnx}} files "

@@ -79,8 +79,10 @@ def check_files(folder: Path, manifest: dict | None, locator_report: dict | None
 
 
 def _failure(e: Exception) -> str:
-    """An exception in one short line: its class and its message's first line."""
-    return f"{e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:160]
+    """An exception in one short line: its class (not for our own UserError, whose message is
+    written for the user) and its message's first line."""
+    first = str(e).splitlines()[0] if str(e) else ""
+    return (first if isinstance(e, UserError) else f"{e.__class__.__name__}: {first}")[:160]
 
 
 def try_model(path: Path, runtime: str) -> tuple[bool, str]:
@@ -169,7 +171,7 @@ def doctor(model: str | None = None, out=None) -> int:
     usable = _runtimes(say, hints)
     _camera(say, hints)
     bad_files = folder is not None and _files(say, hints, folder)
-    runs = _runs(say, hints, models, usable)
+    runs = _runs(say, hints, models, usable, folder if model else None)
     first = min(runs, key=lambda r: (r[0] != DEFAULT_MODEL, r[0])) if runs else None  # the default first
     by_name = {m.name: m for m in models}
     locator_ok = first is None or _locator(say, hints, by_name[first[0]], first[1])
@@ -245,13 +247,16 @@ def _files(say, hints: list[str], folder: Path) -> bool:
     return bool(bad)
 
 
-def _runs(say, hints: list[str], models: list[Path], usable: set[str]) -> list[tuple[str, str]]:
-    """Each model in each usable runtime that can take it; the (file, runtime) pairs that ran."""
+def _runs(say, hints: list[str], models: list[Path], usable: set[str],
+          given: Path | None = None) -> list[tuple[str, str]]:
+    """Each model in each usable runtime that can take it; the (file, runtime) pairs that ran.
+    `given`: the folder --model named (None: the shipped model was looked for)."""
     runs = []
     say("models")
     if not models:
-        where = " or ".join(str(d / DEFAULT_MODEL) for d in model_dirs())
-        say(f"  {BAD} no model ({where} not found)")
+        where = (f"no .tflite or .onnx in {given}" if given else
+                 " or ".join(str(d / DEFAULT_MODEL) for d in model_dirs()) + " not found")
+        say(f"  {BAD} no model ({where})")
         hints.append("pass --model PATH (a file or a folder from `mnist-edge export`), or put the "
                      f"shipped {DEFAULT_MODEL} in ./models")
     for path in models:

@@ -7,3 +7,15 @@ instead of showing a traceback.
 
 class UserError(Exception):
     """A problem with the user's input (a file, a flag) that they can fix."""
+
+
+def missing(path, expected: str = "a file") -> str:
+    """Why a path given as a file cannot be read as one: "a folder, expected <expected>" when it is a
+    folder, else "no such file" (what follows `path: ` in a UserError).
+
+    >>> missing(".")
+    'a folder, expected a file'
+    """
+    import os
+
+    return f"a folder, expected {expected}" if os.path.isdir(path) else "no such file"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.errors import UserError
+from edge.errors import UserError, missing
 
 MAX_PIXELS = 64 * 2**20  # largest declared width*height decoded (a 48 Mpx phone photo fits)
 MAX_BYTES = 256 * 2**20  # largest image file read
@@ -139,7 +139,7 @@ def probe(path: str | os.PathLike) -> None:
     size its header declares is sane. Decoding comes later (read_image)."""
     p = Path(path)
     if not p.is_file():
-        raise ImageError(f"{shown(path)}: no such file")
+        raise ImageError(f"{shown(path)}: {missing(path, 'an image file')}")
     try:
         with open(p, "rb") as f:
             head = f.read(HEADER_BYTES)
@@ -157,7 +157,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     p = Path(path)
     try:
         if not p.is_file():
-            raise ImageError(f"{shown(path)}: no such file")
+            raise ImageError(f"{shown(path)}: {missing(path, 'an image file')}")
         if p.stat().st_size > MAX_BYTES:
             raise ImageError(f"{shown(path)}: {p.stat().st_size} bytes, more than the "
                              f"{MAX_BYTES // 2**20} MiB image limit")

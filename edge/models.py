@@ -18,7 +18,7 @@ import logging
 from pathlib import Path
 
 from edge.contract import DEFAULT_MODEL, locator_file
-from edge.errors import UserError
+from edge.errors import UserError, missing
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def resolve_model(model: str | Path | None) -> Path:
         return default_model()
     path = Path(model)
     if not path.is_file():
-        raise UserError(f"--model {model}: no such file")
+        raise UserError(f"--model {model}: {missing(model)}")
     return path
 
 
@@ -90,7 +90,7 @@ def resolve_locator(locator: str | None, model: Path, runtime: str | None = None
         return default_locator(model, runtime)
     path = Path(locator)
     if not path.is_file():
-        raise UserError(f"--locator {locator}: no such file (expected a locator .tflite or .onnx, "
+        raise UserError(f"--locator {locator}: {missing(locator)} (expected a locator .tflite or .onnx, "
                         f"or '{NO_LOCATOR}' for segmentation)")
     return path
 

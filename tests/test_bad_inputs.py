@@ -192,6 +192,7 @@ def corpus(tmp_path_factory) -> Path:
     (d / "swapped").mkdir()  # a classifier where the shipped locator's file should be
     for f in ("model_int8.tflite", "locator_int8.tflite"):
         (d / "swapped" / f).write_bytes(TFLITE.read_bytes())
+    (d / "empty_dir").mkdir()  # a folder with no model in it
     (d / "corrupt").mkdir()
     (d / "corrupt" / "model_int8.tflite").write_bytes(TFLITE.read_bytes()[:3000])
     (d / "corrupt" / "manifest.json").write_text('{"files": {}}')
@@ -318,7 +319,7 @@ def test_predict_non_utf8_name_is_read(corpus):
 
 def test_predict_missing_and_folder_are_one_line(corpus):
     one_error(cli("predict", str(corpus / "missing.png"), timeout=60), "predict", "missing.png: no such file")
-    one_error(cli("predict", str(corpus), timeout=60), "predict", f"{corpus}: no such file")
+    one_error(cli("predict", str(corpus), timeout=60), "predict", f"{corpus}: a folder, expected an image")
 
 
 def test_camera_reads_past_bad_frames(corpus):
@@ -380,6 +381,7 @@ def test_doctor_reports_a_bad_model(runs, name):
     r = run("doctor", "--model", str(runs / "models" / name), cwd=runs)
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-2000:]
     assert f"✗ {name}" in r.stdout and "not ready" in r.stdout, r.stdout
+    assert "UserError" not in r.stdout, r.stdout  # our own errors read as written, no class name
 
 
 # ---------------------------------------------------------------- manifests and killed exports
@@ -450,9 +452,9 @@ FLAGS = [  # (command, args, the flag the line names); the a_file placeholder is
     ("export", ["--calib-method", "magic"], "--calib-method: invalid choice"),
     ("export", ["--max-drop", "inf"], "--max-drop inf"),
     ("train", ["--out", "A_FILE"], "--out"),
-    ("train", ["--epochs", "0"], "--epochs"),
-    ("train", ["--epochs", "-3"], "--epochs"),
-    ("train", ["--batch-size", "0"], "--batch-size"),
+    ("train", ["--epochs", "0"], "--epochs 0"),
+    ("train", ["--epochs", "-3"], "--epochs -3"),
+    ("train", ["--batch-size", "0"], "--batch-size 0"),
     ("train", ["--val-size", "-1"], "--val-size -1"),
     ("train", ["--dropout", "1"], "--dropout 1.0"),
     ("train", ["--dropout", "nan"], "--dropout nan"),
@@ -513,7 +515,11 @@ FLAGS = [  # (command, args, the flag the line names); the a_file placeholder is
     ("bench", ["--threads", "0"], "--threads 0"),
     ("bench", ["--threads", ","], "--threads"),
     ("bench", ["--artifacts", "missing_dir"], "missing_dir: no such folder"),
-    ("bench", ["--artifacts", "A_FILE"], "no such folder"),
+    ("bench", ["--artifacts", "A_FILE"], "--artifacts A_FILE: a file, expected a folder"),
+    ("bench", ["--out", "A_FILE"], "--out A_FILE: a file is there"),  # before measuring, not after
+    ("bench", ["--out", "A_FILE/sub"], "--out A_FILE/sub"),
+    ("predict", ["--model", "CORPUS/empty_dir"], "--model CORPUS/empty_dir: a folder, expected a file"),
+    ("predict", ["--locator", "CORPUS/empty_dir"], "--locator CORPUS/empty_dir: a folder, expected a file"),
     ("doctor", ["--model", "missing_dir"], "--model missing_dir"),
 ]
 

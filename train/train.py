@@ -126,8 +126,9 @@ def _train(cfg: TrainConfig, data: Mnist) -> dict:
 def _check(cfg: TrainConfig) -> None:
     if cfg.arch not in ARCHS:
         raise UserError(f"--arch {cfg.arch}: expected one of {', '.join(ARCHS)}")
-    if cfg.batch_size < 1 or (cfg.epochs is not None and cfg.epochs < 1):
-        raise UserError("--batch-size and --epochs must be positive integers")
+    for flag, value in (("--batch-size", cfg.batch_size), ("--epochs", cfg.epochs)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag} {value}: expected a whole number of at least 1")
     if cfg.desk_scenes < 0:
         raise UserError(f"--desk-scenes {cfg.desk_scenes}: expected 0 (none) or more")
     if not 0 <= cfg.dropout < 1:  # also nan
