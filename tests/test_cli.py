@@ -1,8 +1,10 @@
 """The console script: dispatch, bad flags and bad paths give one line and a non-zero exit."""
 
+import re
+
 import numpy as np
 
-from tests.conftest import cli
+from tests.conftest import REPO, cli
 
 
 def test_help_lists_commands():
@@ -26,7 +28,7 @@ def test_bad_flag_value_is_one_argparse_line():
 
 def test_non_positive_batch_size(tmp_path):
     r = cli("train", "--quick", "--batch-size", "0", "--out", str(tmp_path))
-    assert r.returncode == 2 and "--batch-size and --epochs must be positive" in r.stderr
+    assert r.returncode == 2 and "--batch-size 0: expected a whole number of at least 1" in r.stderr
     assert "Traceback" not in r.stderr
 
 
@@ -51,3 +53,21 @@ def test_wrong_shape_data_file(tmp_path):
     r = cli("train", "--quick", "--data", str(bad), "--out", str(tmp_path))
     assert r.returncode == 2 and "bad.npz: x_train has shape (10, 32, 32)" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_the_readme_command_table_lists_every_option_and_only_real_ones():
+    """Each row of README's command table names exactly the flags its subcommand's parser takes, so a
+    reader of the table misses no option and tries none that is gone."""
+    from importlib import import_module
+
+    from edge.cli import COMMANDS
+
+    readme = (REPO / "README.md").read_text()
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `mnist-edge (\w+)([^`]*)` \|", readme, re.M)}
+    assert set(rows) == set(COMMANDS), sorted(rows)
+    for cmd, (module, _) in COMMANDS.items():
+        parser = import_module(module).get_args_parser()
+        real = {o for a in parser._actions for o in a.option_strings if o.startswith("--")} - {"--help"}
+        listed = set(re.findall(r"--[a-z0-9-]+", rows[cmd]))
+        assert listed == real, (cmd, "missing from README:", sorted(real - listed), "not an option:",
+                                sorted(listed - real))
