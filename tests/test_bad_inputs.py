@@ -339,12 +339,16 @@ def test_camera_reads_past_bad_frames(corpus):
 
 @pytest.mark.parametrize("name", sorted(BAD_IMAGES))
 def test_camera_skips_a_bad_image_file(runs, name):
+    """The bad file is skipped with a warning that says why; a source with no readable frame at all
+    then ends in one error line and exit 2, not a quiet "0 frames" and success."""
     r = run("camera", "--source", str(runs / name), cwd=runs)
-    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
     assert r.stdout == ""
     warnings = [ln for ln in r.stderr.splitlines() if "skipped" in ln]
     what = BAD_IMAGES[name][1] if "declares" in BAD_IMAGES[name][1] else "cannot decode"
     assert len(warnings) == 1 and name in warnings[0] and what in warnings[0], r.stderr
+    assert r.stderr.strip().splitlines()[-1] == (f"mnist-edge camera: error: --source {runs / name}: "
+                                                 "no frame in it could be read"), r.stderr
 
 
 # ---------------------------------------------------------------- models
