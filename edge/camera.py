@@ -174,7 +174,7 @@ def run(cfg: CameraConfig, source: Source | None = None, stop: threading.Event |
             return 1
         if count == 0 and not stop.is_set():  # a source that ended without one readable frame
             raise UserError(f"--source {cfg.source}: no frame in it could be read")
-        log.info("%d frame%s in %.1f s (%.1f frames/s)", count, "" if count == 1 else "s", seconds,
+        log.info("%d frame%s in %.2f s (%.1f frames/s)", count, "" if count == 1 else "s", seconds,
                  count / seconds if seconds > 0 else 0.0)
         if outputs.views and not stop.is_set():
             _linger(outputs, stop)

@@ -35,6 +35,7 @@ def usage() -> str:
     lines = ["usage: mnist-edge COMMAND [options]   (mnist-edge COMMAND --help for its options)", "",
              "commands:"]
     lines += [f"  {name:<9} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "  -V, --version  the version of mnist-edge"]
     return "\n".join(lines)
 
 

@@ -12,6 +12,9 @@ def test_help_lists_commands():
     assert r.returncode == 0
     for cmd in ("train", "export", "bench", "camera", "predict", "doctor"):
         assert cmd in r.stdout
+    assert "--version" in r.stdout
+    v = cli("--version")
+    assert v.returncode == 0 and re.fullmatch(r"mnist-edge \d+\.\d+\.\d+\S*\n", v.stdout), v.stdout
 
 
 def test_no_command_and_unknown_command_fail():

@@ -94,6 +94,13 @@ def test_corrupt_npz(tmp_path):
         load_mnist(tmp_path / "m.npz")
 
 
+def test_a_text_file_is_no_npz_and_says_so_without_numpys_pickle_advice(tmp_path):
+    (tmp_path / "m.npz").write_text("hello")  # np.load takes any non-zip file for pickled data
+    with pytest.raises(UserError, match=r"m\.npz: not an \.npz file \(no zip signature") as e:
+        load_mnist(tmp_path / "m.npz")
+    assert "pickle" not in str(e.value)
+
+
 def test_missing_path(tmp_path):
     with pytest.raises(UserError, match="no such file"):
         load_mnist(tmp_path / "nope.npz")

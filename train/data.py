@@ -121,6 +121,11 @@ def _load_path(p: Path) -> dict:
     if p.is_dir():
         return {k: _read_idx(_find_idx(p, name)) for k, name in IDX_NAMES.items()}
     try:
+        with open(p, "rb") as f:
+            head = f.read(6)
+        if not head.startswith(b"PK") and head != b"\x93NUMPY":  # np.load would call it pickled data
+            raise UserError(f"{p}: not an .npz file (no zip signature; expected a Keras-layout mnist.npz "
+                            "or a folder of IDX files)")
         with np.load(p, allow_pickle=False) as f:
             return {k: f[k] for k in f.files if k in IDX_NAMES}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
