@@ -81,7 +81,7 @@ def cached_venv(name: str, src: Path, requirements: list[str], with_deps: bool) 
                 shutil.rmtree(old, ignore_errors=True)
             r = run(sys.executable, "-m", "venv", venv)
             assert r.returncode == 0, r.stderr
-            pip(venv, "install", "--upgrade", "pip", "setuptools>=68", "wheel")
+            pip(venv, "install", "--upgrade", "pip", "setuptools>=77", "wheel")
             if requirements:
                 pip(venv, "install", "--only-binary=:all:", *requirements)
             if with_deps:  # the project's own dependencies, from its extras
