@@ -63,7 +63,7 @@ def source_copy(tmp_path_factory) -> Path:
     """The working tree's package, copied clean (no build/, egg-info or caches in the repo)."""
     dst = tmp_path_factory.mktemp("src") / "mnist-edge"
     dst.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(REPO / name, dst / name)
     for pkg in PACKAGES:
         shutil.copytree(REPO / pkg, dst / pkg, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))

@@ -258,7 +258,7 @@ def build_wheel(tmp: Path) -> Path:
     """The checkout's package as a wheel (pure Python, so the x86 build installs on arm64)."""
     src = tmp / "src"
     src.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(REPO / name, src / name)
     for pkg in PACKAGES:
         shutil.copytree(REPO / pkg, src / pkg, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
