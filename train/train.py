@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.contract import KERAS_MODEL, TRAIN_REPORT
-from edge.errors import UserError
+from edge.errors import UserError, missing
 from edge.models import NO_LOCATOR
 from edge.provenance import (
     atomic_path,
@@ -31,7 +31,7 @@ from edge.provenance import (
 )
 from train.data import Mnist, load_mnist, preprocess, split_validation
 from train.model import ARCHS, DROPOUT, NUM_CLASSES, build_augmentation, build_model, count_macs
-from train.scenes import desk_locator, scene_crops
+from train.scenes import desk_locator
 from train.tf_logs import to_log_file
 
 log = logging.getLogger(__name__)
@@ -139,11 +139,12 @@ def _check(cfg: TrainConfig) -> None:
     if cfg.val_size < 0:
         raise UserError(f"--val-size {cfg.val_size}: expected 0 (none: keep the last epoch) or more")
     if cfg.init and not Path(cfg.init).is_file():
-        raise UserError(f"--init {cfg.init}: no such file (expected a model.keras from `mnist-edge train`)")
+        raise UserError(f"--init {cfg.init}: {missing(cfg.init)} "
+                        "(expected a model.keras from `mnist-edge train`)")
     given = cfg.desk_locator not in (None, NO_LOCATOR)
     if cfg.desk_scenes and given and not Path(cfg.desk_locator).is_file():
-        raise UserError(f"--desk-locator {cfg.desk_locator}: no such file (expected a locator .tflite "
-                        f"or .onnx, or '{NO_LOCATOR}' for segmentation)")
+        raise UserError(f"--desk-locator {cfg.desk_locator}: {missing(cfg.desk_locator)} (expected a "
+                        f"locator .tflite or .onnx, or '{NO_LOCATOR}' for segmentation)")
     # no shipped locator, or a file that is no locator: one line now, not after MNIST and TensorFlow
     locator = desk_locator(cfg.desk_locator) if cfg.desk_scenes else None
     if locator:
@@ -180,8 +181,10 @@ def _splits(data: Mnist, cfg: TrainConfig, locator: str | None = None):
         tr_idx = tr_idx[:QUICK["train_images"]]
         val_idx = val_idx[:QUICK["val_images"]]
     x_tr, y_tr = x_all[tr_idx], y_all[tr_idx]
-    crops = scene_crops(x_tr, y_tr, cfg.desk_scenes, cfg.seed, workers=min(4, os.cpu_count() or 1),
-                        locator=locator)  # from training digits only, never validation or test
+    from train import scenes  # looked up when called (a test stands in for scene_crops)
+
+    crops = scenes.scene_crops(x_tr, y_tr, cfg.desk_scenes, cfg.seed, workers=min(4, os.cpu_count() or 1),
+                               locator=locator)  # from training digits only, never validation or test
     if len(crops[0]):
         x_tr, y_tr = np.concatenate([x_tr, crops[0]]), np.concatenate([y_tr, crops[1]])
     train_set = preprocess(x_tr), _targets(y_tr)
