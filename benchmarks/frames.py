@@ -133,22 +133,28 @@ def edit_distance(a: str, b: str) -> int:
 def errors(read: str, truth: str) -> list[tuple[str, str]]:
     """What a reading got wrong, as (true digit, digit read) pairs along one cheapest alignment of
     the two (Levenshtein): ("7", "") a digit dropped, ("", "7") one added, ("7", "1") one misread.
-    Of equally cheap alignments, misreads are preferred to a drop and an add."""
+    Of equally cheap alignments, the one with the most misreads (fewest drops and adds) is taken."""
     n, m = len(read), len(truth)
-    cost = np.zeros((n + 1, m + 1), np.int32)
-    cost[:, 0], cost[0, :] = np.arange(n + 1), np.arange(m + 1)
+    # cost[i][j]: (edits, -misreads) of read[:i] against truth[:j]; tuples compare edits first
+    cost = [[(i + j, 0) if not (i and j) else None for j in range(m + 1)] for i in range(n + 1)]
     for i in range(1, n + 1):
         for j in range(1, m + 1):
-            cost[i, j] = min(cost[i - 1, j] + 1, cost[i, j - 1] + 1,
-                             cost[i - 1, j - 1] + (read[i - 1] != truth[j - 1]))
+            e, neg = cost[i - 1][j - 1]
+            diag = (e + 1, neg - 1) if read[i - 1] != truth[j - 1] else (e, neg)
+            up, left = cost[i - 1][j], cost[i][j - 1]
+            cost[i][j] = min(diag, (up[0] + 1, up[1]), (left[0] + 1, left[1]))
     out = []
     i, j = n, m
     while i or j:
-        if i and j and cost[i, j] == cost[i - 1, j - 1] + (read[i - 1] != truth[j - 1]):
-            if read[i - 1] != truth[j - 1]:
-                out.append((truth[j - 1], read[i - 1]))
-            i, j = i - 1, j - 1
-        elif j and cost[i, j] == cost[i, j - 1] + 1:
+        if i and j:
+            e, neg = cost[i - 1][j - 1]
+            miss = read[i - 1] != truth[j - 1]
+            if cost[i][j] == ((e + 1, neg - 1) if miss else (e, neg)):
+                if miss:
+                    out.append((truth[j - 1], read[i - 1]))
+                i, j = i - 1, j - 1
+                continue
+        if j and cost[i][j] == (cost[i][j - 1][0] + 1, cost[i][j - 1][1]):
             out.append((truth[j - 1], ""))
             j -= 1
         else:

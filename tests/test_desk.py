@@ -313,6 +313,7 @@ def test_reading_errors_are_one_cheapest_alignment():
     assert errors("14", "6114") == [("6", ""), ("1", "")]  # a leading digit and a touching 1 dropped
     assert errors("1474", "1419") == [("1", "7"), ("9", "4")]  # two misreads, not drops and adds
     assert errors("0334", "034") == [("", "3")]
+    assert errors("0012", "121") == [("1", "0"), ("2", "0"), ("", "2")]  # not 2 adds and a drop
     assert errors("", "") == [] and errors("7", "") == [("", "7")]
 
     def lev(a: str, b: str) -> int:
@@ -323,11 +324,23 @@ def test_reading_errors_are_one_cheapest_alignment():
             return min(d(i - 1, j) + 1, d(i, j - 1) + 1, d(i - 1, j - 1) + (a[i - 1] != b[j - 1]))
         return d(len(a), len(b))
 
+    def most_misreads(a: str, b: str) -> int:  # of the cheapest alignments, the most misreads
+        @functools.cache
+        def d(i: int, j: int) -> tuple[int, int]:
+            if not i or not j:
+                return (i or j, 0)
+            e, neg = d(i - 1, j - 1)
+            miss = a[i - 1] != b[j - 1]
+            up, left = d(i - 1, j), d(i, j - 1)
+            return min((e + miss, neg - miss), (up[0] + 1, up[1]), (left[0] + 1, left[1]))
+        return -d(len(a), len(b))[1]
+
     rng = np.random.default_rng(0)
     for _ in range(300):
         read, truth = ("".join(rng.choice(list("0127"), rng.integers(0, 7))) for _ in range(2))
         errs = errors(read, truth)
         assert len(errs) == lev(read, truth), (read, truth, errs)
+        assert sum(bool(t and r) for t, r in errs) == most_misreads(read, truth), (read, truth, errs)
         left = Counter(truth)
         left.subtract(t for t, _ in errs if t)
         left.update(r for _, r in errs if r)
