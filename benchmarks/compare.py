@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 
 from benchmarks import report
-from edge.errors import UserError
+from edge.errors import UserError, missing
 from edge.provenance import atomic_path, atomic_write_bytes, atomic_write_json, check_out_dir
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,8 @@ def load_bench(path: Path) -> dict:
     """A bench.json, or a one-line UserError naming the file and what is wrong with it."""
     try:
         result = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file (expected a bench.json from mnist-edge bench)") from None
+    except (FileNotFoundError, IsADirectoryError):
+        raise UserError(f"{path}: {missing(path)} (expected a bench.json from mnist-edge bench)") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise UserError(f"{path}: not a readable bench.json ({e.__class__.__name__}: {e})") from None
     return check_bench(result, path)

@@ -130,7 +130,8 @@ class _Outputs:
 
 def run(cfg: CameraConfig, source: Source | None = None, stop: threading.Event | None = None,
         retry: RetryConfig | None = None, out=None) -> int:
-    """The capture loop. Returns 0 when the frames end or `stop` is set, 1 if the camera is lost.
+    """The capture loop. Returns 0 when the frames end or `stop` is set, 1 if the camera is lost;
+    a source that ends before one frame could be read is a UserError.
 
     `source` overrides cfg.source (e.g. a source of your own); the loop closes it when done.
     """
@@ -168,12 +169,12 @@ def run(cfg: CameraConfig, source: Source | None = None, stop: threading.Event |
                  source.name, model, clf.runtime, cfg.threads, "" if cfg.threads == 1 else "s",
                  locator_path or "segmentation", cfg.min_confidence)
         try:
-            count, seconds = _loop(cfg, frames(source, retry, stop), clf, outputs, stop, locator)
+            count, good, seconds = _loop(cfg, frames(source, retry, stop), clf, outputs, stop, locator)
         except SourceLost as e:
             log.error("%s", e)
             return 1
-        if count == 0 and not stop.is_set():  # a source that ended without one readable frame
-            raise UserError(f"--source {cfg.source}: no frame in it could be read")
+        if good == 0 and not stop.is_set():  # a source that ended without one readable frame
+            raise UserError(f"--source {source.name}: no frame in it could be read")
         log.info("%d frame%s in %.2f s (%.1f frames/s)", count, "" if count == 1 else "s", seconds,
                  count / seconds if seconds > 0 else 0.0)
         if outputs.views and not stop.is_set():
@@ -184,8 +185,9 @@ def run(cfg: CameraConfig, source: Source | None = None, stop: threading.Event |
 def _loop(cfg: CameraConfig, stream: Iterator[Frame], clf: Classifier, outputs: _Outputs,
           stop: threading.Event, locator: Locator | None = None) -> tuple[int, float]:
     """Read every frame of `stream` until it ends, `stop` is set, --max-frames is reached or an
-    output is gone (which sets `stop`). A frame that fails is logged and skipped. -> (frames, seconds)"""
-    count, t_start = 0, time.perf_counter()
+    output is gone (which sets `stop`). A frame that fails is logged and skipped.
+    -> (frames, frames read, seconds)"""
+    count, good, t_start = 0, 0, time.perf_counter()
     t_ready = t_start  # when the loop was last ready for a frame
     for frame in stream:
         t_got = time.perf_counter()
@@ -196,6 +198,7 @@ def _loop(cfg: CameraConfig, stream: Iterator[Frame], clf: Classifier, outputs: 
         except Exception as e:
             log.warning("frame %d: skipped (%s: %s)", frame.index, e.__class__.__name__, e)
         else:
+            good += 1
             if not outputs.send(record, view):
                 stop.set()
                 break
@@ -204,7 +207,7 @@ def _loop(cfg: CameraConfig, stream: Iterator[Frame], clf: Classifier, outputs: 
         if cfg.fps > 0 and stop.wait(max(0.0, t_got + 1.0 / cfg.fps - time.perf_counter())):
             break
         t_ready = time.perf_counter()
-    return count, time.perf_counter() - t_start
+    return count, good, time.perf_counter() - t_start
 
 
 def _record(frame: Frame, clf: Classifier, min_confidence: float, stabilizer: Stabilizer,

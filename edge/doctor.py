@@ -254,7 +254,7 @@ def _runs(say, hints: list[str], models: list[Path], usable: set[str],
     runs = []
     say("models")
     if not models:
-        where = (f"no .tflite or .onnx in {given}" if given else
+        where = (f"no classifier .tflite or .onnx in {given}" if given else
                  " or ".join(str(d / DEFAULT_MODEL) for d in model_dirs()) + " not found")
         say(f"  {BAD} no model ({where})")
         hints.append("pass --model PATH (a file or a folder from `mnist-edge export`), or put the "

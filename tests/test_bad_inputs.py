@@ -526,6 +526,8 @@ FLAGS = [  # (command, args, the flag the line names); the a_file placeholder is
     ("predict", ["--model", "CORPUS/empty_dir"], "--model CORPUS/empty_dir: a folder, expected a file"),
     ("predict", ["--locator", "CORPUS/empty_dir"], "--locator CORPUS/empty_dir: a folder, expected a file"),
     ("doctor", ["--model", "missing_dir"], "--model missing_dir"),
+    ("train", ["--init", "CORPUS/empty_dir"], "--init CORPUS/empty_dir: a folder, expected a file"),
+    ("bench", ["--compare", "CORPUS/empty_dir"], "CORPUS/empty_dir: a folder, expected a file"),
 ]
 
 

@@ -66,7 +66,10 @@ def test_the_readme_command_table_lists_every_option_and_only_real_ones():
     from edge.cli import COMMANDS
 
     readme = (REPO / "README.md").read_text()
-    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `mnist-edge (\w+)([^`]*)` \|", readme, re.M)}
+    table = re.search(r"^\| command \| what it does \|\n\|---\|---\|\n((?:\|.*\n)+)", readme, re.M)
+    assert table, "no command table"  # its rows on consecutive lines: a blank line ends a Markdown table
+    row = r"^\| `mnist-edge (\w+)([^`]*)` \|"
+    rows = {m.group(1): m.group(2) for m in re.finditer(row, table.group(1), re.M)}
     assert set(rows) == set(COMMANDS), sorted(rows)
     for cmd, (module, _) in COMMANDS.items():
         parser = import_module(module).get_args_parser()

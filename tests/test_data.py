@@ -99,6 +99,10 @@ def test_a_text_file_is_no_npz_and_says_so_without_numpys_pickle_advice(tmp_path
     with pytest.raises(UserError, match=r"m\.npz: not an \.npz file \(no zip signature") as e:
         load_mnist(tmp_path / "m.npz")
     assert "pickle" not in str(e.value)
+    np.save(tmp_path / "a.npy", np.zeros(3))  # a lone array: np.load gives no archive to read
+    (tmp_path / "a.npy").rename(tmp_path / "a.npz")
+    with pytest.raises(UserError, match=r"a\.npz: not an \.npz file"):
+        load_mnist(tmp_path / "a.npz")
 
 
 def test_missing_path(tmp_path):

@@ -49,8 +49,9 @@ def test_tampered_file_is_flagged_and_exits_1(exported, tmp_path):
 def test_no_model_exits_1_with_a_hint(tmp_path):
     r = cli("doctor", "--model", str(tmp_path), timeout=120)
     assert r.returncode == 1
-    assert f"✗ no model (no .tflite or .onnx in {tmp_path})" in r.stdout, r.stdout  # the folder given,
-    assert "hint: pass --model PATH" in r.stdout  # not the shipped model's, which is there
+    # the folder given is named, not the shipped model, which is there
+    assert f"✗ no model (no classifier .tflite or .onnx in {tmp_path})" in r.stdout, r.stdout
+    assert "hint: pass --model PATH" in r.stdout
 
 
 def test_missing_model_path_is_one_line(tmp_path):

@@ -123,7 +123,7 @@ def _load_path(p: Path) -> dict:
     try:
         with open(p, "rb") as f:
             head = f.read(6)
-        if not head.startswith(b"PK") and head != b"\x93NUMPY":  # np.load would call it pickled data
+        if not head.startswith(b"PK"):  # np.load would take it for a .npy array or pickled data
             raise UserError(f"{p}: not an .npz file (no zip signature; expected a Keras-layout mnist.npz "
                             "or a folder of IDX files)")
         with np.load(p, allow_pickle=False) as f:

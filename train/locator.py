@@ -25,7 +25,7 @@ import numpy as np
 from benchmarks.synthetic import HEIGHT_FRAC
 from edge import locator as L
 from edge.contract import LOCATOR_REPORT, file_entry, locator_file
-from edge.errors import UserError
+from edge.errors import UserError, missing
 from edge.provenance import (
     atomic_write_bytes,
     atomic_write_json,
@@ -255,7 +255,7 @@ def main(args: argparse.Namespace) -> int:
     if args.scenes < 10 or args.epochs < 1:
         raise UserError("--scenes must be >= 10 and --epochs >= 1")
     if args.init and not Path(args.init).is_file():
-        raise UserError(f"--init {args.init}: no such file (expected a locator.keras or .tflite)")
+        raise UserError(f"--init {args.init}: {missing(args.init)} (expected a locator.keras or .tflite)")
     if not HEIGHT_FRAC[0] < args.clean_height <= 0.9:
         raise UserError(f"--clean-height {args.clean_height}: expected a share of the frame's height "
                         f"above {HEIGHT_FRAC[0]} and at most 0.9")
