@@ -57,7 +57,7 @@ class Reading:
     """What one frame says, left to right, with where the time went."""
 
     digits: list[Digit] = field(default_factory=list)
-    segment_ms: float = 0.0  # to_grey + segment
+    segment_ms: float = 0.0  # finding and cropping the digits: to_grey, the locator or segment, crops
     classify_ms: float = 0.0  # every Classifier call, splits included
     found_by: str = SEGMENTED  # how the digits were looked for: one of FOUND_BY
 
