@@ -471,6 +471,8 @@ FLAGS = [  # (command, args, the flag the line names); the a_file placeholder is
     ("train", ["--arch", "resnet"], "--arch: invalid choice: 'resnet'"),
     ("train", ["--init", "missing.keras"], "--init missing.keras: no such file"),
     ("train", ["--desk-scenes", "5", "--desk-locator", "nope.tflite"], "--desk-locator nope.tflite: no such"),
+    ("train", ["--desk-scenes", "5", "--desk-locator", "CORPUS/empty_dir"],
+     "--desk-locator CORPUS/empty_dir: a folder, expected a file"),
     ("train", ["--desk-scenes", "5", "--desk-locator", "SHIPPED/model_int8.tflite"],
      "--desk-locator SHIPPED/model_int8.tflite: not a digit locator"),
     ("predict", ["--locator", "SHIPPED/model_int8.onnx"],
