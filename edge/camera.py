@@ -183,7 +183,7 @@ def run(cfg: CameraConfig, source: Source | None = None, stop: threading.Event |
 
 
 def _loop(cfg: CameraConfig, stream: Iterator[Frame], clf: Classifier, outputs: _Outputs,
-          stop: threading.Event, locator: Locator | None = None) -> tuple[int, float]:
+          stop: threading.Event, locator: Locator | None = None) -> tuple[int, int, float]:
     """Read every frame of `stream` until it ends, `stop` is set, --max-frames is reached or an
     output is gone (which sets `stop`). A frame that fails is logged and skipped.
     -> (frames, frames read, seconds)"""
