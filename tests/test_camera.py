@@ -326,6 +326,19 @@ def test_bad_frame_is_logged_and_skipped(model, digit_scenes, caplog):
     assert skipped[1].startswith("frame 2: skipped (ValueError")
 
 
+def test_a_source_whose_every_frame_fails_to_read_is_an_error(model, digit_scenes):
+    """Frames that arrive but none of which can be read end in one UserError naming the source,
+    not a quiet "0 frames" and exit 0 (a bad frame among good ones is skipped: the test above)."""
+    from edge.errors import UserError
+
+    good = digit_scenes[1][0]
+    src = ListSource([good.astype(np.float32), np.zeros((480, 640, 2), np.uint8)])
+    out = io.StringIO()
+    with pytest.raises(UserError, match="^--source list: no frame in it could be read$"):
+        run(CameraConfig(model=str(model), min_confidence=0.0), source=src, out=out)
+    assert out.getvalue() == ""
+
+
 def test_bgr_and_rgb_frames_give_identical_readings(classifier, digit_scenes):
     bgr = digit_scenes[2][0]
     rgb = np.ascontiguousarray(bgr[:, :, ::-1])
