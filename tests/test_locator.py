@@ -545,6 +545,32 @@ def test_locator_cli_quick_run_writes_files_that_load(tmp_path, mnist_file):
     assert again["files"]["locator_int8.tflite"]["sha256"] == sha256_file(tmp_path / "locator_int8.tflite")
 
 
+def test_locator_cli_re_exports_an_init_untrained_with_epochs_0(tmp_path, mnist_file):
+    """--epochs 0: the shipped locator's network written again as today's files (quantised afresh on
+    new scenes), not trained: it finds the same digits in desk frames, with nearly the same heat."""
+    from benchmarks.frames import make_frames
+
+    r = cli("locator", "--quick", "--data", str(mnist_file), "--out", str(tmp_path), "--workers", "1",
+            "--init", str(SHIPPED), "--epochs", "0")
+    assert r.returncode == 0, r.stderr[-2000:]
+    report = json.loads((tmp_path / "locator.json").read_text())
+    assert report["config"]["epochs"] == 0 and report["init"]["sha256"] == sha256_file(SHIPPED)
+    shipped, again = L.Locator(SHIPPED), L.Locator(tmp_path / "locator_int8.tflite")
+    for f in make_frames("desk", 6, 1, str(mnist_file)):
+        grey = cv2.cvtColor(f.image, cv2.COLOR_BGR2GRAY)
+        a, b = shipped.raw(grey), again.raw(grey)
+        assert np.corrcoef(a[..., 0].ravel(), b[..., 0].ravel())[0, 1] > 0.98
+        was, now = shipped.locate(grey), again.locate(grey)
+        assert len(was) == len(now) and all(abs(p.x - q.x) <= 4 for p, q in zip(was, now, strict=True))
+
+
+def test_locator_cli_refuses_epochs_0_without_an_init(tmp_path):
+    from tests.test_bad_inputs import one_error
+
+    r = cli("locator", "--epochs", "0", "--out", str(tmp_path))
+    one_error(r, "locator", "--epochs 0 re-exports an --init locator untrained; give --init FILE")
+
+
 def test_locator_cli_refuses_an_init_made_for_another_input(tmp_path, mnist_file):
     """--init with a locator for another input size: one line naming the file, before any scene."""
     import keras
@@ -557,6 +583,30 @@ def test_locator_cli_refuses_an_init_made_for_another_input(tmp_path, mnist_file
             "--out", str(tmp_path / "out"), timeout=120)
     one_error(r, "locator", "old.keras", "expected input (240, 320, 1)")
     assert "scenes" not in r.stderr
+
+
+def test_the_patch_stem_computes_what_a_strided_conv_over_the_pixels_does():
+    """strided_stem: a 3x3 stride-2 "same" conv over a 240x320 frame and the locator's 2x2 conv over
+    its 2x2 patches (what `build` makes, fed the mapped kernel) give the same outputs on seeded
+    frames; a patch channel order or window offset off by one would not."""
+    import keras
+
+    from train.locator_model import build, strided_stem
+
+    rng = np.random.default_rng(0)
+    frames = rng.random((2, *L.INPUT_HW, 1)).astype(np.float32)
+    kernel, bias = rng.normal(size=(3, 3, 1, 8)).astype(np.float32), rng.normal(size=8).astype(np.float32)
+    strided = keras.layers.Conv2D(8, 3, strides=2, padding="same")
+    strided.build(frames.shape)
+    strided.set_weights([kernel, bias])
+    want = strided(frames).numpy()
+    model = build(batch_norm=False)
+    stem = keras.Model(model.input, model.layers[2].output)  # the patches' conv, before its ReLU
+    assert model.layers[2].kernel.shape == (2, 2, 4, 8)
+    model.layers[2].set_weights([strided_stem(kernel), bias])
+    got = stem(frames).numpy()
+    assert got.shape == want.shape == (2, L.INPUT_HW[0] // 2, L.INPUT_HW[1] // 2, 8)
+    np.testing.assert_allclose(got, want, atol=1e-4)
 
 
 def test_a_locator_tflite_comes_back_as_the_same_network_in_keras(mnist_file):

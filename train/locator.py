@@ -3,6 +3,7 @@
     mnist-edge locator --data ../shared/data/mnist.npz --out artifacts     # ~50 min on 2 cores
     mnist-edge locator --quick --out /tmp/run                               # smoke run
     mnist-edge locator --init models/locator_int8.tflite --lr 0.00025 --epochs 6 --out run  # fine-tune
+    mnist-edge locator --init models/locator_int8.tflite --epochs 0 --scenes 1000 --out run  # re-export
 
 Scenes come from benchmarks/desk.py with MNIST *training* digits only (the frame benchmark draws
 *test* digits), each shrunk to the network's input and labelled with its digits' boxes (the
@@ -135,7 +136,8 @@ def train(cfg: LocatorConfig) -> dict:
             start = _load_init(cfg.init)
     init = init_record(cfg.init, LOCATOR_REPORT)  # before a fine-tune in place replaces its files
     data = load_mnist(cfg.data)
-    n, n_val, epochs = (120, 30, 1) if cfg.quick else (cfg.scenes, cfg.val_scenes, cfg.epochs)
+    n, n_val = (120, 30) if cfg.quick else (cfg.scenes, cfg.val_scenes)
+    epochs = min(1, cfg.epochs) if cfg.quick else cfg.epochs
     half = len(data.x_train) * 9 // 10  # scenes to learn from and to measure on use other digits
     x, t = make_scenes(data.x_train[:half], data.y_train[:half], n, cfg.seed, cfg.workers,
                        cfg.clean_share, cfg.clean_height)
@@ -149,12 +151,12 @@ def train(cfg: LocatorConfig) -> dict:
 
         keras.utils.set_random_seed(cfg.seed)
         model = start or build(cfg.width)
-        steps = epochs * -(-n // cfg.batch_size)
-        sched = keras.optimizers.schedules.CosineDecay(cfg.lr, steps)
-        model.compile(keras.optimizers.Adam(sched), loss=loss)
         t0 = time.perf_counter()
-        model.fit(x[..., None].astype(np.float32) / 255, t, batch_size=cfg.batch_size, epochs=epochs,
-                  validation_data=(xv[..., None].astype(np.float32) / 255, tv), verbose=2)
+        if epochs:  # 0 (with --init): the init's network re-exported as today's files, untrained
+            sched = keras.optimizers.schedules.CosineDecay(cfg.lr, epochs * -(-n // cfg.batch_size))
+            model.compile(keras.optimizers.Adam(sched), loss=loss)
+            model.fit(x[..., None].astype(np.float32) / 255, t, batch_size=cfg.batch_size, epochs=epochs,
+                      validation_data=(xv[..., None].astype(np.float32) / 255, tv), verbose=2)
         seconds = time.perf_counter() - t0
         model.save(out / "locator.keras")
     with to_log_file(out / "locator_export.log", stdout=True):
@@ -185,10 +187,12 @@ def _load_init(path: str):
     made for a 160x120 input, cannot be fine-tuned on today's scenes)."""
     import keras
 
+    from train.model import custom_objects
+
     if path.endswith(".tflite"):
         return from_tflite(path)
     try:
-        model = keras.models.load_model(path, compile=False)
+        model = keras.models.load_model(path, compile=False, custom_objects=custom_objects())
     except Exception as e:  # not a Keras file, or not one of ours
         raise UserError(f"--init {path}: cannot load it as a Keras model ({e.__class__.__name__})") from None
     want = (None, *L.INPUT_HW, 1)
@@ -207,6 +211,7 @@ def export_all(model, calib_inputs: np.ndarray) -> dict[str, bytes]:
     from export import onnx as onnx_exporter
     from export import tflite
     from export.calibration import Calibration
+    from train.model import custom_objects
 
     calib = Calibration(calib_inputs[..., None].astype(np.float32) / 255,
                         np.arange(len(calib_inputs)), 0)
@@ -214,7 +219,7 @@ def export_all(model, calib_inputs: np.ndarray) -> dict[str, bytes]:
     for layer in config["layers"]:
         if layer["class_name"] == "InputLayer":
             layer["config"]["batch_shape"] = [1, *layer["config"]["batch_shape"][1:]]
-    model_1 = keras.Model.from_config(config)
+    model_1 = keras.Model.from_config(config, custom_objects=custom_objects())
     model_1.set_weights(model.get_weights())
     model = model_1
     return {locator_file("fp32", "tflite"): tflite.export(model, "fp32"),
@@ -237,7 +242,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     d = LocatorConfig
     p = argparse.ArgumentParser("mnist-edge locator", description=__doc__.splitlines()[0])
     p.add_argument("--scenes", type=int, default=d.scenes, help="desk scenes to learn from")
-    p.add_argument("--epochs", type=int, default=d.epochs, help="passes over the scenes")
+    p.add_argument("--epochs", type=int, default=d.epochs,
+                   help="passes over the scenes (0, with --init: re-export it as today's files, untrained)")
     p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (cosine decay)")
     p.add_argument("--init", type=str, default=d.init,
                    help="a locator.keras or locator .tflite to fine-tune instead of starting afresh")
@@ -245,15 +251,17 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="clean frames' tallest digits, as a share of the frame's height")
     p.add_argument("--seed", type=int, default=d.seed, help="random seed")
     p.add_argument("--workers", type=int, default=d.workers, help="processes drawing scenes")
-    p.add_argument("--quick", action="store_true", help="smoke run: 120 scenes, 1 epoch")
+    p.add_argument("--quick", action="store_true", help="smoke run: 120 scenes, 1 epoch (or 0)")
     p.add_argument("--data", type=str, default=d.data, help="MNIST .npz or IDX folder")
     p.add_argument("--out", type=str, default=d.out, help="output folder")
     return p
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.scenes < 10 or args.epochs < 1:
-        raise UserError("--scenes must be >= 10 and --epochs >= 1")
+    if args.scenes < 10 or args.epochs < 0:
+        raise UserError("--scenes must be >= 10 and --epochs >= 0")
+    if args.epochs == 0 and not args.init:
+        raise UserError("--epochs 0 re-exports an --init locator untrained; give --init FILE")
     if args.init and not Path(args.init).is_file():
         raise UserError(f"--init {args.init}: {missing(args.init)} (expected a locator.keras or .tflite)")
     if not HEIGHT_FRAC[0] < args.clean_height <= 0.9:

@@ -19,11 +19,16 @@ def build(width: int = 32, batch_norm: bool = True):
     A small hourglass: stride-2 convs go down to a 15x20 grid, whose 3x3 convs see ~250 frame
     pixels, so the biggest digit is seen whole; learned 2x upsamplings bring that context back up and
     add it to the stride-8 and stride-4 features, which still tell a narrow "1" apart from its
-    neighbour. Only plain and transposed convs, adds and ReLUs: every op is XNNPACK's in int8 once the
-    batch is fixed (`export_all` exports it for batch 1: a transposed conv's output shape is then
-    static)."""
+    neighbour. The frame enters as 2x2 patches stacked into channels (120x160x4, as the classifier's
+    image does, train/model.py): a 2x2 conv over them is a 3x3 stride-2 conv over the pixels with a
+    4x4 window (`strided_stem` maps one to the other), and an int8 conv over a single input channel
+    is XNNPACK's slowest. Only plain and transposed convs, adds, ReLUs and the patches' reshapes:
+    every op is XNNPACK's in int8 once the batch is fixed (`export_all` exports it for batch 1: a
+    transposed conv's output shape is then static)."""
     import keras
     from keras import layers
+
+    from train.model import custom_objects
 
     norm = layers.BatchNormalization if batch_norm else (lambda: (lambda x: x))
 
@@ -36,7 +41,8 @@ def build(width: int = 32, batch_norm: bool = True):
         return conv(layers.Add()([norm()(x), skip]), skip.shape[-1])
 
     i = keras.Input((*L.INPUT_HW, 1), name="image")
-    x = conv(i, 8, stride=2)
+    x = custom_objects()["SpaceToDepth"](2, name="space_to_depth")(i)  # 120x160x4
+    x = layers.ReLU()(norm()(layers.Conv2D(8, 2, padding="same", use_bias=not batch_norm)(x)))  # stride 2
     fine = conv(x, 16, stride=2)  # stride 4: the output grid
     mid = conv(conv(fine, width, stride=2), width)  # stride 8
     x = conv(conv(mid, width, stride=2), width)  # stride 16
@@ -60,11 +66,32 @@ def loss(y_true, y_pred):
     return (K.sum(pos) + K.sum(neg) + K.sum(reg)) / n
 
 
+def strided_stem(kernel: np.ndarray) -> np.ndarray:
+    """A 3x3 stride-2 conv's kernel over one channel (3, 3, 1, n) -> the 2x2 conv's kernel over 2x2
+    patches (2, 2, 4, n) that gives the same outputs. With "same" padding on an even-sized input,
+    output (i, j) of the strided conv reads pixels 2i..2i+2 x 2j..2j+2, and the 2x2 conv reads patches
+    i..i+1 x j..j+1 (pixels 2i..2i+3), pixel (2i + 2p + dy, ...) being channel 2 dy + dx of patch
+    (i + p, ...); the window's fourth row and column get zero weights.
+
+        >>> import numpy as np
+        >>> k = strided_stem(np.arange(9.0).reshape(3, 3, 1, 1))
+        >>> k.shape, k[0, 0, :, 0].tolist(), k[1, 1, :, 0].tolist()
+        ((2, 2, 4, 1), [0.0, 1.0, 3.0, 4.0], [8.0, 0.0, 0.0, 0.0])
+    """
+    out = np.zeros((2, 2, 4, kernel.shape[-1]), np.float32)
+    for a in range(3):
+        for b in range(3):
+            out[a // 2, b // 2, 2 * (a % 2) + b % 2] = kernel[a, b, 0]
+    return out
+
+
 def from_tflite(path: str):
     """A locator .tflite (int8 or fp32) -> the same network in Keras, to fine-tune without its
     .keras file: BatchNorm is folded into the convs in the file, so the weights (dequantised where
     int8: weight x its channel's scale; bias x its scale) go into `build(batch_norm=False)`. The
-    convs are read in the file's op order (LiteRT's op list), which is the order `build` makes them."""
+    convs are read in the file's op order (LiteRT's op list), which is the order `build` makes them.
+    A locator made before the 2x2-patch stem (its first conv a 3x3 stride-2 one over the pixels) comes
+    back as today's network computing the same outputs (`strided_stem`)."""
     from edge.backends import open_backend
 
     it = open_backend(path, "litert").interp
@@ -89,6 +116,8 @@ def from_tflite(path: str):
             weights += [real(op["inputs"][1]).transpose(1, 2, 3, 0), real(op["inputs"][2])]
         elif op["op_name"] == "TRANSPOSE_CONV":  # filter (out, kh, kw, in) -> (kh, kw, out, in)
             weights += [real(op["inputs"][1]).transpose(1, 2, 0, 3), real(op["inputs"][3])]
+    if weights and weights[0].shape[:3] == (3, 3, 1):  # the stem of a locator made before 2026-12
+        weights[0] = strided_stem(weights[0])
     width = int(weights[4].shape[-1])  # the third conv's outputs: the grid-resolution width
     model = build(width, batch_norm=False)
     want = [tuple(w.shape) for w in model.get_weights()]
