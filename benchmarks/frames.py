@@ -33,6 +33,7 @@ from edge.classifier import Classifier
 from edge.contract import RUNTIMES
 from edge.device import int8_line, read_cpu
 from edge.errors import UserError
+from edge.heap import keep_freed_memory
 from edge.locator import Box, Locator
 from edge.models import LOCATOR_HELP, locator_flag, resolve_locator, resolve_model, warn_if_segmenting
 from edge.reader import read
@@ -269,6 +270,9 @@ def get_args_parser() -> argparse.ArgumentParser:
                         "shorter side, and resized to it (e.g. 320x240, 1280x720; default: 640x480)")
     p.add_argument("--cv-threads", type=int, default=1,
                    help="OpenCV threads (default: 1; 0 lets OpenCV pick, as mnist-edge camera does)")
+    p.add_argument("--default-malloc", action="store_true",
+                   help="leave the C library's malloc as it is (camera and predict, like this benchmark "
+                        "by default, keep freed memory for the next frame: edge.heap)")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated scenes")
     p.add_argument("--data", type=str, default=None, help="MNIST (default: $MNIST_EDGE_DATA, ...)")
     p.add_argument("--blank", type=int, default=300,
@@ -288,6 +292,8 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"--blank {args.blank}: expected 0 or more")
     if args.cv_threads > 0:
         cv2.setNumThreads(args.cv_threads)
+    heap = "C library's default" if args.default_malloc else (
+        "freed memory kept" if keep_freed_memory() else "C library's default (not glibc)")
     model = resolve_model(args.model)
     located = None if args.locator == "truth" else resolve_locator(args.locator, model, args.runtime)
     clf = Classifier(model, args.runtime, threads=1)
@@ -303,7 +309,7 @@ def main(args: argparse.Namespace) -> int:
                                              f" (drawn at {drawn[0]}x{drawn[1]}, resized)")
     print(f"{args.frames} {args.scene} scenes, {size}, MNIST test digits, seed {args.seed}")
     print(f"model {model} in {clf.runtime}, locator {locator.path if locator else 'none (segmentation)'}, "
-          f"1 interpreter thread, OpenCV threads: {cv_threads}")
+          f"1 interpreter thread, OpenCV threads: {cv_threads}, malloc: {heap}")
     cpu = read_cpu()
     print(f"{cpu.core or platform.processor() or platform.machine()} ({platform.machine()}; int8: "
           f"{int8_line(cpu)}), {platform.platform()}, Python {platform.python_version()}, "

@@ -44,6 +44,7 @@ from edge.classifier import Classifier
 from edge.contract import RUNTIMES
 from edge.digits import SegmentConfig
 from edge.errors import UserError
+from edge.heap import keep_freed_memory
 from edge.locator import Locator
 from edge.models import LOCATOR_HELP, locator_flag, resolve_locator, resolve_model, warn_if_segmenting
 from edge.mqtt import PASSWORD_ENV, MqttConfig, Publisher, check_interval, start_publisher
@@ -299,6 +300,7 @@ def config(args: argparse.Namespace) -> CameraConfig:
 
 def main(args: argparse.Namespace) -> int:
     cfg = config(args)
+    keep_freed_memory()  # each frame's big temporaries reuse the last frame's memory (edge.heap)
     stop = threading.Event()
 
     def on_signal(signum, _frame):

@@ -25,6 +25,7 @@ import numpy as np
 from edge.classifier import Classifier
 from edge.contract import RUNTIMES
 from edge.errors import UserError
+from edge.heap import keep_freed_memory
 from edge.images import probe, read_image, shown
 from edge.locator import Locator
 from edge.models import LOCATOR_HELP, locator_flag, resolve_locator, resolve_model, warn_if_segmenting
@@ -71,6 +72,7 @@ def main(args: argparse.Namespace) -> int:
     model = resolve_model(args.model)
     locator_path = resolve_locator(args.locator, model, args.runtime)
     clf = Classifier(model, args.runtime, threads=1)
+    keep_freed_memory()  # as camera: each image's big temporaries reuse memory (edge.heap)
     warn_if_segmenting(args.locator, locator_path, model, args.runtime)
     locator = Locator(locator_path, args.runtime, flag=locator_flag(args.locator)) if locator_path else None
     for path in args.images:
