@@ -293,7 +293,7 @@ def main(args: argparse.Namespace) -> int:
     if args.cv_threads > 0:
         cv2.setNumThreads(args.cv_threads)
     heap = "C library's default" if args.default_malloc else (
-        "freed memory kept" if keep_freed_memory() else "C library's default (not glibc)")
+        "freed memory kept" if keep_freed_memory() else "C library's default (not glibc's, or preloaded)")
     model = resolve_model(args.model)
     located = None if args.locator == "truth" else resolve_locator(args.locator, model, args.runtime)
     clf = Classifier(model, args.runtime, threads=1)

@@ -560,8 +560,27 @@ def test_locator_cli_re_exports_an_init_untrained_with_epochs_0(tmp_path, mnist_
         grey = cv2.cvtColor(f.image, cv2.COLOR_BGR2GRAY)
         a, b = shipped.raw(grey), again.raw(grey)
         assert np.corrcoef(a[..., 0].ravel(), b[..., 0].ravel())[0, 1] > 0.98
-        was, now = shipped.locate(grey), again.locate(grey)
-        assert len(was) == len(now) and all(abs(p.x - q.x) <= 4 for p, q in zip(was, now, strict=True))
+        was, now = shipped.locate(grey), again.locate(grey)  # each digit found by one is found by the
+        found = [any(abs(p.x - q.x) <= 4 and abs(p.y - q.y) <= 4 for q in now) for p in was]  # other,
+        assert sum(found) >= len(was) - 1 and len(now) <= len(was) + 1, (was, now)  # but one near the floor
+
+
+def test_locator_cli_refuses_a_keras_init_made_before_the_patch_stem(tmp_path, mnist_file):
+    """A locator.keras whose first conv reads the pixels (3x3, stride 2): one line pointing to its
+    .tflite, which is read into today's network, before any scene is drawn."""
+    import keras
+
+    from tests.test_bad_inputs import one_error
+
+    old = keras.Sequential([keras.Input((*L.INPUT_HW, 1)),
+                            keras.layers.Conv2D(8, 3, strides=2, padding="same"),
+                            keras.layers.Conv2D(len(L.CHANNELS), 1, strides=2)])
+    old.save(tmp_path / "old.keras")
+    r = cli("locator", "--init", str(tmp_path / "old.keras"), "--quick", "--data", str(mnist_file),
+            "--out", str(tmp_path / "out"), timeout=120)
+    one_error(r, "locator", "old.keras: a locator made before the 2x2-patch stem; give its "
+              "locator_int8.tflite")
+    assert "scenes" not in r.stderr
 
 
 def test_locator_cli_refuses_epochs_0_without_an_init(tmp_path):
@@ -775,6 +794,11 @@ def test_frame_benchmark_runs_with_the_locator(mnist_file):
                            cwd=REPO, capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stderr[-2000:]
         assert says in r.stdout and "paper grid" in r.stdout, (args, r.stdout)
+        assert "malloc: freed memory kept" in r.stdout  # as camera reads frames (edge.heap)
+    r = subprocess.run([sys.executable, "-m", "benchmarks.frames", "--scene", "clean", "--frames", "2",
+                        "--data", str(mnist_file), "--default-malloc"], cwd=REPO, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0 and "malloc: C library's default" in r.stdout, r.stderr[-2000:]
 
 
 def test_true_boxes_measure_the_crops_alone(mnist_file):

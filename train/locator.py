@@ -138,6 +138,8 @@ def train(cfg: LocatorConfig) -> dict:
     data = load_mnist(cfg.data)
     n, n_val = (120, 30) if cfg.quick else (cfg.scenes, cfg.val_scenes)
     epochs = min(1, cfg.epochs) if cfg.quick else cfg.epochs
+    if not epochs:  # re-exported untrained: scenes only to calibrate on (export_all takes 300)
+        n = min(n, 300)
     half = len(data.x_train) * 9 // 10  # scenes to learn from and to measure on use other digits
     x, t = make_scenes(data.x_train[:half], data.y_train[:half], n, cfg.seed, cfg.workers,
                        cfg.clean_share, cfg.clean_height)
@@ -200,6 +202,10 @@ def _load_init(path: str):
         raise UserError(f"--init {path}: a locator for input {tuple(model.input_shape[1:])} and output "
                         f"{tuple(model.output_shape[1:])}; expected input {want[1:]} and output "
                         f"{(*L.GRID, len(L.CHANNELS))} (retrain without --init)")
+    first = next((w for w in model.get_weights() if w.ndim == 4), None)
+    if first is not None and first.shape[:3] == (3, 3, 1):  # its first conv reads the pixels, strided
+        raise UserError(f"--init {path}: a locator made before the 2x2-patch stem; give its "
+                        "locator_int8.tflite or locator_fp32.tflite instead (read into today's network)")
     return model
 
 
@@ -243,7 +249,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser("mnist-edge locator", description=__doc__.splitlines()[0])
     p.add_argument("--scenes", type=int, default=d.scenes, help="desk scenes to learn from")
     p.add_argument("--epochs", type=int, default=d.epochs,
-                   help="passes over the scenes (0, with --init: re-export it as today's files, untrained)")
+                   help="passes over the scenes (0, with --init: re-export it as today's files, untrained, "
+                        "calibrated on 300 scenes)")
     p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (cosine decay)")
     p.add_argument("--init", type=str, default=d.init,
                    help="a locator.keras or locator .tflite to fine-tune instead of starting afresh")

@@ -20,11 +20,11 @@ def build(width: int = 32, batch_norm: bool = True):
     pixels, so the biggest digit is seen whole; learned 2x upsamplings bring that context back up and
     add it to the stride-8 and stride-4 features, which still tell a narrow "1" apart from its
     neighbour. The frame enters as 2x2 patches stacked into channels (120x160x4, as the classifier's
-    image does, train/model.py): a 2x2 conv over them is a 3x3 stride-2 conv over the pixels with a
-    4x4 window (`strided_stem` maps one to the other), and an int8 conv over a single input channel
-    is XNNPACK's slowest. Only plain and transposed convs, adds, ReLUs and the patches' reshapes:
-    every op is XNNPACK's in int8 once the batch is fixed (`export_all` exports it for batch 1: a
-    transposed conv's output shape is then static)."""
+    image does, train/model.py): a 2x2 conv over them is a 4x4 stride-2 conv over the pixels, which
+    holds any 3x3 stride-2 one (`strided_stem` maps one to the other), and an int8 conv over a single
+    input channel is XNNPACK's slowest. Only plain and transposed convs, adds, ReLUs and the patches'
+    reshapes: every op is XNNPACK's in int8 once the batch is fixed (`export_all` exports it for batch
+    1: a transposed conv's output shape is then static)."""
     import keras
     from keras import layers
 
