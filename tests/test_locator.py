@@ -664,6 +664,13 @@ def test_locator_cli_says_a_folder_given_as_init_is_a_folder(tmp_path):
     one_error(r, "locator", f"--init {tmp_path}: a folder, expected a file")
 
 
+def test_locator_cli_refuses_negative_epochs(tmp_path):
+    from tests.test_bad_inputs import one_error
+
+    r = cli("locator", "--epochs", "-1", "--out", str(tmp_path))
+    one_error(r, "locator", "--epochs >= 0")
+
+
 def test_locator_cli_refuses_too_few_scenes(tmp_path):
     r = cli("locator", "--scenes", "3", "--out", str(tmp_path))
     assert r.returncode == 2 and "--scenes" in r.stderr and "Traceback" not in r.stderr
