@@ -12,9 +12,13 @@ everything else. Only the interpreter a model needs is imported, so a device nee
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import logging
+import os
+import sys
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +91,36 @@ def open_backend(path: str | Path, runtime: str | None = None, threads: int | No
         raise
 
 
+XNNPACK_NOTICE = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."  # the line LiteRT and
+#   tflite-runtime print on stderr, from C++, the first time a process applies XNNPACK: not the user's
+#   concern on every run of predict or camera, and it interleaved with their own output
+
+
+@contextlib.contextmanager
+def _without_notice(notice: bytes):
+    """Run the block with file descriptor 2 caught; give back to stderr all it wrote but `notice`."""
+    if sys.stderr is not None:
+        sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # stderr closed (`2>&-`): nothing to keep quiet
+        saved = None
+    if saved is None:
+        yield
+        return
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            rest = b"".join(line for line in caught if line.rstrip(b"\r\n") != notice)
+            if rest:
+                os.write(2, rest)
+
+
 class TFLiteBackend:
     """ai-edge-litert or tflite-runtime (same Interpreter API); XNNPACK is their default CPU path."""
 
@@ -94,7 +128,8 @@ class TFLiteBackend:
         self.name, self.path = name, path
         self._content = path.read_bytes()  # bytes, not a name: any file name loads (and stays alive)
         self.interp = module.Interpreter(model_content=self._content, num_threads=threads)
-        self.interp.allocate_tensors()
+        with _without_notice(XNNPACK_NOTICE):
+            self.interp.allocate_tensors()  # where the runtime applies XNNPACK, and says so
         self.n_inputs = len(self.interp.get_input_details())
         self.n_outputs = len(self.interp.get_output_details())
         self._in = self.interp.get_input_details()[0]

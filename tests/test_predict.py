@@ -83,3 +83,13 @@ def test_unreadable_image_is_one_line(tmp_path, images, exported, kind, expect):
     assert len(errors) == 1, r.stderr
     assert errors[0].startswith(f"mnist-edge predict: error: {tmp_path}/{expect}"), errors[0]
     assert "Traceback" not in r.stderr
+
+
+def test_runtime_notice_is_kept_off_the_terminal(images, exported):
+    """LiteRT says "Created ... XNNPACK delegate" from C++ on every first load: predict's stderr is
+    the user's errors only."""
+    d, _, _ = images
+    r = cli("predict", "--model", str(exported[0] / "model_int8.tflite"), str(d / "digit7.png"),
+            timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith(str(d / "digit7.png")), r.stderr
+    assert "XNNPACK" not in r.stderr and r.stderr.strip() == "", r.stderr
