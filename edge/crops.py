@@ -85,6 +85,12 @@ def crop_ink(core: np.ndarray, dark: np.ndarray, thr: float, origin: tuple[int, 
     if not cfg.min_fill <= ink / (ew * eh) <= cfg.max_fill:
         return None
     r = max(1, eh // 40)  # keep the anti-aliased rim just outside the thresholded mask
+    # Only the ink's extent matters, grown by the rim, the thickening below (at most min_stroke in
+    # the 20-px box) and a pixel for the edge test: a located region is ~4x that, with its margin.
+    pad = r + 2 + math.ceil(cfg.min_stroke * max(ew, eh) / 20.0)
+    wx, wy = max(0, ex - pad), max(0, ey - pad)
+    core, dark = core[wy:ey + eh + pad, wx:ex + ew + pad], dark[wy:ey + eh + pad, wx:ex + ew + pad]
+    x0, y0, ex, ey = x0 + wx, y0 + wy, ex - wx, ey - wy
     rim = cv2.dilate(core.view(np.uint8), np.ones((2 * r + 1,) * 2, np.uint8)).view(bool)
     d = dark.astype(np.float32)
     floor = 0.5 * thr  # paper noise below this is zeroed: MNIST's background is exactly 0
