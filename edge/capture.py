@@ -13,32 +13,15 @@ and read in a worker thread, so setting `stop` ends a wait on a silent network a
 from __future__ import annotations
 
 import logging
-import os
 import threading
 
 from edge.errors import UserError
-from edge.images import shown
+from edge.images import import_cv2, shown
 from edge.sources import Frame, Source
 
 log = logging.getLogger(__name__)
 
 NETWORK_TIMEOUT_MS = 5000  # OpenCV's open and read timeouts for a stream (its default is 30 s)
-
-
-def import_cv2():
-    """cv2, with OpenCV's and FFmpeg's own log lines quieted; UserError naming the extra if missing."""
-    try:
-        import cv2
-    except ImportError:
-        raise UserError("--source: OpenCV is not installed (pip install 'mnist-edge[camera]')") from None
-    if not log.isEnabledFor(logging.DEBUG):  # OpenCV's and FFmpeg's own stderr lines (shown with
-        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # MNIST_EDGE_LOG=DEBUG); ours say
-        if "OPENCV_LOG_LEVEL" not in os.environ:  # what went wrong in one line
-            if hasattr(cv2.utils, "logging"):  # OpenCV 5
-                cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-            else:  # OpenCV 4, what numpy 1 installs get (tflite-runtime): 2 is LOG_LEVEL_ERROR
-                cv2.setLogLevel(2)
-    return cv2
 
 
 def _not_utf8(name: str) -> bool:

@@ -9,11 +9,13 @@
 Files are read as bytes (`np.fromfile` + `cv2.imdecode`), never by name through OpenCV: OpenCV's
 path-based readers crash on names that are not valid UTF-8. Before anything is decoded, the size the
 file's header declares is checked against `MAX_PIXELS`, so a few bytes claiming 60000x60000 pixels
-(a decompression bomb) are refused instead of allocating gigabytes.
+(a decompression bomb) are refused instead of allocating gigabytes; OpenCV's own decoder is held to
+the same limit (set in `edge/__init__.py`) for a size the header check cannot find.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 from pathlib import Path
@@ -27,9 +29,29 @@ MAX_BYTES = 256 * 2**20  # largest image file read
 HEADER_BYTES = 64 * 1024  # how much of a file is read to find its declared size
 FORMATS = "PNG, JPEG, BMP, TIFF, WebP, PNM"
 
+log = logging.getLogger(__name__)
+
 
 class ImageError(UserError):
     """An image file that cannot be read, is not an image, or declares too many pixels."""
+
+
+def import_cv2():
+    """cv2, with OpenCV's and FFmpeg's own log lines silenced (shown with MNIST_EDGE_LOG=DEBUG): every
+    failure they would describe is reported by the project in one line of its own."""
+    try:
+        import cv2
+    except ImportError:
+        raise UserError("OpenCV is not installed (pip install 'mnist-edge[camera]')") from None
+
+    if not log.isEnabledFor(logging.DEBUG):
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+        if "OPENCV_LOG_LEVEL" not in os.environ:
+            if hasattr(cv2.utils, "logging"):  # OpenCV 5
+                cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+            else:  # OpenCV 4, what numpy 1 installs get (tflite-runtime): 0 is LOG_LEVEL_SILENT
+                cv2.setLogLevel(0)
+    return cv2
 
 
 def shown(path: str | os.PathLike) -> str:
@@ -152,7 +174,7 @@ def probe(path: str | os.PathLike) -> None:
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """An image file -> BGR uint8 HxWx3 (EXIF rotation applied); ImageError naming the file otherwise."""
-    import cv2
+    cv2 = import_cv2()
 
     p = Path(path)
     try:
@@ -168,6 +190,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     try:
         image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     except cv2.error as e:
+        if "CV_IO_MAX_IMAGE_PIXELS" in str(e):  # the decoder's own limit (edge/__init__.py)
+            raise ImageError(f"{shown(path)}: declares more than the {MAX_PIXELS // 2**20} Mpx limit "
+                             "(a decompression bomb, or a corrupt file)") from None
         raise ImageError(f"{shown(path)}: cannot decode it ({str(e).strip().splitlines()[-1][:120]})") \
             from None
     if image is None:

@@ -115,9 +115,9 @@ class ImageFilesSource(Source):
         super().__init__()
         self.paths, self.name, self._next = list(paths), name, 0
         self.skipped: list[Path] = []  # files that could not be decoded
-        from edge.capture import import_cv2
+        from edge.images import import_cv2
 
-        self._cv2 = import_cv2()  # its log level set, or one line naming the extra
+        self._cv2 = import_cv2()  # its own log lines silenced
 
     def read(self) -> Frame | None:
         while self._next < len(self.paths):
