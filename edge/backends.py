@@ -20,13 +20,23 @@ import os
 import sys
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from edge.contract import METADATA_NAME, MODEL_SUFFIXES, RUNTIMES, default_runtimes, extra_for, parse_metadata
+from edge.contract import (
+    METADATA_NAME,
+    MODEL_SUFFIXES,
+    RUNTIMES,
+    ModelError,
+    default_runtimes,
+    extra_for,
+    parse_metadata,
+)
 from edge.errors import UserError
+from edge.images import shown
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +131,10 @@ def _without_notice(notice: bytes):
                 os.write(2, rest)
 
 
+DAMAGED = ("its metadata (the archive appended to the model) is damaged: the file was cut short or "
+           "altered; export or copy it again")
+
+
 class TFLiteBackend:
     """ai-edge-litert or tflite-runtime (same Interpreter API); XNNPACK is their default CPU path."""
 
@@ -152,8 +166,14 @@ class TFLiteBackend:
         try:
             with zipfile.ZipFile(self.path) as z:
                 raw = z.read(METADATA_NAME)
-        except (zipfile.BadZipFile, KeyError):
+        except KeyError:
             return None
+        except zipfile.BadZipFile:
+            if b"PK\x03\x04" in self._content:  # an archive was appended, and it cannot be read
+                raise ModelError(f"{shown(self.path)}: {DAMAGED}") from None
+            return None
+        except zlib.error:
+            raise ModelError(f"{shown(self.path)}: {DAMAGED}") from None
         return parse_metadata(raw, self.path)
 
 

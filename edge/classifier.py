@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from edge.backends import open_backend
-from edge.contract import DEFAULT_NORMALIZATION, check_model
+from edge.contract import DEFAULT_NORMALIZATION, ModelError, check_model
+from edge.images import shown
 
 
 def normalize(pixels: np.ndarray, norm: dict = DEFAULT_NORMALIZATION) -> np.ndarray:
@@ -58,6 +59,18 @@ class Classifier:
         self._logits = (self.metadata.get("output") or {}).get("kind") == "logits"
         self._out_lut = self._output_table()
         self._stamps: tuple | None = None
+        self._check_outputs()
+
+    def _check_outputs(self) -> None:
+        """ModelError unless a blank image gives probabilities: a model that outputs logits and has lost
+        (or never had) the metadata saying so would otherwise report scores above 1 as confidences,
+        and --min-confidence would keep everything."""
+        p = self.probabilities(np.zeros((1, 28, 28), np.uint8))[0]
+        if np.all(np.isfinite(p)) and p.min() >= -0.02 and p.max() <= 1.02 and abs(p.sum() - 1) <= 0.1:
+            return
+        raise ModelError(f"{shown(self.path)}: its output for a blank image is not 10 probabilities (they "
+                         f"sum to {float(p.sum()):.3g}, the largest is {float(p.max()):.3g}); a model that "
+                         "outputs logits says so in its metadata (output.kind \"logits\")")
 
     @property
     def runtime(self) -> str:

@@ -24,7 +24,11 @@ giving nonsense readings later. The facts:
                    model input = pixel / divide_by - subtract
     input, output  objects; "quantization" null or {"scale": number > 0, "zero_point": integer}
     output.kind    "probabilities" or "logits" (the Classifier applies softmax to logits)
-  Absent fields take the defaults below, which are what training used.
+  Absent fields take the defaults below, which are what training used; a .tflite's metadata archive
+  that is there but cannot be read (a file cut short) is refused, not taken as absent;
+- without output.kind "logits", the output is probabilities: the Classifier checks, when it loads,
+  that a blank image gives 10 values in 0..1 summing to 1 (a logits model that lost its metadata
+  would report scores above 1 as confidences).
 
 It also holds the facts about the files around a model, so each is stated here once: the names
 `mnist-edge export` gives its files, the manifest.json written beside them (read and written only

@@ -163,11 +163,16 @@ BAD_MODELS = {  # name -> (maker, the field the error line names)
     "quantization_list.onnx": (lambda: _onnx_with_metadata(json.dumps({"input": {"quantization": [1, 0]}})),
                                "input.quantization"),
     "truncated.tflite": (lambda: TFLITE.read_bytes()[:3000], "cannot load it"),
+    "cut_short.tflite": (lambda: TFLITE.read_bytes()[:-4], "metadata (the archive appended to the model) is "
+                         "damaged"),  # the model itself still loads: only its metadata says it gives logits
+    "logits_no_metadata.tflite": (lambda: TFLITE.read_bytes()[:TFLITE.read_bytes().rfind(b"PK\x03\x04")],
+                                  "not 10 probabilities"),
     "text.onnx": (lambda: b"not a model", "cannot load it"),
 }
 
 DOCTOR_MODELS = sorted(BAD_MODELS)
-CAMERA_MODELS = ["out12.onnx", "meta_list.tflite", "divide_by_zero.tflite", "truncated.tflite"]
+CAMERA_MODELS = ["out12.onnx", "meta_list.tflite", "divide_by_zero.tflite", "truncated.tflite",
+                 "cut_short.tflite"]
 COMPARE_CASES = [("threads_text", "rows[0].threads is a str"), ("p50_text", "rows[1].latency_us"),
                  ("size_null", "rows[0].size_bytes is a NoneType"), ("rows_dict", "'rows'"),
                  ("missing", "no such file")]
