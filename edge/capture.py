@@ -13,6 +13,7 @@ and read in a worker thread, so setting `stop` ends a wait on a silent network a
 from __future__ import annotations
 
 import logging
+import math
 import threading
 
 from edge.errors import UserError
@@ -21,7 +22,14 @@ from edge.sources import Frame, Source
 
 log = logging.getLogger(__name__)
 
+BAD_FRAME_RUN = 30  # a video file whose reads fail this many times in a row has ended (a damaged
+#   frame or a few are skipped, and the reads after them go on)
 NETWORK_TIMEOUT_MS = 5000  # OpenCV's open and read timeouts for a stream (its default is 30 s)
+
+
+def _frames(first: int, last: int) -> str:
+    """'frame 7' or 'frames 7-9' (1-based)."""
+    return f"frame {first}" if first == last else f"frames {first}-{last}"
 
 
 def _not_utf8(name: str) -> bool:
@@ -44,6 +52,7 @@ class OpenCVSource(Source):
         self.target, self.live, self.stop = target, live, stop
         self.name = f"camera {target}" if isinstance(target, int) else str(target)
         self.cap = None
+        self._position = 0  # frames read from a video file so far, decoded or not
         self._cv2 = import_cv2()
         self._network = isinstance(target, str) and "://" in target
         if isinstance(target, str) and _not_utf8(target):
@@ -109,7 +118,32 @@ class OpenCVSource(Source):
             return None
         got = self._call(self.cap.read)
         ok, image = got if got is not None else (False, None)
+        if not (ok and image is not None) and not self.live:
+            return self._past_bad_frames()
+        self._position += 1
         return self._frame(image, "bgr") if ok and image is not None else None
+
+    def _past_bad_frames(self) -> Frame | None:
+        """A video file's read failed: a frame that does not decode (the file damaged there) is
+        skipped, and said so, as the reads after it still give frames; the end is where
+        BAD_FRAME_RUN reads in a row give none. A file that ends before the frame count it declares
+        (cut short) says so too."""
+        first = self._position + 1  # 1-based: the frame whose read failed
+        self._position += 1
+        for _ in range(BAD_FRAME_RUN):
+            ok, image = self.cap.read()
+            self._position += 1
+            if ok and image is not None:
+                log.warning("%s: %s could not be decoded; skipped", self.name,
+                            _frames(first, self._position - 1))
+                return self._frame(image, "bgr")
+        declared = self.cap.get(self._cv2.CAP_PROP_FRAME_COUNT)
+        if math.isfinite(declared) and first < declared:  # (a count may be an estimate: a frame's slack)
+            log.warning("%s: ends after frame %d of the %d it declares: %s could not be decoded (the file "
+                        "may be cut short)", self.name, first - 1, int(declared),
+                        _frames(first, int(declared)))
+        self.close()
+        return None
 
     def reopen(self) -> None:
         self.close()

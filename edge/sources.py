@@ -14,7 +14,8 @@
 Every frame carries its capture time and the channel order it is in memory, which is all
 `edge.digits.to_grey` needs. A camera or stream that stops giving frames is reopened with
 exponential backoff (`RetryConfig`); the end of a video file or a folder is a normal end. A file in a
-folder that cannot be decoded is logged and skipped. The cameras, streams and video files are read
+folder that cannot be decoded is logged and skipped, as are frames of a video file that do not decode
+(`edge.capture.BAD_FRAME_RUN`). The cameras, streams and video files are read
 by the sources in `edge.capture` (OpenCV, the 'camera' extra; picamera2 for a Pi camera), imported
 only when one is opened.
 """

@@ -365,6 +365,43 @@ def test_camera_reads_past_bad_frames(corpus):
         assert any(bad in w and what in w for w in warnings), (bad, warnings)
 
 
+def _damaged_clips(folder: Path) -> tuple[Path, Path]:
+    """A 30-frame MJPG clip of the digits 0-9 over and over, with frames 10, 11 and 20 (1-based)
+    overwritten with zeros, and the same clip cut off after its 15th frame."""
+    clip = folder / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    for i in range(30):
+        frame = np.full((240, 320, 3), 200, np.uint8)
+        cv2.putText(frame, str(i % 10), (120, 180), cv2.FONT_HERSHEY_SIMPLEX, 5, (30, 30, 30), 12)
+        writer.write(frame)
+    writer.release()
+    data = bytearray(clip.read_bytes())
+    starts = [i for i in range(len(data) - 3) if data[i:i + 3] == b"\xff\xd8\xff"]  # each frame's JPEG
+    assert len(starts) == 30
+    for k in (9, 10, 19):
+        data[starts[k]:starts[k] + 400] = bytes(400)
+    (folder / "damaged.avi").write_bytes(bytes(data))
+    (folder / "cut.avi").write_bytes(bytes(data[:starts[15]]))
+    return folder / "damaged.avi", folder / "cut.avi"
+
+
+def test_camera_reads_past_damaged_video_frames(tmp_path):
+    """A frame of a video file that does not decode is skipped with a warning, and the frames after it
+    are read; a file that ends before the frames it declares says so. Neither is an error."""
+    damaged, cut = _damaged_clips(tmp_path)
+    r = cli("camera", "--source", str(damaged), timeout=120)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    readings = "".join(json.loads(line)["reading"] for line in r.stdout.splitlines())
+    assert readings == "".join(str(i % 10) for i in range(30) if i not in (9, 10, 19)), readings
+    warnings = [ln for ln in r.stderr.splitlines() if "WARNING" in ln]
+    assert len(warnings) == 2 and "frames 10-11 could not be decoded; skipped" in warnings[0] \
+        and "frame 20 could not be decoded; skipped" in warnings[1], r.stderr
+    r = cli("camera", "--source", str(cut), timeout=120)
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 13, (r.stdout, r.stderr[-2000:])
+    assert "ends after frame 15 of the 30 it declares: frames 16-30 could not be decoded" in r.stderr, \
+        r.stderr
+
+
 @pytest.mark.parametrize("name", sorted(BAD_IMAGES))
 def test_camera_skips_a_bad_image_file(runs, name):
     """The bad file is skipped with a warning that says why; a source with no readable frame at all
