@@ -57,6 +57,11 @@ from edge.view import annotate, close_windows, open_window, show, window_open
 log = logging.getLogger(__name__)
 
 
+MAX_THREADS = 64  # --threads above this is a typo: interpreters gain nothing past the cores (and
+#   100000 threads crashed OpenCV's pool)
+MIN_FPS = 1 / 86400  # --fps below this (other than 0) is a typo: a frame a day is the slowest meter
+
+
 @dataclass
 class CameraConfig:
     source: str = "0"  # 'picamera', a camera index, a folder of images, an image/video file or a URL
@@ -88,14 +93,14 @@ def read_frame(frame: Frame, clf: Classifier, min_confidence: float,
 
 
 def _check(cfg: CameraConfig) -> None:
-    if cfg.threads < 1:
-        raise UserError(f"--threads {cfg.threads}: expected 1 or more")
+    if not 1 <= cfg.threads <= MAX_THREADS:
+        raise UserError(f"--threads {cfg.threads}: expected 1 to {MAX_THREADS}")
     if not 0.0 <= cfg.min_confidence <= 1.0:
         raise UserError(f"--min-confidence {cfg.min_confidence}: expected a number from 0 to 1")
     if cfg.max_frames is not None and cfg.max_frames < 1:
         raise UserError(f"--max-frames {cfg.max_frames}: expected 1 or more")
-    if not math.isfinite(cfg.fps) or cfg.fps < 0:  # nan compares false with everything
-        raise UserError(f"--fps {cfg.fps}: expected 0 (no limit) or more")
+    if not math.isfinite(cfg.fps) or not (cfg.fps == 0 or cfg.fps >= MIN_FPS):  # nan fails both
+        raise UserError(f"--fps {cfg.fps:g}: expected 0 (no limit) or at least {MIN_FPS:g} (a frame a day)")
     if cfg.max_retries < -1:
         raise UserError(f"--max-retries {cfg.max_retries}: expected -1 (forever), 0 or more")
     check_interval(cfg.mqtt_interval)

@@ -549,6 +549,8 @@ FLAGS = [  # (command, args, the flag the line names); the a_file placeholder is
     ("camera", ["--serve", ""], "--serve ''"),
     ("camera", ["--serve", "host:99999"], "--serve host:99999"),
     ("camera", ["--threads", "0"], "--threads 0"),
+    ("camera", ["--threads", "100000"], "--threads 100000: expected 1 to 64"),  # once a crash (SIGSEGV)
+    ("camera", ["--fps", "1e-300"], "--fps 1e-300: expected 0"),  # once a traceback (wait overflowed)
     ("camera", ["--max-frames", "0"], "--max-frames 0"),
     ("camera", ["--min-confidence", "nan"], "--min-confidence nan"),
     ("camera", ["--max-retries", "-2"], "--max-retries -2"),
