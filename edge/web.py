@@ -33,8 +33,10 @@ from edge.errors import UserError
 log = logging.getLogger(__name__)
 
 BOUNDARY = "mnistedgeframe"
-CLIENT_TIMEOUT_S = 10.0  # a request not sent, a frame not taken, or a stream with nothing new in this
-# long ends that connection, so idle or stalled clients cannot hold the stream slots or threads
+CLIENT_TIMEOUT_S = 10.0  # a request not sent whole, a frame not taken, or a stream with nothing new in
+# this long ends that connection, so idle or stalled clients cannot hold the stream slots or threads
+MAX_CLIENTS = 32  # open connections at once (a thread each); more are closed as they come, so a flood
+#   of clients that send nothing, or a byte at a time, cannot exhaust a Pi's threads
 
 
 class FrameHub:
@@ -156,6 +158,20 @@ class _Handler(BaseHTTPRequestHandler):
         self.timeout = self.server.client_timeout  # socket timeout: half-sent requests, stalled readers
         super().setup()
 
+    def handle_one_request(self) -> None:
+        """The request (line and headers) must arrive whole within client_timeout: the socket timeout
+        alone is per read, which a client sending a byte every few seconds never trips."""
+        self.server.arm(self.connection)
+        try:
+            super().handle_one_request()
+        finally:
+            self.server.disarm(self.connection)
+
+    def parse_request(self) -> bool:
+        ok = super().parse_request()
+        self.server.disarm(self.connection)  # the request is in: what follows is the response
+        return ok
+
     def log_message(self, format, *args):  # noqa: A002 - the base class's signature
         log.debug("%s %s", self.address_string(), format % args)
 
@@ -242,8 +258,38 @@ class _Server(ThreadingHTTPServer):
         self.streams = threading.BoundedSemaphore(max_streams)
         self._clients: dict[threading.Thread, socket.socket] = {}  # handler thread -> its connection
         self._clients_lock = threading.Lock()
+        self._deadlines: dict[socket.socket, float] = {}  # connection -> when its request must be in
+
+    def arm(self, conn: socket.socket) -> None:
+        with self._clients_lock:
+            self._deadlines[conn] = time.monotonic() + self.client_timeout
+
+    def disarm(self, conn: socket.socket) -> None:
+        with self._clients_lock:
+            self._deadlines.pop(conn, None)
+
+    def service_actions(self) -> None:
+        """Run by serve_forever between polls (every 0.5 s): connections whose request is overdue are
+        cut, and their handler threads end."""
+        now = time.monotonic()
+        with self._clients_lock:
+            late = [c for c, t in self._deadlines.items() if t < now]
+            for c in late:
+                del self._deadlines[c]
+        for conn in late:
+            log.debug("a request not sent whole in %g s: connection cut", self.client_timeout)
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def process_request(self, request, client_address) -> None:
+        with self._clients_lock:
+            full = len(self._clients) >= MAX_CLIENTS
+        if full:
+            log.debug("%s: %d connections open already: closed", client_address[0], MAX_CLIENTS)
+            self.shutdown_request(request)
+            return
         t = threading.Thread(target=self.process_request_thread, args=(request, client_address),
                              name="mnist-edge-client", daemon=True)
         with self._clients_lock:

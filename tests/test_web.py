@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from benchmarks.synthetic import make_frame
+from edge import web
 from edge.web import FrameHub, WebServer, parse_address
 
 CHROMIUM = "/usr/bin/chromium"
@@ -248,6 +249,62 @@ def test_stop_leaves_no_client_thread_behind():
     assert time.monotonic() - t0 < 5
     assert set(threading.enumerate()) - before == set()
     viewer.close()
+
+
+def _connect(server: WebServer) -> socket.socket:
+    return socket.create_connection(parse_address(server.url.split("//")[1].rstrip("/")), timeout=10)
+
+
+def _closed_within(conn: socket.socket, seconds: float, trickle: bool = False) -> float | None:
+    """Seconds until the server closes `conn` (None if it is still open after `seconds`); with
+    `trickle`, a byte of a header is sent every 0.2 s meanwhile."""
+    t0 = time.monotonic()
+    conn.settimeout(0.2)
+    while time.monotonic() - t0 < seconds:
+        try:
+            if trickle:
+                conn.sendall(b"x")
+            if conn.recv(4096) == b"":
+                return time.monotonic() - t0
+        except TimeoutError:
+            continue
+        except OSError:  # reset: closed too
+            return time.monotonic() - t0
+    return None
+
+
+def test_a_request_trickled_a_byte_at_a_time_is_cut():
+    """Every read gets a byte before the socket timeout, so only a deadline for the whole request ends it."""
+    hub = FrameHub()
+    server = WebServer("127.0.0.1", 0, hub, client_timeout=1.0).start()
+    try:
+        slow = _connect(server)
+        slow.sendall(b"GET / HTTP/1.1\r\nX-Slow: ")
+        cut = _closed_within(slow, 6.0, trickle=True)
+        assert cut is not None and cut < 3.0, cut
+        slow.close()
+        assert get(server.url + "latest.json")[0] == 200  # the server itself goes on
+    finally:
+        server.stop()
+
+
+def test_connections_beyond_the_cap_are_closed(monkeypatch):
+    monkeypatch.setattr(web, "MAX_CLIENTS", 3)
+    hub = FrameHub()
+    server = WebServer("127.0.0.1", 0, hub).start()
+    try:
+        idle = [_connect(server) for _ in range(3)]
+        time.sleep(0.3)  # each has its handler thread
+        extra = _connect(server)
+        assert _closed_within(extra, 2.0) is not None  # turned away at once
+        for c in idle:
+            assert _closed_within(c, 0.5) is None  # the first three are still served
+            c.close()
+        time.sleep(0.5)
+        assert get(server.url + "latest.json")[0] == 200  # room again once they have gone
+        extra.close()
+    finally:
+        server.stop()
 
 
 def test_parse_address():
