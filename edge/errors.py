@@ -11,11 +11,16 @@ class UserError(Exception):
 
 def missing(path, expected: str = "a file") -> str:
     """Why a path given as a file cannot be read as one: "a folder, expected <expected>" when it is a
-    folder, else "no such file" (what follows `path: ` in a UserError).
+    folder, "not a regular file ..." when it is a device, pipe or socket, else "no such file" (what
+    follows `path: ` in a UserError).
 
-    >>> missing(".")
-    'a folder, expected a file'
+    >>> missing("."), missing("/dev/null")
+    ('a folder, expected a file', 'not a regular file (a device, pipe or socket), expected a file')
     """
     import os
 
-    return f"a folder, expected {expected}" if os.path.isdir(path) else "no such file"
+    if os.path.isdir(path):
+        return f"a folder, expected {expected}"
+    if os.path.exists(path):
+        return f"not a regular file (a device, pipe or socket), expected {expected}"
+    return "no such file"

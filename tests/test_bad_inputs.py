@@ -347,6 +347,7 @@ def test_predict_non_utf8_name_is_read(corpus):
 
 def test_predict_missing_and_folder_are_one_line(corpus):
     one_error(cli("predict", str(corpus / "missing.png"), timeout=60), "predict", "missing.png: no such file")
+    one_error(cli("predict", "/dev/null", timeout=60), "predict", "/dev/null: not a regular file")
     one_error(cli("predict", str(corpus), timeout=60), "predict", f"{corpus}: a folder, expected an image")
 
 
