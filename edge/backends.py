@@ -169,7 +169,7 @@ class TFLiteBackend:
         except KeyError:
             return None
         except zipfile.BadZipFile:
-            if b"PK\x03\x04" in self._content:  # an archive was appended, and it cannot be read
+            if b"PK\x03\x04" in self.path.read_bytes():  # an archive was appended, and it cannot be read
                 raise ModelError(f"{shown(self.path)}: {DAMAGED}") from None
             return None
         except zlib.error:
