@@ -56,6 +56,11 @@ CROP_HEIGHT = 80  # a box's region is shrunk so the box is at most this many px 
 #   found: the 20-px MNIST crop needs no more, and a 200-px digit then costs what an 80-px one does
 #   (clean frames 88 -> 122 frames/s with the locator; desk frames 82.0 -> 83.3 % exact, as noise
 #   at full size no longer passes for stroke detail; at 64 px thin pencil on lined paper is lost)
+SPLIT_ASPECT = 1.0  # a located crop this wide (x its height) is also tried as two touching digits:
+#   the locator most often misses a narrow "1" touching its neighbour, a pair about as wide as tall
+#   (segmentation's 1.1 left them whole; desk frames read exactly, seeds 0-4: 90.0 / 86.7 / 83.7 /
+#   85.3 / 79.7 -> 90.0 / 86.7 / 84.7 / 86.0 / 80.3 %, clean seeds 0-1 unchanged; 0.9 and 0.95 no
+#   better; splitting whatever halves read surely, without beating the whole, lost 2-12 points)
 LINE_SPAN = 0.9  # a run of ink across this share of the region's width (height) is a ruled line
 LINE_SHEARS = np.linspace(-0.15, 0.15, 13)  # tilts (rise per pixel, up to ~8.5 deg) tried for the
 #   printed lines of a region: 0.025 apart, under two pixels at the edges of a 150-px-wide region
@@ -79,8 +84,9 @@ def located_crops(work: np.ndarray, boxes: list[Box], cfg: SegmentConfig | None 
     if not (dark_ink(work, coarse(work, cfg), cfg) if dark is None else dark):
         work = cv2.bitwise_not(work)
     lined = replace(cfg, line_len_frac=LINE_SPAN)  # a box's lines are judged against its region
-    judged = replace(cfg, faint_level=0.0)  # faint ink passes the usual edge test: the locator's
-    #   score already judged these boxes digits (the stricter one cost desk frames here)
+    judged = replace(cfg, faint_level=0.0, split_aspect=SPLIT_ASPECT)  # faint ink passes the usual
+    #   edge test: the locator's score already judged these boxes digits (the stricter one cost desk
+    #   frames here)
     centres = np.array([(b.x + b.w / 2, b.y + b.h / 2, max(b.w, 1.0), max(b.h, 1.0)) for b in boxes])
     crops = []
     for k, b in enumerate(boxes):
