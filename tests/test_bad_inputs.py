@@ -366,17 +366,21 @@ def test_camera_reads_past_bad_frames(corpus):
         assert any(bad in w and what in w for w in warnings), (bad, warnings)
 
 
-def _damaged_clips(folder: Path) -> tuple[Path, Path]:
-    """A 30-frame MJPG clip of the digits 0-9 over and over, with frames 10, 11 and 20 (1-based)
-    overwritten with zeros, and the same clip cut off after its 15th frame."""
-    clip = folder / "clip.avi"
+def _digit_clip(clip: Path, frames: int) -> Path:
+    """An MJPG clip, 320x240, of the digits 0-9 over and over, dark on light paper."""
     writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
-    for i in range(30):
+    for i in range(frames):
         frame = np.full((240, 320, 3), 200, np.uint8)
         cv2.putText(frame, str(i % 10), (120, 180), cv2.FONT_HERSHEY_SIMPLEX, 5, (30, 30, 30), 12)
         writer.write(frame)
     writer.release()
-    data = bytearray(clip.read_bytes())
+    return clip
+
+
+def _damaged_clips(folder: Path) -> tuple[Path, Path]:
+    """A 30-frame clip of digits with frames 10, 11 and 20 (1-based) overwritten with zeros, and the
+    same clip cut off after its 15th frame."""
+    data = bytearray(_digit_clip(folder / "clip.avi", 30).read_bytes())
     starts = [i for i in range(len(data) - 3) if data[i:i + 3] == b"\xff\xd8\xff"]  # each frame's JPEG
     assert len(starts) == 30
     for k in (9, 10, 19):
@@ -805,13 +809,7 @@ def test_video_with_non_utf8_name_is_one_line(tmp_path):
 
 
 def test_file_url_ends(corpus, tmp_path):
-    clip = tmp_path / "clip.avi"
-    w = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 120))
-    for i in range(12):
-        frame = np.full((120, 160, 3), 255, np.uint8)
-        cv2.putText(frame, str(i % 10), (60, 80), cv2.FONT_HERSHEY_SIMPLEX, 2, (0, 0, 0), 4)
-        w.write(frame)
-    w.release()
+    clip = _digit_clip(tmp_path / "clip.avi", 12)
     r = cli("camera", "--source", clip.as_uri(), timeout=30)
     assert r.returncode == 0 and "reconnecting" not in r.stderr, r.stderr[-2000:]
     assert len(r.stdout.splitlines()) == 12
