@@ -22,7 +22,7 @@ import numpy as np
 
 from benchmarks.device import usable_cores
 from benchmarks.worker import RESULT_TAG
-from edge.backends import default_runtime
+from edge.backends import MAX_THREADS, default_runtime
 from edge.classifier import Classifier
 from edge.contract import (
     EXPORTED,
@@ -49,10 +49,11 @@ def resolve_threads(spec) -> list[int]:
         t = str(t).strip()
         if t == "all":
             n = usable_cores()
-        elif t.isdigit() and int(t) > 0:
+        elif t.isdigit() and 0 < int(t) <= MAX_THREADS:
             n = int(t)
         else:
-            raise UserError(f"--threads {','.join(map(str, spec))}: expected positive integers or 'all'")
+            raise UserError(f"--threads {','.join(map(str, spec))}: expected integers from 1 to "
+                            f"{MAX_THREADS}, or 'all'")
         if n not in out:
             out.append(n)
     if not out:

@@ -40,6 +40,9 @@ from edge.images import shown
 
 log = logging.getLogger(__name__)
 
+MAX_THREADS = 64  # interpreter threads: more is a typo (nothing is gained past the cores, and camera
+#   --threads 100000 crashed OpenCV's pool)
+
 
 @dataclass
 class TensorInfo:

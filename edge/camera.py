@@ -40,6 +40,7 @@ from typing import TextIO
 import numpy as np
 
 from edge import web
+from edge.backends import MAX_THREADS
 from edge.classifier import Classifier
 from edge.contract import RUNTIMES
 from edge.digits import SegmentConfig
@@ -57,8 +58,6 @@ from edge.view import annotate, close_windows, open_window, show, window_open
 log = logging.getLogger(__name__)
 
 
-MAX_THREADS = 64  # --threads above this is a typo: interpreters gain nothing past the cores (and
-#   100000 threads crashed OpenCV's pool)
 MIN_FPS = 1 / 86400  # --fps below this (other than 0) is a typo: a frame a day is the slowest meter
 
 
