@@ -164,7 +164,7 @@ class PicameraSource(Source):
     'main' (XRGB8888, B,G,R,X in memory) is for display; the YUV420 'lores' stream's Y plane (its
     first `height` rows) is what inference reads, so no colour conversion runs per frame. Both are
     640x480 (lores may not exceed main): the reading path is tuned and measured at 640x480, and a
-    320x240 stream, enlarged to it, reads fewer desk frames (README, "Reading a desk").
+    320x240 stream, enlarged to it, reads fewer desk frames (docs/desk-reading.md, "Frame size").
     """
 
     live = True

@@ -45,9 +45,10 @@ class SegmentConfig:
 
     work_size: int = 480  # shorter side of the working image: every frame is scaled to it (smaller
     #   ones enlarged), as the pixel sizes below were tuned and measured at 640x480; read at its own
-    #   320x240, a desk frame lost the thin strokes and faint ink those sizes expect (README). The
-    #   shorter side, not the longer: at 640x360 a 1280x720 frame's digits were 0.75x as tall as
-    #   at 4:3, and 67 / 64 / 67 % of desk frames read exactly, not 72 / 69 / 73 % (seeds 0-2)
+    #   320x240, a desk frame lost the thin strokes and faint ink those sizes expect
+    #   (docs/desk-reading.md, "Frame size"). The shorter side, not the longer: at 640x360 a 1280x720
+    #   frame's digits were 0.75x as tall as at 4:3, and 67 / 64 / 67 % of desk frames read exactly,
+    #   not 72 / 69 / 73 % (seeds 0-2)
     max_enlarge: float = 2.0  # ...but enlarged at most this much: a 320x240 camera stream gets to
     #   640x480, while a 60-px photo of one digit magnified 10x is all blur (and was read as "")
     polarity: str = "auto"  # "dark" (dark ink on light paper), "light" (light on dark) or "auto"

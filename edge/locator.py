@@ -17,8 +17,8 @@ and clean scenes of MNIST *training* digits (`mnist-edge locator`).
 
 Predict, camera and the frame benchmark find digits with the shipped locator unless given
 `--locator none` (segmentation alone): on desk scenes it reads more frames exactly than
-segmentation and leaves no blank page with a reading, at about half the frames per second (README,
-"The digit locator").
+segmentation and leaves no blank page with a reading, at fewer frames per second (README, "On the
+device"; docs/desk-reading.md, "The digit locator").
 """
 
 from __future__ import annotations
@@ -74,7 +74,8 @@ def encode(boxes: list[tuple[float, float, float, float]], frame_hw: tuple[int, 
     then log_w, log_h, dx, dy at centre cells. The heat is 1 at a digit's centre cell and falls off
     as a Gaussian whose spread follows the digit's width across and its height down (elliptical, as
     in TTFNet): cells along a tall "1" count as near its centre, not as firm "no digit here" cells, as
-    a round Gaussian from its width made them (README, "The digit locator", for what it changed)."""
+    a round Gaussian from its width made them (docs/desk-reading.md, "The digit locator", for what it
+    changed)."""
     rows, cols = grid
     cell_y, cell_x = frame_hw[0] / rows, frame_hw[1] / cols
     t = np.zeros((rows, cols, 6), np.float32)
@@ -211,7 +212,7 @@ class Locator:
     def locate(self, grey: np.ndarray) -> list[Box]:
         """Digit boxes in frame pixels, left to right (`find`); when one is a close-up's (taller than
         CLOSE_UP of the frame), the frame is also read zoomed out, and its big boxes replace the
-        parts of those digits the first look boxed (README, "The digit locator")."""
+        parts of those digits the first look boxed (docs/desk-reading.md, "The digit locator")."""
         boxes = self.find(grey)
         big = CLOSE_UP * min(grey.shape[:2])
         if any(b.h > big for b in boxes):
@@ -241,7 +242,7 @@ class Locator:
         """Digit boxes in frame pixels, left to right. A frame of the input's aspect (4:3) is shrunk
         to the input whole; any other is scaled so its shorter side fits the input's, as a 4:3 frame
         is, and read in overlapping windows (`windows`), so a 16:9 frame's digits keep their shape
-        and size rather than being squashed across (README, "Frame size")."""
+        and size rather than being squashed across (docs/desk-reading.md, "Frame size")."""
         H, W = grey.shape[:2]
         ih, iw = self.input_hw
         s = min(ih, iw) / max(1, min(H, W))

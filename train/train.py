@@ -52,14 +52,14 @@ class TrainConfig:
     ema_epochs: float = 0.0     # edge: time constant of the weights' moving average (Keras EMA),
     #                             in epochs; copied into the model at each epoch's end, so validation,
     #                             the kept epoch and the saved model are the average; 0: no EMA
-    #                             (0.5 gave no gain: README, Models)
+    #                             (0.5 gave no gain: docs/training.md)
     val_size: int = 0           # training images held out to pick the best epoch on; 0: learn from
     #                             all of them and keep the last epoch (held out, 5,000 gave a lower
-    #                             minimum over three seeds: README, Models)
+    #                             minimum over three seeds: docs/training.md)
     dropout: float = DROPOUT    # edge: dropout rate after the second conv and before the classifier
     augment: bool = True        # random shifts/rotations/zoom while training (edge arch)
     augment_scale: float = 1.0  # their ranges: 1 = +-15 deg, 10 % zoom, +-3 px (train/model.py);
-    #                             0.5 over 24 epochs: README, Models
+    #                             0.5 over 24 epochs: docs/training.md
     seed: int = 0               # seeds numpy, Python, TensorFlow and the validation split
     quick: bool = False         # smoke run: QUICK's images and epochs
     desk_scenes: int = 0        # desk scenes of training digits whose crops join the training set
