@@ -849,3 +849,38 @@ def test_a_missing_locator_file_is_one_line(tmp_path):
              if args is frames else cli(*args))
         assert r.returncode == 2 and "nope" in r.stderr and "Traceback" not in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
+
+
+class _OneBox:
+    """A stand-in locator that boxes a touching pair as one digit, as the real one often does."""
+
+    def __init__(self, box: L.Box):
+        self.box = box
+
+    def locate(self, grey) -> list[L.Box]:
+        return [self.box]
+
+
+def test_a_located_pair_about_as_wide_as_tall_is_split(mnist, monkeypatch):
+    """A narrow "1" touching a "6" (MNIST test digits, 112 px tall), located as one box 1.07 times as
+    wide as tall: tried as two digits (edge.located.SPLIT_ASPECT), it reads "16"; at segmentation's
+    1.1 it was never cut and read as the "6" alone."""
+    from edge.classifier import Classifier
+    from edge.reader import read
+
+    one, six = (cv2.resize(mnist.x_test[i], (112, 112)) for i in (5, 22))
+    assert (mnist.y_test[5], mnist.y_test[22]) == (1, 6)
+    ink = np.zeros((112, 300), np.uint8)
+    ink[:, 50:162] = one
+    last_of_one, first_of_six = np.flatnonzero(one.max(0) > 60)[-1], np.flatnonzero(six.max(0) > 60)[0]
+    at = 50 + last_of_one - first_of_six - 2  # the six's first column 2 px inside the one's last: touching
+    ink[:, at:at + 112] = np.maximum(ink[:, at:at + 112], six)
+    page = np.full((480, 640), 200, np.uint8)
+    page[180:292, 150:450] = 200 - (ink.astype(np.int32) * 170 // 255)
+    ys, xs = np.nonzero(ink > 60)
+    box = L.Box(150 + xs.min(), 180 + ys.min(), np.ptp(xs) + 1, np.ptp(ys) + 1, 0.9)
+    assert located.SPLIT_ASPECT <= box.w / box.h < 1.1
+    clf = Classifier(REPO / "models" / "model_int8.tflite")
+    assert read(page, clf, locator=_OneBox(box)).text == "16"
+    monkeypatch.setattr(located, "SPLIT_ASPECT", 1.1)
+    assert read(page, clf, locator=_OneBox(box)).text == "6"
