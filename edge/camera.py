@@ -99,7 +99,8 @@ def _check(cfg: CameraConfig) -> None:
     if cfg.max_frames is not None and cfg.max_frames < 1:
         raise UserError(f"--max-frames {cfg.max_frames}: expected 1 or more")
     if not math.isfinite(cfg.fps) or not (cfg.fps == 0 or cfg.fps >= MIN_FPS):  # nan fails both
-        raise UserError(f"--fps {cfg.fps:g}: expected 0 (no limit) or at least {MIN_FPS:g} (a frame a day)")
+        raise UserError(f"--fps {cfg.fps:g}: expected 0 (no limit) or at least 1/{round(1 / MIN_FPS)} "
+                        "(a frame a day)")
     if cfg.max_retries < -1:
         raise UserError(f"--max-retries {cfg.max_retries}: expected -1 (forever), 0 or more")
     check_interval(cfg.mqtt_interval)
