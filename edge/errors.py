@@ -24,3 +24,30 @@ def missing(path, expected: str = "a file") -> str:
     if os.path.exists(path):
         return f"not a regular file (a device, pipe or socket), expected {expected}"
     return "no such file"
+
+
+MAX_SEED = 2**32 - 1  # the largest seed numpy's and TensorFlow's generators take
+
+
+def check_seed(seed: int, flag: str = "--seed") -> None:
+    """UserError unless 0 <= seed <= MAX_SEED (numpy and TensorFlow raise a traceback otherwise).
+
+    >>> check_seed(-1)
+    Traceback (most recent call last):
+    edge.errors.UserError: --seed -1: expected a whole number from 0 to 4294967295
+    """
+    if not 0 <= seed <= MAX_SEED:
+        raise UserError(f"{flag} {seed}: expected a whole number from 0 to {MAX_SEED}")
+
+
+def check_rate(value: float, flag: str = "--lr") -> None:
+    """UserError unless value is a finite number above 0 (a learning rate of nan trains a model of nans).
+
+    >>> check_rate(float("nan"))
+    Traceback (most recent call last):
+    edge.errors.UserError: --lr nan: expected a finite number above 0
+    """
+    import math
+
+    if not (math.isfinite(value) and value > 0):
+        raise UserError(f"{flag} {value:g}: expected a finite number above 0")

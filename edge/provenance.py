@@ -50,9 +50,13 @@ def check_out_dir(path: str | os.PathLike, flag: str = "--out") -> None:
     from edge.errors import UserError
 
     p = Path(path)
-    if p.exists() and not p.is_dir():
+    try:
+        exists = p.exists()
+        parent = next((q for q in (p, *p.parents) if q.exists()), Path("."))
+    except OSError as e:  # a name longer than the file system takes, ...
+        raise UserError(f"{flag} {path}: not a usable folder name ({e.strerror or e})") from None
+    if exists and not p.is_dir():
         raise UserError(f"{flag} {path}: a file is there, expected a folder (or a new folder's name)")
-    parent = next((q for q in (p, *p.parents) if q.exists()), Path("."))
     if not parent.is_dir():
         raise UserError(f"{flag} {path}: {parent} is a file, so no folder can be made there")
     if not os.access(parent, os.W_OK | os.X_OK):

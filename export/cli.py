@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edge.contract import MANIFEST, TRAIN_REPORT, file_entry, model_file, remove_manifest, write_manifest
-from edge.errors import UserError
+from edge.errors import UserError, check_seed
 from edge.provenance import (
     atomic_path,
     check_out_dir,
@@ -156,6 +156,7 @@ def check(cfg: ExportConfig) -> None:
     if cfg.calib_samples < MIN_SAMPLES:
         raise UserError(f"--calib-samples {cfg.calib_samples}: expected at least {MIN_SAMPLES} "
                         "(one per class)")
+    check_seed(cfg.seed)
     if not math.isfinite(cfg.max_drop) or cfg.max_drop < 0:
         raise UserError(f"--max-drop {cfg.max_drop}: expected a number of points >= 0")
     if cfg.opset not in onnx_exporter.OPSETS:

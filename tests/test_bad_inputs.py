@@ -244,7 +244,38 @@ def corpus(tmp_path_factory) -> Path:
         target[path[-1]] = value
         (d / f"{name}.json").write_text(json.dumps(b))
     (d / "a_file").write_text("not a folder")
+    _bad_datasets(d)
     return d
+
+
+def _bad_datasets(d: Path) -> None:
+    """--data files that once gave a traceback or a hang: an .npz whose x_train header declares 78 GB in a
+    member of a kilobyte; one whose deflate stream is corrupt; IDX files whose dimensions overflow int64;
+    a FIFO (reading it blocked forever)."""
+    rng = np.random.default_rng(0)
+    arrays = {"x_train": rng.integers(0, 256, (600, 28, 28), dtype=np.uint8),
+              "y_train": rng.integers(0, 10, 600).astype(np.uint8),
+              "x_test": rng.integers(0, 256, (100, 28, 28), dtype=np.uint8),
+              "y_test": rng.integers(0, 10, 100).astype(np.uint8)}
+    np.savez_compressed(d / "huge_header.npz", **{k: v for k, v in arrays.items() if k != "x_train"})
+    header = np.lib.format.header_data_from_array_1_0(arrays["x_train"][:1])
+    header["shape"] = (100_000_000, 28, 28)
+    with zipfile.ZipFile(d / "huge_header.npz", "a", zipfile.ZIP_DEFLATED) as z:
+        with z.open("x_train.npy", "w") as f:
+            np.lib.format.write_array_header_1_0(f, header)
+            f.write(bytes(1000))
+    np.savez_compressed(d / "corrupt_deflate.npz", **arrays)
+    data = bytearray((d / "corrupt_deflate.npz").read_bytes())
+    data[2000:2200] = bytes(255 - b for b in data[2000:2200])
+    (d / "corrupt_deflate.npz").write_bytes(bytes(data))
+    (d / "idx_wrap").mkdir()
+    dims = {"train-images-idx3-ubyte": (2**31, 2**31, 4), "train-labels-idx1-ubyte": (10,),
+            "t10k-images-idx3-ubyte": (10, 28, 28), "t10k-labels-idx1-ubyte": (10,)}
+    for name, shape in dims.items():
+        head = bytes([0, 0, 8, len(shape)]) + b"".join(int(s).to_bytes(4, "big") for s in shape)
+        body = bytes(16) if name == "train-images-idx3-ubyte" else bytes(int(np.prod(shape)))
+        (d / "idx_wrap" / name).write_bytes(head[:4 + 4 * len(shape)] + body)
+    os.mkfifo(d / "fifo.npz")
 
 
 _RUNS: dict = {}
@@ -602,6 +633,18 @@ FLAGS = [  # (command, args, the flag the line names); the a_file placeholder is
     ("predict", ["--locator", "CORPUS/empty_dir"], "--locator CORPUS/empty_dir: a folder, expected a file"),
     ("doctor", ["--model", "missing_dir"], "--model missing_dir"),
     ("train", ["--init", "CORPUS/empty_dir"], "--init CORPUS/empty_dir: a folder, expected a file"),
+    ("train", ["--lr", "nan"], "--lr nan: expected a finite number above 0"),  # once trained a model of nans
+    ("train", ["--lr", "0"], "--lr 0"),
+    ("train", ["--seed", "-1"], "--seed -1: expected a whole number from 0"),  # once a traceback
+    ("export", ["--seed", "4294967296"], "--seed 4294967296"),
+    ("locator", ["--lr", "nan"], "--lr nan"),
+    ("locator", ["--seed", "-1"], "--seed -1"),
+    ("locator", ["--workers", "0"], "--workers 0"),
+    ("train", ["--out", "o" * 300], "not a usable folder name"),  # once a traceback (name too long)
+    ("train", ["--data", "CORPUS/huge_header.npz"], "x_train.npy declares shape (100000000, 28, 28)"),
+    ("train", ["--data", "CORPUS/corrupt_deflate.npz"], "corrupt_deflate.npz: not a readable .npz file"),
+    ("train", ["--data", "CORPUS/idx_wrap"], "(32 bytes, header says 18446744073709551632)"),
+    ("train", ["--data", "CORPUS/fifo.npz"], "fifo.npz: not a regular file"),  # once blocked forever
     ("bench", ["--compare", "CORPUS/empty_dir"], "CORPUS/empty_dir: a folder, expected a file"),
 ]
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
+import math
 import os
 import zipfile
 import zlib
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.classifier import normalize
-from edge.errors import UserError
+from edge.errors import UserError, missing
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,8 @@ def _load_path(p: Path) -> dict:
                         "(expected a Keras-layout mnist.npz or a folder of IDX files)")
     if p.is_dir():
         return {k: _read_idx(_find_idx(p, name)) for k, name in IDX_NAMES.items()}
+    if not p.is_file():  # a pipe would block the read below forever
+        raise UserError(f"{p}: {missing(p, 'a Keras-layout mnist.npz or a folder of IDX files')}")
     try:
         with open(p, "rb") as f:
             head = f.read(6)
@@ -134,10 +137,26 @@ def _load_path(p: Path) -> dict:
                     raise UserError(f"{p}: {info.filename} unpacks to {info.file_size:,} bytes, more "
                                     f"than the {MAX_MEMBER_BYTES:,}-byte limit (a decompression bomb, or not "
                                     "MNIST)")
+                if info.filename.endswith(".npy"):
+                    _check_npy_header(p, z, info)
         with np.load(p, allow_pickle=False) as f:
             return {k: f[k] for k in f.files if k in IDX_NAMES}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as e:  # zlib: corrupt deflate
         raise UserError(f"{p}: not a readable .npz file ({e.__class__.__name__}: {e})") from None
+
+
+def _check_npy_header(p: Path, z: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
+    """UserError when an array's header declares more data than its member holds: numpy would
+    allocate the declared size first (a shape of 10^8 x 28 x 28 in a file of kilobytes)."""
+    with z.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+            np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(f)
+    need = math.prod(shape) * dtype.itemsize
+    if need > info.file_size:
+        raise UserError(f"{p}: {info.filename} declares shape {shape} ({need:,} bytes) but holds "
+                        f"{info.file_size:,} (a corrupt or crafted file)")
 
 
 def _find_idx(folder: Path, name: str) -> Path:
@@ -170,7 +189,7 @@ def _read_idx(path: Path) -> np.ndarray:
     if ndim not in (1, 3) or len(raw) < header:
         raise UserError(f"{path}: IDX file with {ndim} dimensions, expected 1 (labels) or 3 (images)")
     dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(dims))
+    expected = header + math.prod(dims)  # Python ints: numpy's int64 product wraps round
     if len(raw) != expected:
         raise UserError(f"{path}: truncated or padded IDX file ({len(raw)} bytes, header says {expected})")
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)

@@ -26,7 +26,7 @@ import numpy as np
 from benchmarks.synthetic import HEIGHT_FRAC
 from edge import locator as L
 from edge.contract import LOCATOR_REPORT, file_entry, locator_file
-from edge.errors import UserError, missing
+from edge.errors import UserError, check_rate, check_seed, missing
 from edge.provenance import (
     atomic_write_bytes,
     atomic_write_json,
@@ -271,6 +271,10 @@ def main(args: argparse.Namespace) -> int:
         raise UserError("--epochs 0 re-exports an --init locator untrained; give --init FILE")
     if args.init and not Path(args.init).is_file():
         raise UserError(f"--init {args.init}: {missing(args.init)} (expected a locator.keras or .tflite)")
+    check_rate(args.lr)
+    check_seed(args.seed)
+    if not 1 <= args.workers <= 64:
+        raise UserError(f"--workers {args.workers}: expected 1 to 64 processes drawing scenes")
     if not HEIGHT_FRAC[0] < args.clean_height <= 0.9:
         raise UserError(f"--clean-height {args.clean_height}: expected a share of the frame's height "
                         f"above {HEIGHT_FRAC[0]} and at most 0.9")

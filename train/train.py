@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.contract import KERAS_MODEL, TRAIN_REPORT
-from edge.errors import UserError, missing
+from edge.errors import UserError, check_rate, check_seed, missing
 from edge.models import NO_LOCATOR
 from edge.provenance import (
     atomic_path,
@@ -138,6 +138,8 @@ def _check(cfg: TrainConfig) -> None:
                         + ("--init's model keeps its own" if cfg.init else f"--arch {cfg.arch} has its own"))
     if cfg.val_size < 0:
         raise UserError(f"--val-size {cfg.val_size}: expected 0 (none: keep the last epoch) or more")
+    check_rate(cfg.lr)
+    check_seed(cfg.seed)
     if cfg.init and not Path(cfg.init).is_file():
         raise UserError(f"--init {cfg.init}: {missing(cfg.init)} "
                         "(expected a model.keras from `mnist-edge train`)")
