@@ -28,6 +28,7 @@ from edge import locator as L
 from edge.contract import LOCATOR_REPORT, file_entry, locator_file
 from edge.errors import UserError, check_rate, check_seed, missing
 from edge.provenance import (
+    atomic_path,
     atomic_write_bytes,
     atomic_write_json,
     check_out_dir,
@@ -160,7 +161,8 @@ def train(cfg: LocatorConfig) -> dict:
             model.fit(x[..., None].astype(np.float32) / 255, t, batch_size=cfg.batch_size, epochs=epochs,
                       validation_data=(xv[..., None].astype(np.float32) / 255, tv), verbose=2)
         seconds = time.perf_counter() - t0
-        model.save(out / "locator.keras")
+        with atomic_path(out / "locator.keras", suffix=".keras") as tmp:  # never a half-saved file
+            model.save(tmp)
     with to_log_file(out / "locator_export.log", stdout=True):
         files = export_all(model, x[:300])
     report = {"config": asdict(cfg), "train_seconds": round(seconds, 1),
