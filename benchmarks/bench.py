@@ -197,8 +197,8 @@ def main(args: argparse.Namespace) -> int:
         return compare(args.compare, Path(args.out or "."))
     for flag, value, low in (("--runs", args.runs, 1), ("--repeats", args.repeats, 1),
                              ("--batch", args.batch, 1), ("--min-seconds", args.min_seconds, 0)):
-        if value < low:
-            raise UserError(f"{flag} {value}: expected a number ≥ {low}")
+        if not value >= low or value == float("inf"):  # nan fails the comparison too
+            raise UserError(f"{flag} {value}: expected a finite number ≥ {low}")
     if args.require_int8_speedup is not None and not args.require_int8_speedup > 0:
         raise UserError(f"--require-int8-speedup {args.require_int8_speedup}: expected a ratio > 0, e.g. 1.5")
     if not 0 <= args.min_acc <= 1:

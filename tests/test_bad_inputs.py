@@ -623,6 +623,7 @@ FLAGS = [  # (command, args, the flag the line names); the a_file placeholder is
     ("bench", ["--min-acc", "nan"], "--min-acc nan"),
     ("bench", ["--max-drop", "nan"], "--max-drop nan"),
     ("bench", ["--threads", "0"], "--threads 0"),
+    ("bench", ["--min-seconds", "nan"], "--min-seconds nan: expected a finite number"),  # once accepted
     ("bench", ["--threads", "1,100000"], "--threads 1,100000: expected integers from 1 to 64"),
     ("bench", ["--threads", ","], "--threads"),
     ("bench", ["--artifacts", "missing_dir"], "missing_dir: no such folder"),
