@@ -245,6 +245,14 @@ class _Handler(BaseHTTPRequestHandler):
             return True
 
 
+def _cut(conn: socket.socket) -> None:
+    """End a connection from our side: a handler blocked writing or reading it fails at once."""
+    try:
+        conn.shutdown(socket.SHUT_RDWR)
+    except OSError:  # already closed
+        pass
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a stuck client never blocks shutdown
     block_on_close = False  # end_clients() does the bounded wait instead
@@ -278,10 +286,7 @@ class _Server(ThreadingHTTPServer):
                 del self._deadlines[c]
         for conn in late:
             log.debug("a request not sent whole in %g s: connection cut", self.client_timeout)
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            _cut(conn)
 
     def process_request(self, request, client_address) -> None:
         with self._clients_lock:
@@ -310,10 +315,7 @@ class _Server(ThreadingHTTPServer):
         with self._clients_lock:
             clients = dict(self._clients)
         for conn in clients.values():
-            try:
-                conn.shutdown(socket.SHUT_RDWR)  # a blocked write or read fails at once
-            except OSError:
-                pass
+            _cut(conn)
         end = time.monotonic() + timeout
         for t in clients:
             t.join(max(0.0, end - time.monotonic()))
