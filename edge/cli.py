@@ -62,13 +62,17 @@ def main(argv: list[str] | None = None) -> int:
     from edge.output import OutputError, silence_stdout
 
     # SIGTERM unwinds like Ctrl-C, so atomic writes remove their temporary files (camera installs
-    # its own handler, which stops its loop instead)
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminate)
+    # its own handlers, which stop its loop instead); both are recorded (`raise_if_interrupted`)
+    _caught.clear()
+    main_thread = threading.current_thread() is threading.main_thread()
+    if main_thread:
+        previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _terminate),
+                    signal.SIGINT: signal.signal(signal.SIGINT, _interrupt)}
     try:
         module = import_module(COMMANDS[cmd][0])
         args = module.get_args_parser().parse_args(rest)
         code = int(module.main(args) or 0)
+        raise_if_interrupted()  # a signal some library swallowed still ends the command as one
         try:  # a closed or full stdout shows here, not as noise at interpreter exit
             sys.stdout.flush()
         except BrokenPipeError:
@@ -103,22 +107,52 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"mnist-edge {cmd}: error: {e}", file=sys.stderr)
         return 2
-    except Terminated:
-        print(f"mnist-edge {cmd}: terminated", file=sys.stderr)
-        return 143
-    except KeyboardInterrupt:
-        print(f"mnist-edge {cmd}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (Terminated)
+        return _stopped(cmd, isinstance(e, Terminated))
+    except Exception:
+        if not _caught:
+            raise
+        # the signal's KeyboardInterrupt turned into another error on its way out (TensorFlow's
+        # tracing gives a TypeError, zipfile a ValueError when it lands inside them): still a stop
+        return _stopped(cmd, _caught[-1] == signal.SIGTERM)
+    finally:
+        if main_thread:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+
+def _stopped(cmd: str, terminated: bool) -> int:
+    print(f"mnist-edge {cmd}: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+    return 143 if terminated else 130
 
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the program is, so `finally` blocks and atomic writes clean up."""
 
 
+_caught: list[int] = []  # the signals (SIGINT, SIGTERM) this command has received
+
+
+def _interrupt(signum, _frame):
+    _caught.append(signum)
+    raise KeyboardInterrupt()
+
+
 def _terminate(signum, _frame):
+    _caught.append(signum)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once is enough
     raise Terminated()
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def raise_if_interrupted() -> None:
+    """Raise again a Ctrl-C or SIGTERM this command received, if something swallowed it: the TFLite
+    converter catches the KeyboardInterrupt raised in its calibration callback and converts on (an
+    export told to stop went on and wrote its manifest, exit 0). Called after each conversion."""
+    if _caught:
+        raise Terminated() if _caught[-1] == signal.SIGTERM else KeyboardInterrupt()
+
+
+if __name__ == "__main__":  # python -m edge.cli: run the module itself, whose signal record
+    from edge import cli  # (`_caught`) is the one export checks, not this __main__ copy's
+
+    sys.exit(cli.main())

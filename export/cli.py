@@ -13,6 +13,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from edge.cli import raise_if_interrupted
 from edge.contract import MANIFEST, TRAIN_REPORT, file_entry, model_file, remove_manifest, write_manifest
 from edge.errors import UserError, check_seed
 from edge.provenance import (
@@ -180,6 +181,7 @@ def _write(exp, model, precision, calib, cfg: ExportConfig, path: Path, provenan
            kind: str = "probabilities") -> None:
     """Convert, embed the metadata (with the I/O quantisation read back), write atomically."""
     converted = exp.export(model, precision, calib, cfg)
+    raise_if_interrupted()  # before anything is written
     io_ = _io_tensors(exp.to_bytes(converted), exp.SUFFIX, exp.RUNTIME)
     exp.save(converted, build(exp.FORMAT, precision, *io_, provenance, kind), path)
 

@@ -2,6 +2,8 @@
 manifest, calibration hygiene, bad inputs and interrupted writes."""
 
 import json
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -78,6 +80,7 @@ def test_metadata_travels_inside_the_models(exported):
     assert meta["calibration"] == manifest["calibration"]
     onnx_meta = Classifier(out / "model_int8.onnx").metadata
     assert onnx_meta["format"] == "onnx" and onnx_meta["data"] == manifest["data"]
+
 
 
 def test_batch_dimension_is_dynamic(exported, mnist):
@@ -203,3 +206,43 @@ def test_interrupted_write_leaves_no_artifact(tiny_model, tmp_path, monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         export_cli._write(onnx_exporter, model, "fp32", None, export_cli.ExportConfig(), target, {})
     assert list(tmp_path.iterdir()) == []
+
+
+
+
+@pytest.mark.parametrize("signum, code, word", [(signal.SIGINT, 130, "interrupted"),
+                                                (signal.SIGTERM, 143, "terminated")])
+@pytest.mark.parametrize("landing", ["ignored", "replaced"])
+def test_a_stop_landing_inside_the_converter_still_stops_the_export(
+        tiny_model, mnist_file, tmp_path, monkeypatch, capsys, signum, code, word, landing):
+    """Ctrl-C (or SIGTERM) while TensorFlow converts. Landing in a destructor it runs then
+    (ConcreteFunction.__del__), the KeyboardInterrupt is ignored, as Python ignores any exception
+    raised in __del__: an export told to stop went on, wrote its int8 file and manifest, exit 0.
+    Landing in its graph tracing, it came out as a TypeError: a traceback. The signal here is real,
+    delivered just before the int8 conversion, in a destructor or where TensorFlow's own code
+    would catch it and raise another error."""
+    from edge.cli import main
+    from export import tflite as tflite_exporter
+
+    class Collected:
+        def __del__(self):
+            os.kill(os.getpid(), signum)  # the handler runs here, its exception is ignored
+
+    original = tflite_exporter.export
+
+    def export(model, precision, *args, **kwargs):
+        if precision == "int8" and landing == "ignored":
+            Collected()
+        elif precision == "int8":
+            try:
+                os.kill(os.getpid(), signum)
+            except KeyboardInterrupt:
+                raise TypeError("'NoneType' object is not callable") from None
+        return original(model, precision, *args, **kwargs)
+
+    monkeypatch.setattr(tflite_exporter, "export", export)
+    out = tmp_path / "out"
+    assert main(["export", "--int8", "--formats", "tflite", "--model", str(tiny_model), "--out", str(out),
+                 "--data", str(mnist_file)]) == code
+    assert capsys.readouterr().err.rstrip().endswith(f"mnist-edge export: {word}")
+    assert sorted(f.name for f in out.iterdir()) == ["export.log", "model_fp32.tflite"]

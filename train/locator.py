@@ -25,6 +25,7 @@ import numpy as np
 
 from benchmarks.synthetic import HEIGHT_FRAC
 from edge import locator as L
+from edge.cli import raise_if_interrupted
 from edge.contract import LOCATOR_REPORT, file_entry, locator_file
 from edge.errors import UserError, check_rate, check_seed, missing
 from edge.provenance import (
@@ -230,9 +231,11 @@ def export_all(model, calib_inputs: np.ndarray) -> dict[str, bytes]:
     model_1 = keras.Model.from_config(config, custom_objects=custom_objects())
     model_1.set_weights(model.get_weights())
     model = model_1
-    return {locator_file("fp32", "tflite"): tflite.export(model, "fp32"),
-            locator_file("int8", "tflite"): tflite.export(model, "int8", calib),
-            locator_file("int8", "onnx"): onnx_exporter.export(model, "int8", calib).SerializeToString()}
+    files = {locator_file("fp32", "tflite"): tflite.export(model, "fp32"),
+             locator_file("int8", "tflite"): tflite.export(model, "int8", calib),
+             locator_file("int8", "onnx"): onnx_exporter.export(model, "int8", calib).SerializeToString()}
+    raise_if_interrupted()  # a Ctrl-C the TFLite converter swallowed: nothing is written
+    return files
 
 
 def _boxes(t: np.ndarray, frame_hw) -> list[tuple]:
