@@ -13,6 +13,8 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from edge.cli import raise_if_interrupted
 from edge.contract import MANIFEST, TRAIN_REPORT, file_entry, model_file, remove_manifest, write_manifest
 from edge.errors import UserError, check_seed
@@ -124,12 +126,16 @@ def _export(cfg: ExportConfig, model_path: Path, data, calib) -> tuple[list, dic
     out = Path(cfg.out)
     model = load_keras_model(model_path)
     log.info("Keras reference on %d test images", len(data.x_test))
-    ref = Reference(data.x_test, data.y_test,
-                    model.predict(preprocess(data.x_test), batch_size=1000, verbose=0))
+    raw = model.predict(preprocess(data.x_test), batch_size=1000, verbose=0)
+    net = logits_model(model)  # files output logits when the model ends in a Softmax layer...
+    kind = "probabilities" if net is model and _probabilities(raw) else "logits"  # ...or has none
+    if kind == "logits" and net is model:
+        log.info("%s outputs logits (no softmax at its end): its files say so", model_path.name)
+        raw = np.exp(raw - raw.max(axis=1, keepdims=True))
+        raw /= raw.sum(axis=1, keepdims=True)
+    ref = Reference(data.x_test, data.y_test, raw)
     provenance = _provenance(cfg, model, model_path, data, calib)
     precisions = ["fp32", "int8"] if cfg.int8 else ["fp32"]
-    net = logits_model(model)  # files output logits when the model ends in a Softmax layer
-    kind = "probabilities" if net is model else "logits"
     results, files = [], {}
     # the manifest is written last: until then, a stale one must not vouch for the new files
     remove_manifest(out)
@@ -175,6 +181,13 @@ def _io_tensors(content: bytes, suffix: str, runtime: str):
         f.write_bytes(content)
         b = open_backend(f, runtime)
         return b.input, b.output
+
+
+def _probabilities(out: np.ndarray) -> bool:
+    """Are these Keras outputs rows of probabilities (in 0..1, summing to 1)? A model that ends in a
+    Dense layer without softmax (trained on logits, from_logits=True) gives other numbers."""
+    return bool(np.all(out >= -1e-3) and np.all(out <= 1 + 1e-3)
+                and np.allclose(out.sum(axis=1), 1.0, atol=1e-3))
 
 
 def _write(exp, model, precision, calib, cfg: ExportConfig, path: Path, provenance: dict,

@@ -83,6 +83,33 @@ def test_metadata_travels_inside_the_models(exported):
 
 
 
+def test_a_model_that_outputs_logits_exports_as_one(tiny_model, mnist_file, mnist, tmp_path):
+    """A model ending in a Dense layer without softmax (trained from logits) was tagged as giving
+    probabilities: every file then failed to load, and the manifest vouched for them."""
+    import keras
+
+    from edge.classifier import Classifier
+    from train.data import preprocess
+    from train.model import custom_objects
+
+    full = keras.models.load_model(tiny_model, custom_objects=custom_objects())
+    assert isinstance(full.layers[-1], keras.layers.Softmax)
+    logits = keras.Model(full.inputs, full.layers[-2].output, name="edge")
+    logits.save(tmp_path / "model.keras")
+    r = cli("export", "--int8", "--model", str(tmp_path / "model.keras"), "--out", str(tmp_path),
+            "--data", str(mnist_file), "--calib-samples", "200", "--max-drop", "2")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    x = mnist.x_test[:200]
+    want = full.predict(preprocess(x), verbose=0)
+    for name in ("model_fp32.tflite", "model_int8.tflite", "model_fp32.onnx", "model_int8.onnx"):
+        clf = Classifier(tmp_path / name)
+        assert clf.metadata["output"]["kind"] == "logits"
+        p = clf.probabilities(x)
+        assert np.allclose(p.sum(axis=1), 1, atol=1e-3)
+        assert (p.argmax(1) == want.argmax(1)).mean() >= 0.97, name
+        if name.startswith("model_fp32"):
+            assert np.abs(p - want).max() < 1e-4, name
+
 def test_batch_dimension_is_dynamic(exported, mnist):
     from edge.classifier import Classifier
 
