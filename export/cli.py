@@ -30,6 +30,7 @@ from export import tflite as tflite_exporter
 from export.calibration import MIN_SAMPLES, SAMPLES, calibration_set
 from export.metadata import build
 from export.validate import Reference
+from train.model import check_archive
 from train.tf_logs import to_log_file
 
 log = logging.getLogger(__name__)
@@ -55,21 +56,17 @@ class ExportConfig:
 
 
 def _model_file(path: Path) -> Path:
+    """--model, there and a zip archive as a .keras file is (checked before export.log is made)."""
     if not path.is_file():
         raise UserError(f"{path}: model not found (train one first: mnist-edge train)")
+    check_archive(path, str(path))
     return path
 
 
 def load_keras_model(path: Path):
-    _model_file(path)
-    import keras
+    from train.model import load
 
-    try:
-        from train.model import custom_objects
-
-        model = keras.models.load_model(path, compile=False, custom_objects=custom_objects())
-    except Exception as e:
-        raise UserError(f"{path}: not a loadable Keras model ({str(e).splitlines()[0][:120]})") from None
+    model = load(_model_file(path), str(path))
     if tuple(model.input_shape) != (None, 28, 28, 1) or tuple(model.output_shape) != (None, 10):
         raise UserError(f"{path}: model maps {model.input_shape} -> {model.output_shape}, "
                         "expected (None, 28, 28, 1) -> (None, 10)")

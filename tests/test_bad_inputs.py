@@ -219,6 +219,7 @@ def corpus(tmp_path_factory) -> Path:
     for f in ("model_int8.tflite", "locator_int8.tflite"):
         (d / "swapped" / f).write_bytes(TFLITE.read_bytes())
     (d / "empty_dir").mkdir()  # a folder with no model in it
+    (d / "cut.keras").write_bytes((MODELS / "model.keras").read_bytes()[:20000])  # a copy cut short
     (d / "corrupt").mkdir()
     (d / "corrupt" / "model_int8.tflite").write_bytes(TFLITE.read_bytes()[:3000])
     (d / "corrupt" / "manifest.json").write_text('{"files": {}}')
@@ -647,6 +648,10 @@ FLAGS = [  # (command, args, the flag the line names); the a_file placeholder is
     ("train", ["--data", "CORPUS/idx_wrap"], "(32 bytes, header says 18446744073709551632)"),
     ("train", ["--data", "CORPUS/fifo.npz"], "fifo.npz: not a regular file"),  # once blocked forever
     ("bench", ["--compare", "CORPUS/empty_dir"], "CORPUS/empty_dir: a folder, expected a file"),
+    # Keras said "File not found" for these, after making the output folder and its log
+    ("export", ["--model", "CORPUS/cut.keras"], "CORPUS/cut.keras: not a .keras file"),
+    ("train", ["--init", "CORPUS/cut.keras"], "--init CORPUS/cut.keras: not a .keras file"),
+    ("locator", ["--init", "CORPUS/cut.keras"], "--init CORPUS/cut.keras: not a .keras file"),
 ]
 
 

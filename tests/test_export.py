@@ -190,10 +190,17 @@ def test_missing_model(tmp_path):
 
 
 def test_corrupt_model(tmp_path):
+    import zipfile
+
     bad = tmp_path / "bad.keras"
     bad.write_bytes(b"\x00garbage" * 100)
     r = cli("export", "--model", str(bad), "--out", str(tmp_path))
-    assert r.returncode == 2 and "bad.keras: not a loadable Keras model" in r.stderr
+    assert r.returncode == 2 and "bad.keras: not a .keras file" in r.stderr
+    assert "Traceback" not in r.stderr and not list(tmp_path.glob("*.tflite"))
+    with zipfile.ZipFile(bad, "w") as z:  # a zip archive, but no Keras model in it
+        z.writestr("notes.txt", "hello")
+    r = cli("export", "--model", str(bad), "--out", str(tmp_path))
+    assert r.returncode == 2 and "bad.keras: cannot load it as a Keras model" in r.stderr
     assert "Traceback" not in r.stderr and not list(tmp_path.glob("*.tflite"))
 
 

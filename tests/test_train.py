@@ -151,5 +151,5 @@ def test_an_init_that_is_not_a_model_is_one_line(tmp_path, mnist_file):
     bad.write_bytes(b"PK\x03\x04 not really a zip")
     r = cli("train", "--quick", "--init", str(bad), "--data", str(mnist_file), "--out", str(tmp_path / "out"))
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
-    assert f"--init {bad}: cannot load it as a Keras model" in r.stderr
-    assert not (tmp_path / "out" / "model.keras").exists()
+    assert f"--init {bad}: not a .keras file" in r.stderr
+    assert not (tmp_path / "out").exists()  # refused before its train.log was made

@@ -38,6 +38,7 @@ from edge.provenance import (
 )
 from train.data import load_mnist
 from train.locator_model import build, from_tflite, loss
+from train.model import check_archive
 from train.tf_logs import to_log_file
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,8 @@ def match(boxes: list[L.Box], truth: list[tuple], iou: float = 0.3) -> tuple[int
 def train(cfg: LocatorConfig) -> dict:
     check_out_dir(cfg.out)
     start = None
+    if cfg.init and not cfg.init.endswith(".tflite"):
+        check_archive(cfg.init, f"--init {cfg.init}")  # before locator.log is made
     if cfg.init:  # a mistake is one line, before any scene is drawn; TensorFlow's banners (oneDNN's on
         with to_log_file(Path(cfg.out) / "locator.log"):  # Intel CPUs) go to the log, as in training
             start = _load_init(cfg.init)
@@ -190,16 +193,11 @@ def train(cfg: LocatorConfig) -> dict:
 def _load_init(path: str):
     """--init's locator.keras, checked against today's network input (an older locator, e.g. one
     made for a 160x120 input, cannot be fine-tuned on today's scenes)."""
-    import keras
-
-    from train.model import custom_objects
+    from train.model import load
 
     if path.endswith(".tflite"):
         return from_tflite(path)
-    try:
-        model = keras.models.load_model(path, compile=False, custom_objects=custom_objects())
-    except Exception as e:  # not a Keras file, or not one of ours
-        raise UserError(f"--init {path}: cannot load it as a Keras model ({e.__class__.__name__})") from None
+    model = load(path, f"--init {path}")
     want = (None, *L.INPUT_HW, 1)
     if tuple(model.input_shape) != want or tuple(model.output_shape[1:]) != (*L.GRID, len(L.CHANNELS)):
         raise UserError(f"--init {path}: a locator for input {tuple(model.input_shape[1:])} and output "

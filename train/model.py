@@ -142,6 +142,32 @@ def custom_objects() -> dict:
     return _CUSTOM
 
 
+def check_archive(path, what: str) -> None:
+    """UserError, led by `what` (the file, or the flag and file), unless `path` is a zip archive, as
+    every .keras file is: for one cut short or of another format Keras says "File not found"."""
+    import zipfile
+
+    from edge.errors import UserError
+
+    if not zipfile.is_zipfile(path):
+        raise UserError(f"{what}: not a .keras file (a .keras model is a zip archive; this one is cut "
+                        "short or of another format)")
+
+
+def load(path, what: str):
+    """A .keras file -> the model (uncompiled), or one UserError line led by `what`."""
+    import keras
+
+    from edge.errors import UserError
+
+    check_archive(path, what)
+    try:
+        return keras.models.load_model(path, compile=False, custom_objects=custom_objects())
+    except Exception as e:  # a zip that is not a Keras model, or not one of ours
+        why = (str(e).strip().splitlines() or [e.__class__.__name__])[0][:120]
+        raise UserError(f"{what}: cannot load it as a Keras model ({why})") from None
+
+
 def logits_model(model):
     """`model` without a final Softmax layer (the edge arch), else `model` itself: what export converts."""
     import keras

@@ -30,7 +30,15 @@ from edge.provenance import (
     init_record,
 )
 from train.data import Mnist, load_mnist, preprocess, split_validation
-from train.model import ARCHS, DROPOUT, NUM_CLASSES, build_augmentation, build_model, count_macs
+from train.model import (
+    ARCHS,
+    DROPOUT,
+    NUM_CLASSES,
+    build_augmentation,
+    build_model,
+    check_archive,
+    count_macs,
+)
 from train.scenes import desk_locator
 from train.tf_logs import to_log_file
 
@@ -143,6 +151,8 @@ def _check(cfg: TrainConfig) -> None:
     if cfg.init and not Path(cfg.init).is_file():
         raise UserError(f"--init {cfg.init}: {missing(cfg.init)} "
                         "(expected a model.keras from `mnist-edge train`)")
+    if cfg.init:
+        check_archive(cfg.init, f"--init {cfg.init}")
     given = cfg.desk_locator not in (None, NO_LOCATOR)
     if cfg.desk_scenes and given and not Path(cfg.desk_locator).is_file():
         raise UserError(f"--desk-locator {cfg.desk_locator}: {missing(cfg.desk_locator)} (expected a "
@@ -160,15 +170,9 @@ def _start(cfg: TrainConfig):
     """New weights for cfg.arch, or --init's model (checked to be that arch)."""
     if not cfg.init:
         return build_model(cfg.arch, cfg.dropout)
-    import keras
+    from train.model import load
 
-    from train.model import custom_objects
-
-    try:
-        model = keras.models.load_model(cfg.init, compile=False, custom_objects=custom_objects())
-    except Exception as e:  # not a Keras file, or not one of ours
-        raise UserError(f"--init {cfg.init}: cannot load it as a Keras model "
-                        f"({e.__class__.__name__})") from None
+    model = load(cfg.init, f"--init {cfg.init}")
     if model.name != cfg.arch:
         raise UserError(f"--init {cfg.init}: a model of arch {model.name!r}; expected --arch {cfg.arch}")
     return model
