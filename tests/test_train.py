@@ -40,6 +40,17 @@ def test_train_json_records_provenance(quick_run, mnist_file):
     assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
 
 
+
+def test_quick_takes_epochs_given_and_a_capped_val_size_says_so(tmp_path, mnist_file):
+    """--quick trained its own 2 epochs whatever --epochs said, and a --val-size over a tenth of the
+    training images was cut down without a word."""
+    r = cli("train", "--quick", "--epochs", "1", "--val-size", "20000", "--data", str(mnist_file),
+            "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr[-2000:]
+    report = json.loads((tmp_path / "train.json").read_text())
+    assert report["epochs"] == 1 and len(report["history"]["loss"]) == 1
+    assert "--val-size 20000: holding out 6000, a tenth of the 60000 training images" in r.stderr
+
 def test_saved_model_reloads_and_predicts(quick_run, mnist):
     import keras
 

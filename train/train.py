@@ -80,9 +80,8 @@ class TrainConfig:
     out: str = "artifacts"      # folder for model.keras and train.json
 
     def resolved_epochs(self) -> int:
-        if self.quick:
-            return QUICK["epochs"]
-        return self.epochs or EPOCHS[self.arch]
+        """--epochs when given (--quick too), else QUICK's or the arch's default."""
+        return self.epochs or (QUICK["epochs"] if self.quick else EPOCHS[self.arch])
 
 
 def train(cfg: TrainConfig) -> dict:
@@ -182,6 +181,9 @@ def _splits(data: Mnist, cfg: TrainConfig, locator: str | None = None):
     """(x_train, targets), (x_val, targets), desk crops: preprocessed, validation held out by seed."""
     x_all, y_all = data.x_train, data.y_train.astype(np.int64)
     val_size = min(cfg.val_size, len(x_all) // 10)
+    if val_size < cfg.val_size:
+        log.warning("--val-size %d: holding out %d, a tenth of the %d training images (at most)",
+                    cfg.val_size, val_size, len(x_all))
     tr_idx, val_idx = split_validation(len(x_all), val_size, cfg.seed)
     if cfg.quick:
         tr_idx = tr_idx[:QUICK["train_images"]]
@@ -288,13 +290,14 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (edge arch)")
     p.add_argument("--seed", type=int, default=d.seed, help="random seed")
     p.add_argument("--val-size", type=int, default=d.val_size,
-                   help="training images held out to pick the best epoch; 0: train on all, keep the "
-                        f"last epoch (default: {d.val_size})")
+                   help="training images held out to pick the best epoch, at most a tenth of them; 0: "
+                        f"train on all, keep the last epoch (default: {d.val_size})")
     p.add_argument("--dropout", type=float, default=d.dropout,
                    help=f"dropout rate of the edge arch (default: {d.dropout})")
     p.add_argument("--no-augment", action="store_true", help="train without augmentation")
     p.add_argument("--quick", action="store_true",
-                   help=f"smoke run: {QUICK['train_images']:,} images, {QUICK['epochs']} epochs")
+                   help=f"smoke run: {QUICK['train_images']:,} images, {QUICK['epochs']} epochs unless "
+                        "--epochs")
     p.add_argument("--desk-scenes", type=int, default=d.desk_scenes,
                    help="desk scenes of training digits whose crops, read as camera reads them, join "
                         f"training (default: {d.desk_scenes})")
