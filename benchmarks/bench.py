@@ -117,7 +117,8 @@ def run_bench(cfg: BenchConfig) -> dict:
             precision = "int8" if "int8" in job["file"] else "fp32"
             rows.append({k: v for k, v in job.items() if k not in ("path", "accuracy")} | {
                 "format": Path(job["file"]).suffix[1:], "precision": precision,
-                "size_bytes": meta["bytes"], "sha256": meta["sha256"], **result})
+                "size_bytes": meta["bytes"], "sha256": meta["sha256"],
+                "manifest_sha256": meta["manifest_sha256"], **result})
             if result.get("error"):
                 log.error("%s %s: %s", job["file"], job["runtime"], result["error"])
     score(rows, models, data.y_test, cfg)
@@ -216,7 +217,8 @@ def main(args: argparse.Namespace) -> int:
           f"{result['data']['test_size']} test digits "
           f"[{result['data']['source']}]\n")
     print(report.table(result["rows"]))
-    for line in report.summary_lines(result["summary"]) + speed_lines(result["speed"]):
+    for line in report.summary_lines(result["summary"]) + speed_lines(result["speed"]) \
+            + report.unlisted_lines(result["rows"]):
         print(line)
     for c in result["layers"] or []:
         print(f"\nper layer, {c['model']}: " + layers_text(c))

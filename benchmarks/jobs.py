@@ -14,7 +14,6 @@ import logging
 import os
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,6 +33,7 @@ from edge.contract import (
     read_manifest,
 )
 from edge.errors import UserError
+from train.model import check_archive
 
 if TYPE_CHECKING:
     from benchmarks.bench import BenchConfig
@@ -93,8 +93,7 @@ def load_model_dir(folder: Path, role: str) -> dict:
 def _check_loads(path: Path) -> None:
     """A model file that cannot load is the user's to fix: one line, exit 2, before anything is measured."""
     if path.suffix == ".keras":
-        if not zipfile.is_zipfile(path):
-            raise UserError(f"{path}: not a Keras model (a .keras file is a zip archive)")
+        check_archive(path, str(path))
         return
     try:
         runtime = default_runtime(path)

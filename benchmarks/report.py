@@ -115,6 +115,7 @@ def markdown_page(result: dict) -> str:
           f"{result['data']['test_size']} digits from `{result['data']['source']}`.", "",
           markdown_table(result["rows"]), "", *[f"{line}  " for line in summary_lines(result["summary"])],
           *[f"{line}  " for line in speed_lines(result.get("speed"))],
+          *[f"{line}  " for line in unlisted_lines(result["rows"])],
           *_layers_section(result.get("layers")),
           "", LEGEND, "", "## Device", "", "| | |", "|---|---|",
           *[f"| {k} | {v} |" for k, v in d.items() if k != "runtimes"],
@@ -122,6 +123,16 @@ def markdown_page(result: dict) -> str:
           f"{result['seconds']} s, {env['created']}, mnist-edge {env['mnist_edge']} "
           f"({env['git_commit']})", ""]
     return "\n".join(md)
+
+
+def unlisted_lines(rows: list[dict]) -> list[str]:
+    """A ⚠ line per measured file whose hash is not the one its folder's manifest lists: the figures
+    are of another file than the export made and validated (replaced or edited since)."""
+    seen = {(r["model"], r["file"]): r for r in rows
+            if r.get("manifest_sha256") and r["manifest_sha256"] != r.get("sha256")}
+    return [f"⚠ {model} {file}: not the file its manifest lists (SHA-256 {r['sha256'][:12]}, listed "
+            f"{r['manifest_sha256'][:12]}): replaced since its export, so not what was validated"
+            for (model, file), r in seen.items()]
 
 
 def _layers_section(tables: list[dict] | None) -> list[str]:

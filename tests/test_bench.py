@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from tests.conftest import cli
 
 pytestmark = pytest.mark.slow
+MODELS = Path(__file__).resolve().parent.parent / "models"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -108,6 +110,21 @@ def test_bench_markdown_and_plot(bench):
     assert md.count("| edge |") == len(json.loads((art / "bench.json").read_text())["rows"])
     assert_png(art / "bench.png")
 
+
+
+def test_a_file_replaced_since_its_export_is_marked(bench, mnist_file, tmp_path):
+    """A model file that is not the one its manifest lists (replaced since the export validated it)
+    was only a log warning: bench.md and the printed table gave its figures as the export's."""
+    art, first = bench
+    assert "not the file its manifest lists" not in (art / "bench.md").read_text() + first.stdout
+    swapped = copy_models(art, tmp_path / "swapped")
+    shutil.copy2(MODELS / "model_int8.tflite", swapped / "model_int8.tflite")
+    r = cli("bench", "--quick", "--artifacts", str(swapped), "--data", str(mnist_file), "--threads", "1",
+            "--runtimes", "litert", "--min-acc", "0.5", "--max-drop", "5", "--out", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    want = "⚠ edge model_int8.tflite: not the file its manifest lists"
+    assert want in r.stdout and want in (tmp_path / "out" / "bench.md").read_text()
+    assert "model_fp32.tflite: not the file" not in r.stdout
 
 def test_gate_fails_with_a_high_floor_and_baseline_rows_are_labelled(bench, mnist_file, tmp_path):
     art, _ = bench
