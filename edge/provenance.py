@@ -61,6 +61,14 @@ def check_out_dir(path: str | os.PathLike, flag: str = "--out") -> None:
         raise UserError(f"{flag} {path}: {parent} is a file, so no folder can be made there")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise UserError(f"{flag} {path}: {parent} is not writable")
+    if not exists:  # access() says yes to root where no folder can be made (/proc, a read-only
+        #             mount): the first missing folder is made and removed again
+        new = next(q for q in (*reversed(p.parents), p) if not q.exists())
+        try:
+            new.mkdir()
+            new.rmdir()
+        except OSError as e:
+            raise UserError(f"{flag} {path}: cannot make a folder there ({e.strerror or e})") from None
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

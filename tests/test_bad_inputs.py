@@ -652,6 +652,8 @@ FLAGS = [  # (command, args, the flag the line names); the a_file placeholder is
     ("export", ["--model", "CORPUS/cut.keras"], "CORPUS/cut.keras: not a .keras file"),
     ("train", ["--init", "CORPUS/cut.keras"], "--init CORPUS/cut.keras: not a .keras file"),
     ("locator", ["--init", "CORPUS/cut.keras"], "--init CORPUS/cut.keras: not a .keras file"),
+    ("export", ["--out", "/proc/mnist-edge"], "--out /proc/mnist-edge: cannot make a folder there"),
+    ("train", ["--out", "/proc/x/y"], "--out /proc/x/y: cannot make a folder there"),  # were tracebacks
 ]
 
 
