@@ -172,7 +172,10 @@ class Locator:
     def __init__(self, model: str | Path, runtime: str | None = None, threads: int | None = 1,
                  min_score: float = MIN_SCORE, flag: str = "--locator"):
         self.path = Path(model)
-        self.backend = open_backend(model, runtime, threads)
+        try:
+            self.backend = open_backend(model, runtime, threads)
+        except UserError as e:  # the file is named by the flag that gave it (--desk-locator, ...)
+            raise e.__class__(f"{flag} {e}") from None
         self.min_score = min_score
         spec, out = self.backend.input, self.backend.output
         grid = len(out.shape) == 4 and out.shape[-1] == len(CHANNELS)

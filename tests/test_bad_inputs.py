@@ -654,6 +654,8 @@ FLAGS = [  # (command, args, the flag the line names); the a_file placeholder is
     ("locator", ["--init", "CORPUS/cut.keras"], "--init CORPUS/cut.keras: not a .keras file"),
     ("export", ["--out", "/proc/mnist-edge"], "--out /proc/mnist-edge: cannot make a folder there"),
     ("train", ["--out", "/proc/x/y"], "--out /proc/x/y: cannot make a folder there"),  # were tracebacks
+    ("train", ["--desk-scenes", "9", "--desk-locator", "A_FILE"], "--desk-locator A_FILE: expected a"),
+    ("predict", ["--locator", "A_FILE"], "--locator A_FILE: expected a .tflite or .onnx model"),
 ]
 
 
