@@ -11,7 +11,9 @@ other image (a photo of digits on paper, a scan) is read by `edge.reader.read`, 
     photo.jpg: 2026  (2 0.99, 0 0.97, 2 0.99, 6 0.93)
 
 or with --json {"file", "reading", "digits": [{"digit", "confidence", "box": [x, y, w, h]}]}.
-A file that is missing or cannot be decoded is named in one line, exit 2.
+A file that is missing is named in one line, exit 2, before any is read; one that cannot be decoded
+is skipped (with --json, a {"file", "error"} line in its place), the others are read, and the error
+line at the end names it, exit 2.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from edge.output import write_line
 from edge.reader import MIN_CONFIDENCE, read
 
 log = logging.getLogger(__name__)
+MAX_NAMED = 3  # of the images that could not be decoded, the error line names this many
 
 
 def predict_image(image: np.ndarray, clf: Classifier, min_confidence: float = MIN_CONFIDENCE,
@@ -75,9 +78,22 @@ def main(args: argparse.Namespace) -> int:
     keep_freed_memory()  # as camera: each image's big temporaries reuse memory (edge.heap)
     warn_if_segmenting(args.locator, locator_path, model, args.runtime)
     locator = Locator(locator_path, args.runtime, flag=locator_flag(args.locator)) if locator_path else None
+    unread = []  # files that could not be decoded: named at the end, after the others are read
     for path in args.images:
-        result = predict_image(read_image(path), clf, args.min_confidence, locator=locator)
         name = shown(path)
+        try:
+            result = predict_image(read_image(path), clf, args.min_confidence, locator=locator)
+        except UserError as e:
+            unread.append(str(e))
+            if args.json and not write_line(json.dumps({"file": name, "error": str(e)})):
+                break
+            continue
         if not write_line(json.dumps({"file": name, **result}) if args.json else _line(name, result)):
             break  # the reader went away (e.g. `| head -1`): done
+    if len(unread) == 1:
+        raise UserError(unread[0])
+    if unread:
+        more = len(unread) - MAX_NAMED
+        raise UserError(f"{len(unread)} of {len(args.images)} images could not be read: "
+                        + "; ".join(unread[:MAX_NAMED]) + (f"; and {more} more" if more > 0 else ""))
     return 0

@@ -369,6 +369,23 @@ def test_predict_bad_image(runs, name):
         #   files before it were read
 
 
+
+def test_predict_reads_the_other_images_past_one_it_cannot_decode(corpus):
+    """An image that passes the header check and fails to decode stopped predict there: the images
+    after it were never read. Now each is read, and the one error line names what was not."""
+    a, b = corpus / "truncated.png", corpus / "garbage.jpg"
+    r = cli("predict", "--json", str(a), str(corpus / "good.png"), str(b), str(corpus / "good.png"),
+            timeout=60)
+    one_error(r, "predict", f"2 of 4 images could not be read: {a}: cannot decode it", f"; {b}: cannot")
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    good = str(corpus / "good.png")
+    assert [line["file"] for line in lines] == [str(a), good, str(b), good]
+    assert "cannot decode it" in lines[0]["error"] and "cannot decode it" in lines[2]["error"]
+    assert lines[1]["reading"] == lines[3]["reading"] != ""
+    r = cli("predict", str(corpus / "good.png"), str(a), timeout=60)  # one: its own line, as before
+    one_error(r, "predict", f"{a}: cannot decode it")
+    assert r.stdout.startswith(f"{good}: ")
+
 def test_predict_non_utf8_name_is_read(corpus):
     r = cli("predict", "--json", str(corpus / "good.png"), str(corpus / f"{NON_UTF8}.png"), timeout=60)
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
