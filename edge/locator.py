@@ -175,6 +175,8 @@ class Locator:
         try:
             self.backend = open_backend(model, runtime, threads)
         except UserError as e:  # the file is named by the flag that gave it (--desk-locator, ...)
+            if not str(e).startswith(str(model)):
+                raise  # about another flag (--runtime)
             raise e.__class__(f"{flag} {e}") from None
         self.min_score = min_score
         spec, out = self.backend.input, self.backend.output

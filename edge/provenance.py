@@ -66,9 +66,14 @@ def check_out_dir(path: str | os.PathLike, flag: str = "--out") -> None:
         new = next(q for q in (*reversed(p.parents), p) if not q.exists())
         try:
             new.mkdir()
-            new.rmdir()
+        except FileExistsError:  # another process made it meanwhile: it can be made
+            return
         except OSError as e:
             raise UserError(f"{flag} {path}: cannot make a folder there ({e.strerror or e})") from None
+        try:
+            new.rmdir()
+        except OSError:  # another process writes in it already: leave it
+            pass
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

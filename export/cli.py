@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.cli import raise_if_interrupted
 from edge.contract import MANIFEST, TRAIN_REPORT, file_entry, model_file, remove_manifest, write_manifest
 from edge.errors import UserError, check_seed
 from edge.provenance import (
@@ -25,6 +24,7 @@ from edge.provenance import (
     report_beside,
     sha256_file,
 )
+from edge.signals import raise_if_received
 from export import onnx as onnx_exporter
 from export import tflite as tflite_exporter
 from export.calibration import MIN_SAMPLES, SAMPLES, calibration_set
@@ -125,7 +125,7 @@ def _export(cfg: ExportConfig, model_path: Path, data, calib) -> tuple[list, dic
     log.info("Keras reference on %d test images", len(data.x_test))
     raw = model.predict(preprocess(data.x_test), batch_size=1000, verbose=0)
     net = logits_model(model)  # files output logits when the model ends in a Softmax layer...
-    kind = "probabilities" if net is model and _probabilities(raw) else "logits"  # ...or has none
+    kind = "logits" if net is not model or _logits(raw, model_path) else "probabilities"  # ...or has none
     if kind == "logits" and net is model:
         log.info("%s outputs logits (no softmax at its end): its files say so", model_path.name)
         raw = np.exp(raw - raw.max(axis=1, keepdims=True))
@@ -180,18 +180,25 @@ def _io_tensors(content: bytes, suffix: str, runtime: str):
         return b.input, b.output
 
 
-def _probabilities(out: np.ndarray) -> bool:
-    """Are these Keras outputs rows of probabilities (in 0..1, summing to 1)? A model that ends in a
-    Dense layer without softmax (trained on logits, from_logits=True) gives other numbers."""
-    return bool(np.all(out >= -1e-3) and np.all(out <= 1 + 1e-3)
-                and np.allclose(out.sum(axis=1), 1.0, atol=1e-3))
+def _logits(out: np.ndarray, path: Path) -> bool:
+    """Are these Keras outputs logits? Yes when they leave 0..1 (a Dense layer without softmax,
+    trained with from_logits=True); no for rows of probabilities. Scores in 0..1 that do not sum to
+    1 (a sigmoid per class) are neither: the devices' confidence floor would drop every digit."""
+    if np.any(out < -1e-3) or np.any(out > 1 + 1e-3):
+        return True
+    sums = out.sum(axis=1)
+    if np.allclose(sums, 1.0, atol=1e-2):
+        return False
+    raise UserError(f"{path}: its outputs are scores in 0..1 that are not probabilities (rows sum to "
+                    f"{float(sums.min()):.3g}..{float(sums.max()):.3g}); export needs a model ending in "
+                    "softmax, or in logits (a Dense layer without activation)")
 
 
 def _write(exp, model, precision, calib, cfg: ExportConfig, path: Path, provenance: dict,
            kind: str = "probabilities") -> None:
     """Convert, embed the metadata (with the I/O quantisation read back), write atomically."""
     converted = exp.export(model, precision, calib, cfg)
-    raise_if_interrupted()  # before anything is written
+    raise_if_received()  # a Ctrl-C TensorFlow swallowed while converting: before anything is written
     io_ = _io_tensors(exp.to_bytes(converted), exp.SUFFIX, exp.RUNTIME)
     exp.save(converted, build(exp.FORMAT, precision, *io_, provenance, kind), path)
 
@@ -201,6 +208,7 @@ def _debug(exp, model, calib, cfg: ExportConfig, written: dict, out: Path) -> No
     log.info("writing per-layer quantisation errors to %s", csv)
     with atomic_path(csv) as tmp:
         exp.debug(model, calib, cfg, written, tmp)
+        raise_if_received()  # its conversions, as _write's
 
 
 def get_args_parser() -> argparse.ArgumentParser:

@@ -1,8 +1,11 @@
 """The console script: dispatch, bad flags and bad paths give one line and a non-zero exit."""
 
+import os
 import re
+import signal
 
 import numpy as np
+import pytest
 
 from tests.conftest import REPO, cli
 
@@ -77,3 +80,24 @@ def test_the_readme_command_table_lists_every_option_and_only_real_ones():
         listed = set(re.findall(r"--[a-z0-9-]+", rows[cmd]))
         assert listed == real, (cmd, "missing from README:", sorted(real - listed), "not an option:",
                                 sorted(listed - real))
+
+
+def test_signals_are_recorded_and_an_ignored_sigint_stays_ignored():
+    """A job started with `&` from a script ignores SIGINT: the command must not start taking it.
+    Inside `handled()` SIGTERM is raised as Terminated and recorded; outside, nothing is kept."""
+    from edge import signals
+
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with signals.handled():
+            assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGINT)  # ignored: nothing raised, nothing recorded
+            assert signals.received() is None
+            with pytest.raises(signals.Terminated):
+                os.kill(os.getpid(), signal.SIGTERM)
+            assert signals.received() == signal.SIGTERM
+            with pytest.raises(signals.Terminated):
+                signals.raise_if_received()
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN and signals.received() is None
+    finally:
+        signal.signal(signal.SIGINT, before)

@@ -153,7 +153,7 @@ def test_edge_install_has_no_tensorflow(edge_venv):
             "print(numpy.__version__)")
     assert r.returncode == 0, r.stderr
     # A device asked to train says what to install, in one line, instead of a traceback.
-    r = run(edge_venv / "bin" / "mnist-edge", "export", "--model", str(REPO / "pyproject.toml"))
+    r = run(edge_venv / "bin" / "mnist-edge", "export", "--model", str(REPO / "models" / "model.keras"))
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
     assert "pip install 'mnist-edge[train]'" in r.stderr
 

@@ -110,6 +110,23 @@ def test_a_model_that_outputs_logits_exports_as_one(tiny_model, mnist_file, mnis
         if name.startswith("model_fp32"):
             assert np.abs(p - want).max() < 1e-4, name
 
+
+def test_a_model_of_sigmoid_scores_is_refused(tiny_model, mnist_file, tmp_path):
+    """Scores in 0..1 that are not probabilities (a sigmoid per class) are neither probabilities nor
+    logits: exported, every confidence stayed under the devices' 0.6 floor and no digit was read."""
+    import keras
+
+    from train.model import custom_objects
+
+    full = keras.models.load_model(tiny_model, custom_objects=custom_objects())
+    sig = keras.Model(full.inputs, keras.layers.Activation("sigmoid")(full.layers[-2].output), name="edge")
+    sig.save(tmp_path / "model.keras")
+    r = cli("export", "--model", str(tmp_path / "model.keras"), "--out", str(tmp_path / "out"),
+            "--data", str(mnist_file), "--formats", "tflite")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert "model.keras: its outputs are scores in 0..1 that are not probabilities" in r.stderr
+    assert not list((tmp_path / "out").glob("model_*"))
+
 def test_batch_dimension_is_dynamic(exported, mnist):
     from edge.classifier import Classifier
 
@@ -244,18 +261,19 @@ def test_interrupted_write_leaves_no_artifact(tiny_model, tmp_path, monkeypatch)
 
 
 
-@pytest.mark.parametrize("signum, code, word", [(signal.SIGINT, 130, "interrupted"),
-                                                (signal.SIGTERM, 143, "terminated")])
-@pytest.mark.parametrize("landing", ["ignored", "replaced"])
+@pytest.mark.parametrize("signum, code, word, landing", [
+    (signal.SIGINT, 130, "interrupted", "ignored"), (signal.SIGTERM, 143, "terminated", "ignored"),
+    (signal.SIGINT, 130, "interrupted", "replaced"), (signal.SIGINT, 130, "interrupted", "wrapped")])
 def test_a_stop_landing_inside_the_converter_still_stops_the_export(
         tiny_model, mnist_file, tmp_path, monkeypatch, capsys, signum, code, word, landing):
     """Ctrl-C (or SIGTERM) while TensorFlow converts. Landing in a destructor it runs then
     (ConcreteFunction.__del__), the KeyboardInterrupt is ignored, as Python ignores any exception
     raised in __del__: an export told to stop went on, wrote its int8 file and manifest, exit 0.
-    Landing in its graph tracing, it came out as a TypeError: a traceback. The signal here is real,
-    delivered just before the int8 conversion, in a destructor or where TensorFlow's own code
-    would catch it and raise another error."""
+    Landing in its graph tracing, it came out as a TypeError: a traceback; wrapped by our own loader
+    into a UserError, it would read as the user's mistake. The signal here is real, delivered just
+    before the int8 conversion, in a destructor or where code catches it and raises another error."""
     from edge.cli import main
+    from edge.errors import UserError
     from export import tflite as tflite_exporter
 
     class Collected:
@@ -271,6 +289,8 @@ def test_a_stop_landing_inside_the_converter_still_stops_the_export(
             try:
                 os.kill(os.getpid(), signum)
             except KeyboardInterrupt:
+                if landing == "wrapped":
+                    raise UserError("model.keras: cannot load it as a Keras model") from None
                 raise TypeError("'NoneType' object is not callable") from None
         return original(model, precision, *args, **kwargs)
 

@@ -25,7 +25,6 @@ import numpy as np
 
 from benchmarks.synthetic import HEIGHT_FRAC
 from edge import locator as L
-from edge.cli import raise_if_interrupted
 from edge.contract import LOCATOR_REPORT, file_entry, locator_file
 from edge.errors import UserError, check_rate, check_seed, missing
 from edge.provenance import (
@@ -36,6 +35,7 @@ from edge.provenance import (
     environment,
     init_record,
 )
+from edge.signals import raise_if_received
 from train.data import load_mnist
 from train.locator_model import build, from_tflite, loss
 from train.model import check_archive
@@ -229,10 +229,13 @@ def export_all(model, calib_inputs: np.ndarray) -> dict[str, bytes]:
     model_1 = keras.Model.from_config(config, custom_objects=custom_objects())
     model_1.set_weights(model.get_weights())
     model = model_1
-    files = {locator_file("fp32", "tflite"): tflite.export(model, "fp32"),
-             locator_file("int8", "tflite"): tflite.export(model, "int8", calib),
-             locator_file("int8", "onnx"): onnx_exporter.export(model, "int8", calib).SerializeToString()}
-    raise_if_interrupted()  # a Ctrl-C the TFLite converter swallowed: nothing is written
+    files = {}
+    for name, convert in ((locator_file("fp32", "tflite"), lambda: tflite.export(model, "fp32")),
+                          (locator_file("int8", "tflite"), lambda: tflite.export(model, "int8", calib)),
+                          (locator_file("int8", "onnx"),
+                           lambda: onnx_exporter.export(model, "int8", calib).SerializeToString())):
+        files[name] = convert()
+        raise_if_received()  # a Ctrl-C TensorFlow swallowed while converting: stop, nothing written
     return files
 
 
