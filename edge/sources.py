@@ -185,7 +185,7 @@ def frames(source: Source, retry: RetryConfig | None = None,
     """
     retry = retry or RetryConfig()
     stop = stop or threading.Event()
-    failures = 0
+    failures, last = 0, None
     while not stop.is_set():
         try:
             frame, why = source.read(), "no frame"
@@ -193,10 +193,15 @@ def frames(source: Source, retry: RetryConfig | None = None,
             if not source.live:
                 raise SourceLost(f"{source.name}: read failed ({e.__class__.__name__}: {e})") from e
             frame, why = None, f"{e.__class__.__name__}: {e}"
+        if frame is not None and failures and last is not None and np.array_equal(frame.image, last):
+            # a reconnect that brings back only the frame given before it is not the source back:
+            # another camera's --serve page whose source has ended sends each new client its last
+            # frame, then nothing, and reading that forever never tripped --max-retries
+            frame, why = None, "only the frame from before the reconnect (a stream whose source ended?)"
         if frame is not None:
             if failures:
                 log.info("%s: frames again after %d failed read(s)", source.name, failures)
-            failures = 0
+            failures, last = 0, frame.image
             yield frame
             continue
         if not source.live or stop.is_set():  # a read given up because we are stopping is no failure

@@ -196,8 +196,8 @@ class ScriptedCamera(Source):
 
 
 def test_camera_that_drops_out_is_retried_with_backoff(model, digit_scenes, caplog):
-    img = digit_scenes[0][0]
-    cam = ScriptedCamera([img, img, None, OSError("device unplugged"), img, img])
+    img, img2 = digit_scenes[0][0], digit_scenes[1][0]  # a live camera's frames after a reconnect
+    cam = ScriptedCamera([img, img, None, OSError("device unplugged"), img2, img2])  # are new ones
     retry = RetryConfig(max_retries=3, initial_delay=0.05, factor=2.0, max_delay=0.1)
     out = io.StringIO()
     caplog.set_level(logging.INFO)
@@ -216,6 +216,21 @@ def test_camera_that_drops_out_is_retried_with_backoff(model, digit_scenes, capl
     assert cam.reopened == 5 and cam.closed >= 1
     assert seconds >= 0.05 + 0.1 + 0.05 + 0.1 + 0.1  # it really waited between attempts
 
+
+
+def test_a_stream_that_only_repeats_its_last_frame_is_given_up(model, digit_scenes, caplog):
+    """Another camera's --serve page whose source has ended sends each new client its last frame,
+    then nothing: every reconnect 'worked', so --max-retries never tripped and camera read that one
+    frame forever. A reconnect that brings back only the frame from before it is a failed read."""
+    img = digit_scenes[0][0]
+    cam = ScriptedCamera([img, None] + [img, None] * 10)  # after each reopen: the same frame, then none
+    retry = RetryConfig(max_retries=3, initial_delay=0.01, factor=1.0, max_delay=0.01)
+    out = io.StringIO()
+    code = run(CameraConfig(model=str(model), min_confidence=0.0), source=cam, retry=retry, out=out)
+    assert code == 1 and [r["frame"] for r in json_lines(out.getvalue())] == [0]
+    warnings = [r.getMessage() for r in caplog.records if "reconnecting" in r.getMessage()]
+    assert len(warnings) == 3 and "only the frame from before the reconnect" in warnings[1]
+    assert cam.reopened == 3
 
 class IPCamera:
     """An MJPEG-over-HTTP camera (edge.web's server) publishing `images` round and round."""
