@@ -524,7 +524,7 @@ def test_locator_cli_quick_run_writes_files_that_load(tmp_path, mnist_file):
     assert report["data"]["digits"].startswith("train split only")
     assert report["data"]["sha256"]["x_train"] and report["data"]["full_mnist"] is True  # which data
     assert report["environment"]["packages"]["tensorflow-cpu"]  # the package installed, by its name
-    assert report["config"]["clean_height"] == 0.7
+    assert report["config"]["clean_height"] == 0.7 and report["config"]["epochs"] == 1  # --quick's
     assert set(report["files"]) == {"locator.keras", "locator_int8.tflite", "locator_fp32.tflite",
                                     "locator_int8.onnx"}  # the hashes doctor checks
     for name, entry in report["files"].items():
@@ -537,9 +537,11 @@ def test_locator_cli_quick_run_writes_files_that_load(tmp_path, mnist_file):
 
     assert _fully_accelerated(tmp_path / "locator_int8.tflite")  # exported with static shapes
     r = cli("locator", "--quick", "--data", str(mnist_file), "--out", str(tmp_path), "--workers", "1",
-            "--init", str(tmp_path / "locator_int8.tflite"))  # fine-tuned in place
-    assert r.returncode == 0, r.stderr[-2000:]
+            "--init", str(tmp_path / "locator_int8.tflite"), "--epochs", "2")  # fine-tuned in place,
+    assert r.returncode == 0, r.stderr[-2000:]  # for the epochs given (--quick took 1 whatever they were)
+    assert "Epoch 2/2" in r.stdout
     again = json.loads((tmp_path / "locator.json").read_text())
+    assert again["config"]["epochs"] == 2
     assert again["init"]["sha256"] == report["files"]["locator_int8.tflite"]["sha256"]  # the file it
     assert again["init"]["report"] == report  # started from, as it was before it was replaced
     assert again["files"]["locator_int8.tflite"]["sha256"] == sha256_file(tmp_path / "locator_int8.tflite")

@@ -53,7 +53,7 @@ class LocatorConfig:
     #                             (default: the frame benchmark's; more: a camera held close); desk
     #                             scenes keep theirs (35-150 px)
     val_scenes: int = 400     # more, from other training digits and seeds, to measure on
-    epochs: int = 24          # passes over the scenes
+    epochs: int | None = None  # passes over the scenes; None: 24 (--quick: 1)
     batch_size: int = 32      # scenes per optimiser step
     lr: float = 2e-3          # peak learning rate (Adam, cosine decay)
     width: int = 32           # channels of the grid-resolution layers
@@ -64,6 +64,11 @@ class LocatorConfig:
     quick: bool = False       # smoke run: 120 scenes, 1 epoch
     data: str | None = None   # MNIST .npz or IDX folder
     out: str = "artifacts"    # folder for locator_{int8,fp32}.tflite and locator.json
+
+
+    def resolved_epochs(self) -> int:
+        """--epochs when given (--quick too), else 1 for --quick, else 24."""
+        return self.epochs if self.epochs is not None else (1 if self.quick else 24)
 
 
 def _chunk(args):
@@ -142,7 +147,7 @@ def train(cfg: LocatorConfig) -> dict:
     init = init_record(cfg.init, LOCATOR_REPORT)  # before a fine-tune in place replaces its files
     data = load_mnist(cfg.data)
     n, n_val = (120, 30) if cfg.quick else (cfg.scenes, cfg.val_scenes)
-    epochs = min(1, cfg.epochs) if cfg.quick else cfg.epochs
+    epochs = cfg.resolved_epochs()
     if not epochs:  # re-exported untrained: scenes only to calibrate on (export_all takes 300)
         n = min(n, 300)
     half = len(data.x_train) * 9 // 10  # scenes to learn from and to measure on use other digits
@@ -169,7 +174,7 @@ def train(cfg: LocatorConfig) -> dict:
             model.save(tmp)
     with to_log_file(out / "locator_export.log", stdout=True):
         files = export_all(model, x[:300])
-    report = {"config": asdict(cfg), "train_seconds": round(seconds, 1),
+    report = {"config": {**asdict(cfg), "epochs": epochs}, "train_seconds": round(seconds, 1),
               "params": int(model.count_params()), "init": init,
               "data": {**data.identity(), "scenes": n, "val_scenes": n_val,
                        "digits": "train split only: first 90 % for learning, last 10 % for val"},
@@ -255,8 +260,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser("mnist-edge locator", description=__doc__.splitlines()[0])
     p.add_argument("--scenes", type=int, default=d.scenes, help="desk scenes to learn from")
     p.add_argument("--epochs", type=int, default=d.epochs,
-                   help="passes over the scenes (0, with --init: re-export it as today's files, untrained, "
-                        "calibrated on 300 scenes)")
+                   help="passes over the scenes (default 24, --quick 1; 0, with --init: re-export it as "
+                        "today's files, untrained, calibrated on 300 scenes)")
     p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (cosine decay)")
     p.add_argument("--init", type=str, default=d.init,
                    help="a locator.keras or locator .tflite to fine-tune instead of starting afresh")
@@ -264,14 +269,14 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="clean frames' tallest digits, as a share of the frame's height")
     p.add_argument("--seed", type=int, default=d.seed, help="random seed")
     p.add_argument("--workers", type=int, default=d.workers, help="processes drawing scenes")
-    p.add_argument("--quick", action="store_true", help="smoke run: 120 scenes, 1 epoch (or 0)")
+    p.add_argument("--quick", action="store_true", help="smoke run: 120 scenes, 1 epoch unless --epochs")
     p.add_argument("--data", type=str, default=d.data, help="MNIST .npz or IDX folder")
     p.add_argument("--out", type=str, default=d.out, help="output folder")
     return p
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.scenes < 10 or args.epochs < 0:
+    if args.scenes < 10 or (args.epochs is not None and args.epochs < 0):
         raise UserError("--scenes must be >= 10 and --epochs >= 0")
     if args.epochs == 0 and not args.init:
         raise UserError("--epochs 0 re-exports an --init locator untrained; give --init FILE")
