@@ -12,7 +12,7 @@ to_grey (colour order handled there only) -> the digits found: with a `locator` 
 predict pass by default) its boxes, each box's ink cropped (`edge.located`), else
 `edge.digits.segment` (paper, lines and ink, digit crops); a frame noisier than the locator learned
 is median-filtered and segmented either way, and a frame of light ink on dark paper (the locator
-learned dark ink only) is segmented -> ONE batched Classifier call -> pieces too wide for
+learned dark ink only) is located inverted -> ONE batched Classifier call -> pieces too wide for
 one digit are tried as two -> digits under `min_confidence` dropped. A 28x28 image is taken as one
 MNIST-style digit.
 """
@@ -36,10 +36,11 @@ log = logging.getLogger(__name__)
 
 MIN_CONFIDENCE = 0.6  # digits less sure than this are dropped: the default of camera and predict
 LOCATED, SEGMENTED, NOISY, LIGHT, ONE = ("locator", "segmentation", "segmentation: noisy frame",
-                                         "segmentation: light ink", "one digit")
+                                         "locator: light ink", "one digit")
 FOUND_BY = (LOCATED, SEGMENTED, NOISY, LIGHT, ONE)  # how a frame's digits were looked for: with the
 #   locator; by segmentation (no locator given); by segmentation because the frame was noisier than
-#   the locator learned (median-filtered first) or held light ink on dark paper; a 28x28 image as one
+#   the locator learned (median-filtered first); with the locator, in the frame inverted, because it
+#   held light ink on dark paper; a 28x28 image as one
 
 
 @dataclass
@@ -83,8 +84,8 @@ def find_digits(image: np.ndarray, color_order: str = "bgr",
 def locate_digits(image: np.ndarray, locator: Locator, color_order: str = "bgr",
                   seg: SegmentConfig | None = None) -> list[DigitCrop]:
     """The locator's boxes -> one crop per located digit (`edge.located`), left to right; a 28x28
-    image is one MNIST-style digit, and a frame noisier than the locator learned, or of light ink, is
-    segmented, both as in `find_digits`."""
+    image is one MNIST-style digit, and a frame noisier than the locator learned is segmented, as in
+    `find_digits`; a frame of light ink is located inverted."""
     return look(image, locator, color_order, seg)[0]
 
 
@@ -104,17 +105,18 @@ def look(image: np.ndarray, locator: Locator | None, color_order: str = "bgr",
         log.debug("a frame noisier than the locator learned: segmented")
         return segment(filtered, cfg), NOISY
     work, scale = working(grey, cfg)
+    found_by = LOCATED
     if not dark_ink(work, coarse(work, cfg), cfg):
-        log.debug("light ink, which the locator never learned: segmented")
-        return segment(grey, cfg), LIGHT
+        log.debug("light ink, which the locator never learned: located in the inverted frame")
+        grey, work, found_by = np.invert(grey), np.invert(work), LIGHT
     if scale < 1.0:  # located in the working image: shrunk once more, not the whole frame again
         return [to_frame(c, 1.0 / scale)
-                for c in located_crops(work, locator.locate(work), cfg, dark=True)], LOCATED
+                for c in located_crops(work, locator.locate(work), cfg, dark=True)], found_by
     boxes = locator.locate(grey)
     if scale == 1.0:
-        return located_crops(work, boxes, cfg, dark=True), LOCATED
+        return located_crops(work, boxes, cfg, dark=True), found_by
     scaled = [Box(b.x * scale, b.y * scale, b.w * scale, b.h * scale, b.score) for b in boxes]
-    return [to_frame(c, 1.0 / scale) for c in located_crops(work, scaled, cfg, dark=True)], LOCATED
+    return [to_frame(c, 1.0 / scale) for c in located_crops(work, scaled, cfg, dark=True)], found_by
 
 
 def read(image: np.ndarray, clf: Classifier, min_confidence: float = MIN_CONFIDENCE,

@@ -468,9 +468,11 @@ def test_a_frame_noisier_than_the_locator_learned_is_median_filtered_and_segment
     assert right >= 17, right
 
 
-def test_light_ink_which_the_locator_never_learned_is_segmented(mnist_file):
+def test_light_ink_which_the_locator_never_learned_is_located_inverted(mnist_file):
     """Light digits on dark paper (chalk, a screen): the locator learned dark ink only and read 82 of
-    100 such clean frames (segmentation 98); such a frame is segmented, so both read alike."""
+    100 such clean frames as they are; segmenting them instead read 72 % of inverted desk scenes
+    where locating them inverted reads 81 %. Inverted, such a frame is the dark-ink frame the locator
+    knows: the same digits, boxes and confidences as that frame, and it says how it was read."""
     from benchmarks.frames import make_frames
     from edge.classifier import Classifier
     from edge.digits import to_grey
@@ -478,17 +480,14 @@ def test_light_ink_which_the_locator_never_learned_is_segmented(mnist_file):
 
     clf, loc = Classifier(REPO / "models" / "model_int8.tflite"), L.Locator(SHIPPED)
     frames = make_frames("clean", 30, 0, mnist_file)
-    light = [255 - to_grey(f.image) for f in frames]
-    located = [read(g, clf, locator=loc).to_dict() for g in light]
-    segmented = [read(g, clf).to_dict() for g in light]
-    assert {r.pop("found_by") for r in located} == {"segmentation: light ink"}  # and says so
-    assert {r.pop("found_by") for r in segmented} == {"segmentation"}
-    assert located == segmented  # segmentation's readings, boxes and all
-    assert sum(r["reading"] == f.truth for r, f in zip(located, frames, strict=True)) >= 28
-    dark = [to_grey(f.image) for f in frames[:10]]  # dark ink is still located
-    readings = [read(g, clf, locator=loc) for g in dark]
-    assert {r.found_by for r in readings} == {"locator"}
-    assert [r.digits for r in readings] != [read(g, clf).digits for g in dark]
+    dark = [to_grey(f.image) for f in frames]
+    light = [read(255 - g, clf, locator=loc).to_dict() for g in dark]
+    located = [read(g, clf, locator=loc).to_dict() for g in dark]
+    assert {r.pop("found_by") for r in light} == {"locator: light ink"}  # and says so
+    assert {r.pop("found_by") for r in located} == {"locator"}
+    assert light == located  # the dark frame's readings, boxes and all
+    assert sum(r["reading"] == f.truth for r, f in zip(light, frames, strict=True)) >= 28
+    assert {read(255 - g, clf).found_by for g in dark[:5]} == {"segmentation"}  # no locator given
 
 
 def test_a_locator_without_a_fixed_input_size_is_one_line(tmp_path):
