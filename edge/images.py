@@ -197,4 +197,47 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             from None
     if image is None:
         raise ImageError(f"{shown(path)}: cannot decode it as an image ({FORMATS})")
+    if _may_be_transparent(data[:HEADER_BYTES].tobytes()):
+        flat = flatten_alpha(cv2.imdecode(data, cv2.IMREAD_UNCHANGED))
+        if flat is not None:
+            return flat
     return image
+
+
+def _may_be_transparent(head: bytes) -> bool:
+    """Does the header say the image has an alpha channel (PNG grey+alpha or RGBA, a PNG tRNS
+    chunk, lossless WebP or extended WebP with its alpha flag)?"""
+    if head.startswith(b"\x89PNG") and len(head) > 25:
+        return head[25] in (4, 6) or b"tRNS" in head
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return head[12:16] == b"VP8L" or (head[12:16] == b"VP8X" and len(head) > 20 and bool(head[20] & 0x10))
+    return False
+
+
+def flatten_alpha(image: np.ndarray | None) -> np.ndarray | None:
+    """A BGRA image (8 or 16 bits) -> BGR uint8 laid on a background. Where under half the image
+    is opaque, the opaque part is the ink (a digit drawn on a transparent canvas, often black strokes
+    over transparent black, which OpenCV's colour decode turns into one black square): the background
+    is white under dark ink, black under light ink. Otherwise the opaque part is the picture (a photo
+    with transparent margins) and the background is its median colour. None when nothing is
+    transparent.
+
+        >>> import numpy as np
+        >>> canvas = np.zeros((4, 4, 4), np.uint8); canvas[1:3, 1:3, 3] = 255   # black strokes only
+        >>> flatten_alpha(canvas)[:, :, 0].tolist()
+        [[255, 255, 255, 255], [255, 0, 0, 255], [255, 0, 0, 255], [255, 255, 255, 255]]
+    """
+    if image is None or image.ndim != 3 or image.shape[2] != 4:
+        return None
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    alpha = image[:, :, 3:].astype(np.float32) / 255
+    if alpha.min() >= 1.0:
+        return None
+    bgr = image[:, :, :3].astype(np.float32)
+    seen = alpha[:, :, 0] >= 0.5
+    if seen.mean() >= 0.5:
+        background = np.median(bgr[seen], axis=0)
+    else:
+        background = np.float32(255.0 if not seen.any() or bgr[seen].mean() < 128 else 0.0)
+    return np.rint(bgr * alpha + background * (1 - alpha)).astype(np.uint8)

@@ -93,3 +93,33 @@ def test_runtime_notice_is_kept_off_the_terminal(images, exported):
             timeout=120)
     assert r.returncode == 0 and r.stdout.startswith(str(d / "digit7.png")), r.stderr
     assert "XNNPACK" not in r.stderr and r.stderr.strip() == "", r.stderr
+
+
+def test_transparent_canvases_read_as_drawn(tmp_path, images):
+    """A digit drawn on a transparent canvas lives in the alpha channel only (black or white
+    strokes over transparent pixels of the same colour): read as drawn, where OpenCV's colour decode
+    gave one flat square and "no digits". A photo with transparent margins reads as the photo."""
+    from tests.conftest import REPO
+
+    d, digits, _ = images
+    files, truth = [], ""
+    for k in (3, 5, 8):
+        big = cv2.resize(digits[k], (100, 100), interpolation=cv2.INTER_CUBIC)  # 1/3 of the canvas
+        alpha = np.zeros((300, 300), np.uint8)
+        alpha[100:200, 100:200] = big
+        for colour in (0, 255):
+            canvas = np.dstack([np.full((300, 300, 3), colour, np.uint8), alpha])
+            files.append(tmp_path / f"canvas{k}_{colour}.png")
+            cv2.imwrite(str(files[-1]), canvas)
+            truth += str(k)
+    photo = cv2.imread(str(d / "photo.jpg"))
+    framed = np.zeros((photo.shape[0] + 80, photo.shape[1] + 80, 4), np.uint8)  # transparent black
+    framed[40:-40, 40:-40, :3], framed[40:-40, 40:-40, 3] = photo, 255
+    cv2.imwrite(str(tmp_path / "framed.png"), framed)
+    model = str(REPO / "models" / "model_int8.tflite")
+    r = cli("predict", "--model", model, "--json", *map(str, files), str(d / "photo.jpg"),
+            str(tmp_path / "framed.png"), timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [o["reading"] for o in out[:6]] == list(truth)
+    assert out[7]["reading"] == out[6]["reading"] and len(out[6]["reading"]) == 4
