@@ -53,7 +53,7 @@ from edge.output import write_line
 from edge.reader import MIN_CONFIDENCE, read
 from edge.sources import SOURCE_HELP, Frame, RetryConfig, Source, SourceLost, frames, open_source
 from edge.stable import Stabilizer, StableConfig
-from edge.view import annotate, close_windows, open_window, show, window_open
+from edge.view import annotate, close_windows, open_window, plain, show, window_open
 
 log = logging.getLogger(__name__)
 
@@ -121,14 +121,15 @@ class _Outputs:
         """Whether anything shows the annotated frame."""
         return self.hub is not None or self.show
 
-    def send(self, record: dict, view: np.ndarray | None) -> bool:
-        """Hand one record (and its view) to every output; False once the loop should stop."""
+    def send(self, record: dict, view: np.ndarray | None, raw: np.ndarray | None = None) -> bool:
+        """Hand one record (its view, and the frame as captured) to every output; False once the loop
+        should stop."""
         if not _emit(record, self.out):
             return False  # nobody reads the readings any more: done, page or not
         if self.publisher:
             self.publisher.on_record(record, self.stabilizer)  # never blocks: queued while away
         if self.hub:
-            self.hub.publish(view, record)
+            self.hub.publish(view, record, raw)
         if self.show:
             return show(view)
         return True
@@ -201,11 +202,12 @@ def _loop(cfg: CameraConfig, stream: Iterator[Frame], clf: Classifier, outputs: 
         try:
             record = _record(frame, clf, cfg.min_confidence, outputs.stabilizer, t_ready, t_got, locator)
             view = annotate(frame, record) if outputs.views else None
+            raw = plain(frame) if outputs.hub else None
         except Exception as e:
             log.warning("frame %d: skipped (%s: %s)", frame.index, e.__class__.__name__, e)
         else:
             good += 1
-            if not outputs.send(record, view):
+            if not outputs.send(record, view, raw):
                 stop.set()
                 break
         if cfg.max_frames and count >= cfg.max_frames:

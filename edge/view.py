@@ -26,12 +26,17 @@ from edge.sources import Frame
 WINDOW = "mnist-edge"
 
 
-def annotate(frame: Frame, record: dict) -> np.ndarray:
-    """The frame to show (its display view when it has one), digits boxed and labelled."""
-    image, order = frame.image, frame.color_order
+def plain(frame: Frame) -> np.ndarray:
+    """The frame to show (its display view when it has one) as a new BGR image, nothing drawn on it:
+    what another device reads from `--serve`'s /raw.mjpg."""
     if frame.display is not None:
-        image, order = frame.display, frame.display_order or "bgr"
-    out = to_bgr(image, order)
+        return to_bgr(frame.display, frame.display_order or "bgr")
+    return to_bgr(frame.image, frame.color_order)
+
+
+def annotate(frame: Frame, record: dict) -> np.ndarray:
+    """The frame to show (`plain`), digits boxed and labelled."""
+    out = plain(frame)
     sy, sx = out.shape[0] / frame.image.shape[0], out.shape[1] / frame.image.shape[1]
     thick = max(1, round(out.shape[0] / 240))
     for d in record["digits"]:

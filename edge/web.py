@@ -8,9 +8,11 @@
     >>> server.stop()
 
 Routes: `/` the page, `/stream.mjpg` the annotated frames as MJPEG, `/frame.jpg` the latest one,
-`/latest.json` the latest reading (the same record `mnist-edge camera` prints; `null` before the first
-frame). The camera loop hands frames over through a one-slot `FrameHub`: it never waits for a client,
-slow clients skip frames, and a frame is JPEG-encoded at most once, only when someone watches.
+`/raw.mjpg` and `/raw.jpg` the same frames with nothing drawn on them (for another device to read:
+the annotations' labels are digits too), `/latest.json` the latest reading (the same record
+`mnist-edge camera` prints; `null` before the first frame). The camera loop hands frames over
+through a one-slot `FrameHub`: it never waits for a client, slow clients skip frames, and a frame is
+JPEG-encoded at most once, only when someone watches.
 """
 
 from __future__ import annotations
@@ -40,39 +42,44 @@ MAX_CLIENTS = 32  # open connections at once (a thread each); more are closed as
 
 
 class FrameHub:
-    """The latest annotated frame and reading, handed from one producer to any number of readers."""
+    """The latest annotated frame, the frame as captured, and the reading, handed from one producer
+    to any number of readers."""
 
     def __init__(self, jpeg_quality: int = 80):
         self.jpeg_quality = jpeg_quality
         self._cond = threading.Condition()
         self._seq = 0  # images published so far
-        self._image: np.ndarray | None = None
+        self._images: dict[bool, np.ndarray | None] = {False: None, True: None}  # annotated, raw
         self._record: dict | None = None
-        self._jpeg: tuple[int, bytes] | None = None  # (seq, bytes) of the last encoded frame
+        self._jpegs: dict[bool, tuple[int, bytes]] = {}  # (seq, bytes) of the last encoded of each
         self.closed = False
 
-    def publish(self, image_bgr: np.ndarray | None, record: dict) -> None:
-        """Replace the latest reading, and the frame unless it is None (BGR uint8, kept by reference:
-        don't modify it afterwards)."""
+    def publish(self, image_bgr: np.ndarray | None, record: dict, raw_bgr: np.ndarray | None = None) -> None:
+        """Replace the latest reading, and the frame unless it is None (BGR uint8, annotated, and as
+        captured if given; kept by reference: don't modify them afterwards)."""
         with self._cond:
             self._record = record
             if image_bgr is not None:
                 self._seq += 1
-                self._image = image_bgr
+                self._images = {False: image_bgr, True: raw_bgr}
                 self._cond.notify_all()
 
     def latest(self) -> dict | None:
         with self._cond:
             return self._record
 
-    def wait_jpeg(self, after: int, timeout: float = 1.0) -> tuple[int, bytes] | None:
-        """The first frame newer than `after`, JPEG-encoded: (seq, bytes); None on timeout or close."""
+    def wait_jpeg(self, after: int, timeout: float = 1.0, raw: bool = False) -> tuple[int, bytes] | None:
+        """The first frame newer than `after` (`raw`: as captured, else annotated), JPEG-encoded:
+        (seq, bytes); None on timeout or close, or when no such frame was published."""
         with self._cond:
-            if not self._cond.wait_for(lambda: self.closed or self._seq > after, timeout):
+            def ready() -> bool:
+                return self.closed or (self._seq > after and self._images[raw] is not None)
+
+            if not self._cond.wait_for(ready, timeout):
                 return None
-            if self.closed or self._image is None:
+            if self.closed:
                 return None
-            seq, image, cached = self._seq, self._image, self._jpeg
+            seq, image, cached = self._seq, self._images[raw], self._jpegs.get(raw)
         if cached is not None and cached[0] == seq:
             return cached
         import cv2
@@ -81,8 +88,8 @@ class FrameHub:
         if not ok:
             return None
         with self._cond:
-            self._jpeg = (seq, buf.tobytes())
-            return self._jpeg
+            self._jpegs[raw] = (seq, buf.tobytes())
+            return self._jpegs[raw]
 
     def close(self) -> None:
         """Wake every waiting client so it can finish."""
@@ -192,18 +199,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.OK, page.encode(), "text/html; charset=utf-8")
         elif path == "/latest.json":
             self._send(HTTPStatus.OK, json.dumps(hub.latest()).encode(), "application/json")
-        elif path == "/frame.jpg":
-            got = hub.wait_jpeg(0, timeout=0)
+        elif path in ("/frame.jpg", "/raw.jpg"):
+            got = hub.wait_jpeg(0, timeout=0, raw=path == "/raw.jpg")
             if got is None:
                 self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"no frame yet\n", "text/plain")
             else:
                 self._send(HTTPStatus.OK, got[1], "image/jpeg")
-        elif path == "/stream.mjpg":
-            self._stream()
+        elif path in ("/stream.mjpg", "/raw.mjpg"):
+            self._stream(raw=path == "/raw.mjpg")
         else:
             self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
 
-    def _stream(self) -> None:
+    def _stream(self, raw: bool = False) -> None:
         if not self.server.streams.acquire(blocking=False):
             self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"too many viewers\n", "text/plain")
             return
@@ -222,7 +229,7 @@ class _Handler(BaseHTTPRequestHandler):
             seq, hub = 0, self.server.hub
             last = time.monotonic()
             while not hub.closed:
-                got = hub.wait_jpeg(seq, timeout=min(1.0, self.server.client_timeout))
+                got = hub.wait_jpeg(seq, timeout=min(1.0, self.server.client_timeout), raw=raw)
                 if got is None:
                     if time.monotonic() - last > self.server.client_timeout or self._peer_closed():
                         break  # nothing new to send for a while, or the viewer left: free the slot

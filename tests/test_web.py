@@ -129,6 +129,34 @@ def test_latest_json_frame_and_stream(served):
     assert get(cam.url + "nope")[0] == 404
 
 
+def test_raw_frames_carry_no_annotations_and_read_as_captured(served, tmp_path):
+    """/raw.jpg and /raw.mjpg serve the frame as captured: another device reading the annotated
+    stream read its boxes' labels and the big reading as digits too ("026856" for a clip of 2026)."""
+    from tests.conftest import REPO, cli
+
+    cam, _, folder = served
+    captured = cv2.imread(str(folder / "2.png"))
+
+    def drawn_on(jpeg: bytes) -> float:  # share of pixels far from the captured frame
+        img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        return float((np.abs(img.astype(int) - captured).max(axis=2) > 80).mean())
+
+    status, ctype, raw = get(cam.url + "raw.jpg")
+    assert status == 200 and ctype == "image/jpeg" and drawn_on(raw) < 0.0005
+    assert drawn_on(get(cam.url + "frame.jpg")[2]) > 0.002  # the annotated one has labels drawn
+    with urllib.request.urlopen(cam.url + "raw.mjpg", timeout=10) as r:
+        assert r.headers["Content-Type"].startswith("multipart/x-mixed-replace; boundary=")
+        body = b""
+        while body.count(b"--" + web.BOUNDARY.encode()) < 2:  # a whole part
+            body += r.read1(65536)
+    part = body.split(b"\r\n\r\n", 1)[1].split(b"\r\n--" + web.BOUNDARY.encode())[0]
+    assert drawn_on(part) < 0.0005
+    (tmp_path / "raw.jpg").write_bytes(raw)
+    r = cli("predict", "--json", "--model", str(REPO / "models" / "model_int8.tflite"),
+            str(tmp_path / "raw.jpg"))
+    assert r.returncode == 0 and json.loads(r.stdout)["reading"] == "407", r.stdout + r.stderr[-500:]
+
+
 def chromium_dom(url: str, profile: Path, *timing: str) -> str:
     cmd = [_need_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
            "--no-first-run", "--disable-background-networking", "--disable-component-update",
