@@ -17,7 +17,11 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import struct
+import sys
+import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -187,8 +191,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     except OSError as e:
         raise ImageError(f"{shown(path)}: cannot read it ({e.strerror or e})") from None
     check_header(path, data[:HEADER_BYTES].tobytes())
+    said: list[str] = []
     try:
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+        image, said = _decode(data, cv2.IMREAD_COLOR) if data.size else (None, [])
     except cv2.error as e:
         if "CV_IO_MAX_IMAGE_PIXELS" in str(e):  # the decoder's own limit (edge/__init__.py)
             raise ImageError(f"{shown(path)}: declares more than the {MAX_PIXELS // 2**20} Mpx limit "
@@ -196,12 +201,53 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageError(f"{shown(path)}: cannot decode it ({str(e).strip().splitlines()[-1][:120]})") \
             from None
     if image is None:
-        raise ImageError(f"{shown(path)}: cannot decode it as an image ({FORMATS})")
+        why = f"{said[-1]}; " if said else ""
+        raise ImageError(f"{shown(path)}: cannot decode it as an image ({why}{FORMATS})")
+    if said:
+        log.warning("%s: damaged (%s): read as far as it decodes", shown(path), said[0])
     if _may_be_transparent(data[:HEADER_BYTES].tobytes()):
-        flat = flatten_alpha(cv2.imdecode(data, cv2.IMREAD_UNCHANGED))
+        flat = flatten_alpha(_decode(data, cv2.IMREAD_UNCHANGED)[0])
         if flat is not None:
             return flat
     return image
+
+
+def _decode(data: np.ndarray, flags: int) -> tuple[np.ndarray | None, list[str]]:
+    """cv2.imdecode, with what its C decoders print straight to stderr (libpng's "libpng error: ...",
+    libjpeg's "Corrupt JPEG data: ...") caught and returned as lines, without their library's prefix,
+    for the project's own one line. Anything else written to stderr meanwhile (another thread) is
+    passed on. With MNIST_EDGE_LOG=DEBUG, or no stderr to catch, the decoders print as they do."""
+    cv2 = import_cv2()
+
+    if log.isEnabledFor(logging.DEBUG):
+        return cv2.imdecode(data, flags), []
+    with _DECODING, tempfile.TemporaryFile() as caught:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, AttributeError, ValueError):  # no stderr at all: nothing to keep clean
+            return cv2.imdecode(data, flags), []
+        os.dup2(caught.fileno(), 2)
+        try:
+            image = cv2.imdecode(data, flags)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        caught.seek(0)
+        text = caught.read().decode("utf-8", "replace")
+    said, other = [], []
+    for line in filter(None, text.splitlines()):
+        if _OUR_LINE.match(line):
+            other.append(line)  # a log line of ours, from another thread
+        else:
+            said.append(re.sub(r"^lib\w+ (?:error|warning): ", "", line).strip())
+    if other:
+        print("\n".join(other), file=sys.stderr)
+    return image, said
+
+
+_DECODING = threading.Lock()  # one decode at a time catches stderr: fd 2 is the process's
+_OUR_LINE = re.compile(r"(?:DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: |mnist-edge ")  # edge/cli.py's format
 
 
 def _may_be_transparent(head: bytes) -> bool:

@@ -85,6 +85,30 @@ def test_unreadable_image_is_one_line(tmp_path, images, exported, kind, expect):
     assert "Traceback" not in r.stderr
 
 
+def test_decoders_own_messages_become_the_projects_lines(tmp_path, images, exported):
+    """libpng and libjpeg print to stderr themselves: a PNG cut short gave "libpng error: ..." above
+    the error line, and a JPEG with a damaged scan was read in silence but for libjpeg's "Corrupt
+    JPEG data". Now the first's reason is in the one error line, the second is a warning naming
+    the file, and nothing else reaches stderr."""
+    d, _, _ = images
+    noise = np.random.default_rng(0).integers(0, 255, (200, 300, 3), np.uint8)
+    png = cv2.imencode(".png", noise)[1].tobytes()
+    (tmp_path / "cut.png").write_bytes(png[:len(png) // 2])  # header and part of the pixels
+    jpeg = bytearray((d / "photo.jpg").read_bytes())
+    middle = len(jpeg) // 2
+    jpeg[middle:middle + 20] = b"\x13" * 20  # the scan damaged, the file whole
+    (tmp_path / "damaged.jpg").write_bytes(bytes(jpeg))
+    r = cli("predict", "--model", str(exported[0] / "model_int8.tflite"), str(tmp_path / "damaged.jpg"),
+            str(tmp_path / "cut.png"), timeout=120)
+    assert r.returncode == 2
+    assert r.stdout.startswith(f"{tmp_path / 'damaged.jpg'}: "), r.stdout  # read as far as it decodes
+    lines = r.stderr.splitlines()
+    assert len(lines) == 2, r.stderr
+    assert lines[0].startswith(f"WARNING edge.images: {tmp_path}/damaged.jpg: damaged (Corrupt JPEG data")
+    assert lines[1] == (f"mnist-edge predict: error: {tmp_path}/cut.png: cannot decode it as an image "
+                        "(PNG input buffer is incomplete; PNG, JPEG, BMP, TIFF, WebP, PNM)")
+
+
 def test_runtime_notice_is_kept_off_the_terminal(images, exported):
     """LiteRT says "Created ... XNNPACK delegate" from C++ on every first load: predict's stderr is
     the user's errors only."""
