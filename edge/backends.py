@@ -84,6 +84,8 @@ def open_backend(path: str | Path, runtime: str | None = None, threads: int | No
         raise UserError(f"{path}: model file not found")
     if path.suffix not in MODEL_SUFFIXES:
         raise UserError(f"{path}: expected a {' or '.join(MODEL_SUFFIXES)} model")
+    if path.stat().st_size == 0:  # each runtime says something else about it, none says "empty"
+        raise UserError(f"{path}: an empty file (0 bytes), expected a {path.suffix} model")
     runtime = runtime or default_runtime(path)
     if runtime not in RUNTIMES:
         raise UserError(f"--runtime {runtime}: expected one of {', '.join(RUNTIMES)}")

@@ -168,6 +168,8 @@ BAD_MODELS = {  # name -> (maker, the field the error line names)
     "logits_no_metadata.tflite": (lambda: TFLITE.read_bytes()[:TFLITE.read_bytes().rfind(b"PK\x03\x04")],
                                   "not 10 probabilities"),
     "text.onnx": (lambda: b"not a model", "cannot load it"),
+    "empty.tflite": (lambda: b"", "an empty file (0 bytes), expected a .tflite model"),  # the runtime
+    "empty.onnx": (lambda: b"", "an empty file (0 bytes), expected a .onnx model"),  # said otherwise
 }
 
 DOCTOR_MODELS = sorted(BAD_MODELS)
