@@ -21,6 +21,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
+from pathlib import Path
 
 import numpy as np
 
@@ -28,7 +30,7 @@ from edge.classifier import Classifier
 from edge.contract import RUNTIMES
 from edge.errors import UserError
 from edge.heap import keep_freed_memory
-from edge.images import probe, read_image, shown
+from edge.images import ImageError, probe, read_image, shown
 from edge.locator import Locator
 from edge.models import LOCATOR_HELP, locator_flag, resolve_locator, resolve_model, warn_if_segmenting
 from edge.output import write_line
@@ -50,6 +52,8 @@ def _line(name: str, result: dict) -> str:
     each = ", ".join(f"{d['digit']} {d['confidence']:.2f}" for d in result["digits"])
     return f"{name}: {result['reading']}  ({each})"
 
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mjpg", ".mjpeg")  # predict's error
+#   for one of these, or for a folder, points at camera, which reads them
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser("mnist-edge predict", description=__doc__.splitlines()[0])
@@ -71,7 +75,13 @@ def main(args: argparse.Namespace) -> int:
     if not 0.0 <= args.min_confidence <= 1.0:
         raise UserError(f"--min-confidence {args.min_confidence}: expected a number from 0 to 1")
     for path in args.images:  # every file checked before the model loads; decoding comes later
-        probe(path)
+        try:
+            probe(path)
+        except ImageError as e:
+            if Path(path).is_dir() or (Path(path).is_file() and Path(path).suffix.lower() in VIDEO_SUFFIXES):
+                raise ImageError(f"{e}; for a video or a folder of images: mnist-edge camera --source "
+                                 f"{shlex.quote(shown(path))}") from None
+            raise
     model = resolve_model(args.model)
     locator_path = resolve_locator(args.locator, model, args.runtime)
     clf = Classifier(model, args.runtime, threads=1)

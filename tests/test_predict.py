@@ -109,6 +109,30 @@ def test_decoders_own_messages_become_the_projects_lines(tmp_path, images, expor
                         "(PNG input buffer is incomplete; PNG, JPEG, BMP, TIFF, WebP, PNM)")
 
 
+def test_a_video_or_a_folder_given_to_predict_points_at_camera(tmp_path, images, exported):
+    """predict reads image files; camera --source reads videos and folders: the one error line says
+    so, with a command that works on that name. A missing one, or a text file, gets no such hint."""
+    d, _, _ = images
+    clip = tmp_path / "desk clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 5, (64, 48))
+    writer.write(np.zeros((48, 64, 3), np.uint8))
+    writer.release()
+    (tmp_path / "notes.avi").write_text("not a video")  # a video by its name: camera will say
+    model = str(exported[0] / "model_int8.tflite")
+    cases = {clip: f"'{clip}'", d: str(d), tmp_path / "notes.avi": str(tmp_path / "notes.avi"),
+             tmp_path / "gone.avi": None, tmp_path / "notes.txt": None}
+    (tmp_path / "notes.txt").write_text("not an image")
+    for path, quoted in cases.items():
+        r = cli("predict", "--model", model, str(path), timeout=120)
+        lines = r.stderr.splitlines()
+        assert r.returncode == 2 and len(lines) == 1, r.stderr
+        if quoted:
+            assert lines[0].endswith(f"; for a video or a folder of images: mnist-edge camera --source "
+                                     f"{quoted}"), lines[0]
+        else:
+            assert "camera" not in lines[0], lines[0]
+
+
 def test_runtime_notice_is_kept_off_the_terminal(images, exported):
     """LiteRT says "Created ... XNNPACK delegate" from C++ on every first load: predict's stderr is
     the user's errors only."""
