@@ -68,7 +68,7 @@ def _run(cmd: str, rest: list[str]) -> int:
     """The command, its outcome as an exit code: a user's mistake is one line and 2."""
     try:
         module = import_module(COMMANDS[cmd][0])
-        args = module.get_args_parser().parse_args(rest)
+        args = _with_dash_hint(module.get_args_parser(), rest).parse_args(rest)
         code = int(module.main(args) or 0)
         signals.raise_if_received()  # a signal some library swallowed still ends the command as one
         try:  # a closed or full stdout shows here, not as noise at interpreter exit
@@ -88,6 +88,21 @@ def _run(cmd: str, rest: list[str]) -> int:
             log.debug("stopped while raising %r", e, exc_info=True)
             return _stopped(cmd, signals.received() == signal.SIGTERM)
         return _failed(cmd, e)
+
+
+def _with_dash_hint(parser, rest: list[str]):
+    """The parser, whose error line also says how to pass a file whose name starts with '-' (which
+    argparse takes for an unknown option) when such a file is on the command line."""
+    before = rest[:rest.index("--")] if "--" in rest else rest  # after --, nothing is an option
+    dashed = [a for a in before if a.startswith("-") and len(a) > 1 and os.path.isfile(a)]
+    if dashed:
+        error = parser.error
+
+        def error_with_hint(message: str):
+            error(f"{message} ({dashed[0]} is a file: write ./{dashed[0]}, or put -- before the file names)")
+
+        parser.error = error_with_hint
+    return parser
 
 
 def _failed(cmd: str, e: Exception) -> int:

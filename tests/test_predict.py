@@ -133,6 +133,22 @@ def test_a_video_or_a_folder_given_to_predict_points_at_camera(tmp_path, images,
             assert "camera" not in lines[0], lines[0]
 
 
+def test_a_file_named_like_an_option_gets_a_hint(tmp_path, images, exported):
+    """argparse takes "-7.png" for an unknown option ("arguments are required: IMAGE"): the line
+    also says how to pass it; with -- before it the file is read."""
+    d, _, _ = images
+    (tmp_path / "-7.png").write_bytes((d / "digit7.png").read_bytes())
+    model = str(exported[0] / "model_int8.tflite")
+    for args in (["-7.png"], [str(d / "digit1.png"), "-7.png"]):
+        r = cli("predict", "--model", model, *args, cwd=tmp_path, timeout=120)
+        assert r.returncode == 2 and r.stderr.splitlines()[-1].endswith(
+            "(-7.png is a file: write ./-7.png, or put -- before the file names)"), r.stderr
+    r = cli("predict", "--model", model, "--", "-7.png", cwd=tmp_path, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("-7.png: "), r.stderr
+    r = cli("predict", "--model", model, "--bogus", str(d / "digit1.png"), cwd=tmp_path, timeout=120)
+    assert r.returncode == 2 and r.stderr.splitlines()[-1].endswith("unrecognized arguments: --bogus")
+
+
 def test_runtime_notice_is_kept_off_the_terminal(images, exported):
     """LiteRT says "Created ... XNNPACK delegate" from C++ on every first load: predict's stderr is
     the user's errors only."""
