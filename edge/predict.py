@@ -38,6 +38,8 @@ from edge.reader import MIN_CONFIDENCE, read
 
 log = logging.getLogger(__name__)
 MAX_NAMED = 3  # of the images that could not be decoded, the error line names this many
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mjpg", ".mjpeg")  # predict's error
+#   for one of these, or for a folder, points at camera, which reads them
 
 
 def predict_image(image: np.ndarray, clf: Classifier, min_confidence: float = MIN_CONFIDENCE,
@@ -52,8 +54,6 @@ def _line(name: str, result: dict) -> str:
     each = ", ".join(f"{d['digit']} {d['confidence']:.2f}" for d in result["digits"])
     return f"{name}: {result['reading']}  ({each})"
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mjpg", ".mjpeg")  # predict's error
-#   for one of these, or for a folder, points at camera, which reads them
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser("mnist-edge predict", description=__doc__.splitlines()[0])
@@ -78,7 +78,8 @@ def main(args: argparse.Namespace) -> int:
         try:
             probe(path)
         except ImageError as e:
-            if Path(path).is_dir() or (Path(path).is_file() and Path(path).suffix.lower() in VIDEO_SUFFIXES):
+            p = Path(path)
+            if p.is_dir() or (p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES):
                 raise ImageError(f"{e}; for a video or a folder of images: mnist-edge camera --source "
                                  f"{shlex.quote(shown(path))}") from None
             raise
