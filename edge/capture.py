@@ -32,6 +32,16 @@ def _frames(first: int, last: int) -> str:
     return f"frame {first}" if first == last else f"frames {first}-{last}"
 
 
+def picamera2_broken(e: BaseException) -> str:
+    """Why an installed picamera2 does not import, in one line, with the usual fix: Pi OS builds its
+    simplejpeg against Debian's numpy (1.24 on bookworm, 2.2 on trixie), which a venv's other major
+    version of numpy breaks (`numpy.dtype size changed`)."""
+    why = (str(e).strip().splitlines() or [""])[0]
+    hint = ("; its modules are built for Pi OS's own numpy (1.x on bookworm, 2.x on trixie): in this venv, "
+            "pip install '.[edge,picamera]' keeps that major version" if "numpy" in str(e).lower() else "")
+    return f"installed but does not import ({e.__class__.__name__}: {why}){hint}"
+
+
 def _not_utf8(name: str) -> bool:
     try:
         name.encode("utf-8")
@@ -174,10 +184,14 @@ class PicameraSource(Source):
         self.name, self.main_size, self.lores_size = "picamera", main_size, lores_size
         try:
             from picamera2 import Picamera2
-        except ImportError:
+        except ModuleNotFoundError as e:
+            if e.name != "picamera2":
+                raise UserError(f"--source picamera: picamera2 is {picamera2_broken(e)}") from None
             raise UserError("--source picamera: picamera2 is not installed (on Raspberry Pi OS: "
-                            "sudo apt install python3-picamera2, and make the venv with "
-                            "--system-site-packages)") from None
+                            "sudo apt install python3-picamera2, make the venv with "
+                            "--system-site-packages, and pip install '.[edge,picamera]' in it)") from None
+        except Exception as e:  # anything its import raises: most often a numpy it was not built for
+            raise UserError(f"--source picamera: picamera2 is {picamera2_broken(e)}") from None
         self._Picamera2, self.cam = Picamera2, None
         try:
             self._open()

@@ -25,6 +25,7 @@ import numpy as np
 
 from edge import __version__
 from edge.backends import runtime_status
+from edge.capture import picamera2_broken
 from edge.contract import (
     DEFAULT_MODEL,
     LOCATOR_REPORT,
@@ -136,9 +137,11 @@ def _picamera2_line() -> tuple[bool, str]:
     try:
         importlib.import_module("picamera2")
     except Exception as e:
-        why = "not installed" if isinstance(e, ModuleNotFoundError) else f"{e.__class__.__name__}: {e}"
-        return False, (f"{why} (only for --source picamera on a Raspberry Pi: sudo apt install "
-                       "python3-picamera2, in a venv made with --system-site-packages)")
+        if not (isinstance(e, ModuleNotFoundError) and e.name == "picamera2"):
+            return False, picamera2_broken(e)
+        return False, ("not installed (only for --source picamera on a Raspberry Pi: sudo apt install "
+                       "python3-picamera2, in a venv made with --system-site-packages, with the "
+                       "picamera extra)")
     try:
         return True, importlib.metadata.version("picamera2")
     except importlib.metadata.PackageNotFoundError:

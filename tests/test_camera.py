@@ -529,3 +529,31 @@ def test_shipped_model_reads_synthetic_frames(mnist):
     rng = np.random.default_rng(3)
     for empty in [blank_frame(rng) for _ in range(3)] + [noise_frame(rng) for _ in range(3)]:
         assert read_frame(Frame(empty, "bgr", 0.0, 0), clf, 0.6)["reading"] == ""
+
+
+# What Raspberry Pi OS's simplejpeg (under picamera2) raises when the venv's numpy is not the major
+# version it was built against, and a picamera2 whose own dependency is missing.
+BROKEN_PICAMERA2 = {
+    "numpy": ("raise ValueError('numpy.dtype size changed, may indicate binary incompatibility. "
+              "Expected 96 from C header, got 88 from PyObject')",
+              "installed but does not import (ValueError: numpy.dtype size changed"),
+    "libcamera": ("import libcamera_not_here",
+                  "installed but does not import (ModuleNotFoundError: No module named "
+                  "'libcamera_not_here')"),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN_PICAMERA2))
+def test_a_picamera2_that_does_not_import_is_one_line_with_its_cause(tmp_path, case):
+    code, says = BROKEN_PICAMERA2[case]
+    (tmp_path / "picamera2").mkdir()
+    (tmp_path / "picamera2" / "__init__.py").write_text(code + "\n")
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
+    r = cli("camera", "--source", "picamera", "--max-frames", "1", env=env, timeout=120)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode != 0 and len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert lines[0].startswith("mnist-edge camera: error: --source picamera: picamera2 is " + says), lines[0]
+    assert ("pip install '.[edge,picamera]'" in lines[0]) == (case == "numpy"), lines[0]  # the fix
+    r = cli("doctor", env=env, timeout=120)
+    row = next(ln for ln in r.stdout.splitlines() if "picamera2" in ln)
+    assert "✗" in row and says in row and "not installed" not in row and row.count("picamera2") == 1, row

@@ -208,3 +208,23 @@ def test_tflite_runtime_on_numpy_1(tflite_runtime_venv, samples):
     r = run(tflite_runtime_venv / "bin" / "mnist-edge", "doctor", "--model", model)
     assert r.returncode == 0, r.stdout
     assert "✓ tflite-runtime  2.14.0" in r.stdout and "numpy     1." in r.stdout
+
+
+def test_the_picamera_extra_keeps_the_numpy_pi_os_built_picamera2_for():
+    """Raspberry Pi OS's picamera2 (apt) imports under its Debian numpy's major version only: 1.24
+    on bookworm (Python 3.11), 2.2 on trixie (3.13). The `picamera` extra pins the venv to it."""
+    import tomllib
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    reqs = [Requirement(r) for r in project["optional-dependencies"]["picamera"]]
+    reqs += [Requirement(r) for r in project["dependencies"]]
+    assert any(r.name == "mnist-edge" and r.extras == {"camera"} for r in reqs)  # OpenCV too
+
+    def numpy_allows(python: str, version: str) -> bool:
+        env = {"python_version": python, "python_full_version": f"{python}.0", "extra": ""}
+        return all(version in r.specifier for r in reqs
+                   if r.name == "numpy" and (r.marker is None or r.marker.evaluate(env)))
+
+    assert numpy_allows("3.11", "1.26.4") and not numpy_allows("3.11", "2.2.4")  # bookworm
+    assert numpy_allows("3.13", "2.2.4")  # trixie: Debian's own numpy 2.2 satisfies it, so it stays
