@@ -1,4 +1,5 @@
-# Two commands on a fresh machine: `make run` (the whole pipeline) and `make test`.
+# Two commands on a fresh machine: `make run` (the whole pipeline) and `make test` (then, as root,
+# `make test-pi`: the emulated Raspberry Pi).
 # Both create .venv with every extra when it is missing or older than pyproject.toml; a second
 # run reinstalls nothing.
 
@@ -14,7 +15,7 @@ DATA_FLAG := $(if $(DATA),--data $(DATA),)
 # over five sets of 300, none lower; README, Reading a desk)
 DESK_TUNE := --desk-scenes 24000 --epochs 5 --lr 0.0005
 
-.PHONY: run models test lint venv clean pi
+.PHONY: run models test test-pi lint venv clean pi
 
 venv: $(STAMP)
 
@@ -49,14 +50,26 @@ models: $(STAMP)
 	$(BIN)/python tools/ship_models.py --artifacts $(OUT) --out models
 
 # MNIST for the tests and the docstring examples: $(DATA), as for `make run`
+TEST_ENV := $(if $(DATA),MNIST_EDGE_DATA=$(abspath $(DATA)) )
+
+# Lint and the whole suite but the emulated Pi (about 12 minutes on 2 cores)
 test: $(STAMP)
 	$(BIN)/python -m ruff check .
-	$(if $(DATA),MNIST_EDGE_DATA=$(abspath $(DATA)) )$(BIN)/python -m pytest
+	$(TEST_ENV)$(BIN)/python -m pytest
+
+# The emulated Pi's test (tests/test_pi_emulated.py), on Pi OS's bookworm and trixie: root,
+# qemu-user-static, binfmt-support, mmdebstrap and arch-test; its first run builds each arm64 rootfs
+# and its device venvs (minutes each, then cached). Apart from `make test` to keep that under 15
+# minutes; CI runs both.
+test-pi: $(STAMP)
+	$(TEST_ENV)$(BIN)/python -m pytest -m pi tests/test_pi_emulated.py
 
 # The device commands on Raspberry Pi OS 64-bit (Pi 4 and Pi 5 CPUs) under qemu-user, compared with
-# this machine (as root; tools/pi_emulated.py says what it needs). The rootfs is cached in ~/.cache.
+# this machine (as root; tools/pi_emulated.py says what it needs), on both its Debian bases: trixie
+# (today's image) and bookworm. Each rootfs is cached in ~/.cache.
 pi: $(STAMP)
-	$(BIN)/python tools/pi_emulated.py $(DATA:%=--data %)
+	$(BIN)/python tools/pi_emulated.py --suite trixie $(DATA:%=--data %)
+	$(BIN)/python tools/pi_emulated.py --suite bookworm $(DATA:%=--data %)
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check .

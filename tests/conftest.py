@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,12 @@ def pytest_collection_modifyitems(config, items) -> None:
     """A skipped test is not a pass: when a selected test needs something this machine lacks, stop
     before any test runs, with one line saying what is missing."""
     missing = []
+    if any(it.get_closest_marker("pi") for it in items):  # the emulated Pi (`make test-pi`)
+        if os.geteuid() != 0:
+            missing.append("the emulated Pi needs root (it mounts and chroots): run make test-pi as root")
+        elif not all(shutil.which(t) for t in ("qemu-aarch64-static", "mmdebstrap")):
+            missing.append("the emulated Pi needs qemu-user-static and mmdebstrap (apt-get install "
+                           "qemu-user-static binfmt-support mmdebstrap arch-test; .ci/run does)")
     if mnist_path() is None and any("mnist_file" in getattr(it, "fixturenames", ()) for it in items):
         missing.append(mnist_missing())
     if not CHROMIUM.is_file() and any(it.path.name == "test_web.py" for it in items):

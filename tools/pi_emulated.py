@@ -2,22 +2,24 @@
 
     make pi                                                    # Pi 4 and Pi 5, every runtime x model
     sudo .venv/bin/python tools/pi_emulated.py --cpus pi5 --runtimes litert --models int8
+    sudo .venv/bin/python tools/pi_emulated.py --suite trixie  # today's Pi OS base (Python 3.13)
     sudo .venv/bin/python tools/pi_emulated.py --json pi.json  # everything seen, for tests
 
-Raspberry Pi OS 64-bit is Debian bookworm arm64 (Python 3.11, glibc 2.36). This builds that root
-filesystem with mmdebstrap (once; cached outside the checkout, in $MNIST_EDGE_CACHE or
-~/.cache/mnist-edge, keyed by what defines it), runs it through qemu-user (binfmt_misc) and, inside
-it, installs the project from this checkout with only the device extras, into two venvs made once
-per set of requirements: LiteRT + onnxruntime on numpy 2 (`.[edge,edge-onnx,camera]`) and tflite-runtime
-2.14 on numpy 1 (`.[edge-tflite,camera]`). Then, for a Pi 4 (QEMU_CPU=cortex-a72) and a Pi 5
+Raspberry Pi OS 64-bit is Debian arm64: bookworm (Python 3.11, glibc 2.36) until late 2025, trixie
+(Python 3.13, glibc 2.41) since (`--suite`). This builds that root filesystem with mmdebstrap (once;
+cached outside the checkout, in $MNIST_EDGE_CACHE or ~/.cache/mnist-edge, keyed by what defines it),
+runs it through qemu-user (binfmt_misc) and, inside it, installs the project from this checkout with
+only the device extras, into two venvs made once per set of requirements: LiteRT + onnxruntime on numpy
+2 (`.[edge,edge-onnx,camera]`) and tflite-runtime 2.14 on numpy 1 (`.[edge-tflite,camera]`; bookworm
+only: neither has a wheel for Python 3.13). Then, for a Pi 4 (QEMU_CPU=cortex-a72) and a Pi 5
 (cortex-a76), each with a matching /proc/cpuinfo bind-mounted (the host's x86 one makes the cpuinfo
 library inside LiteRT and onnxruntime crash; qemu's default CPU makes XNNPACK compute wrong numbers):
-`mnist-edge doctor`, `predict` over MNIST test digits and synthetic frames, and `camera` over a
-folder of those frames and a video of them, with the shipped int8 and fp32 models (and the shipped
-digit locator, as the commands use by default). Every digit and reading must equal what this
-machine's LiteRT (.tflite) or onnxruntime (.onnx) gives; confidences may differ by a few int8 output
-steps (1/256), and boxes by BOX_PX pixels (the locator's box sizes are int8 outputs too). Exit 0
-when all agree, 1 when not, 2 when something is missing (one line: what, and how to get it).
+`mnist-edge doctor`, `predict` over MNIST test digits and synthetic frames, and `camera` over a folder
+of those frames and a video of them, with the shipped int8 and fp32 models (and the shipped digit
+locator, as the commands use by default). Every digit and reading must equal what this machine's LiteRT
+(.tflite) or onnxruntime (.onnx) gives; confidences may differ by a few int8 output steps (1/256), and
+boxes by BOX_PX pixels (the locator's box sizes are int8 outputs too). Exit 0 when all agree, 1 when
+not, 2 when something is missing (one line: what, and how to get it).
 Everything mounted is unmounted on the way out, failures included.
 
 Timings under emulation mean nothing about a Pi: none are printed or kept.
@@ -44,11 +46,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from edge.contract import DEFAULT_RUNTIMES, MANIFEST, MODEL_SUFFIXES, model_file  # noqa: E402
+from edge.contract import DEFAULT_RUNTIMES, LOCATOR_REPORT, MANIFEST, MODEL_SUFFIXES, model_file  # noqa: E402
 from edge.errors import UserError  # noqa: E402
 
 HERE = Path(__file__).resolve().parent / "pi"
-SUITE, ARCH = "bookworm", "arm64"  # Raspberry Pi OS 64-bit's base
+ARCH = "arm64"  # Raspberry Pi OS 64-bit's
+SUITES = {  # Raspberry Pi OS 64-bit's Debian base -> the venvs a device user can make on it
+    "bookworm": ("numpy2", "numpy1"),  # Python 3.11: every runtime
+    "trixie": ("numpy2",),  # Python 3.13: tflite-runtime 2.14 and numpy 1 have no wheel for it
+}
 ROOTFS_PACKAGES = ("python3", "python3-venv", "python3-pip")
 PACKAGES = ("edge", "train", "export", "benchmarks")  # pyproject's [tool.setuptools] packages
 CPUS = {"pi4": "cortex-a72", "pi5": "cortex-a76"}  # --cpus name -> QEMU_CPU; tools/pi/cpuinfo-<name>
@@ -65,13 +71,16 @@ APT_HINT = "apt-get install qemu-user-static binfmt-support mmdebstrap arch-test
 
 @dataclass
 class PiConfig:
+    suite: str = "trixie"     # the Debian release under Raspberry Pi OS: one of SUITES (today's image's)
     cpus: list[str] = field(default_factory=lambda: list(CPUS))  # which Pi CPU models to emulate
-    runtimes: list[str] = field(default_factory=lambda: list(RUNTIME_VENV))  # interpreters to run
+    runtimes: list[str] = field(default_factory=list)  # interpreters to run (none given: every one
+    #                                                    the suite's venvs hold)
     models: list[str] = field(default_factory=lambda: ["int8", "fp32"])  # models/model_<m>.{tflite,onnx}
     digits: int = 40          # MNIST test digits read one by one (the first N of the test set)
     frames: int = 6           # synthetic desk frames of 1-4 digits (folder, video, predict)
     camera: str = "all"       # camera runs: "all" combinations, "int8" models only, or "none"
-    lean: bool = False        # the CI set: fp32 in LiteRT only, camera with int8 in LiteRT and tflite-runtime
+    lean: bool = False        # the CI set: fp32 in LiteRT only, camera with int8 in LiteRT and
+    #                           tflite-runtime (bookworm; trixie has none)
     cache: str = ""           # rootfs cache (default $MNIST_EDGE_CACHE or ~/.cache/mnist-edge)
     mirror: str = ""          # Debian mirror (default: the one in /etc/apt/sources.list.d/)
     offline: bool = False     # never build: use only the cached rootfs and venvs
@@ -88,8 +97,9 @@ def cache_dir(cfg: PiConfig) -> Path:
     return Path(cfg.cache or os.environ.get("MNIST_EDGE_CACHE") or Path.home() / ".cache" / "mnist-edge")
 
 
-def host_mirror() -> str:
-    """The Debian archive the host's apt already uses for SUITE (deb822 .sources or one-line .list)."""
+def host_mirror(suite: str) -> str:
+    """The Debian archive the host's apt already uses (deb822 .sources or one-line .list), for any of
+    SUITES: one archive serves them all."""
     files = sorted(glob.glob("/etc/apt/sources.list.d/*.sources")) + \
         sorted(glob.glob("/etc/apt/sources.list.d/*.list")) + ["/etc/apt/sources.list"]
     for name in files:
@@ -101,14 +111,14 @@ def host_mirror() -> str:
             for stanza in text.split("\n\n"):
                 f = {k.strip(): v.split() for k, _, v in
                      (ln.partition(":") for ln in stanza.splitlines() if ln and not ln.startswith("#"))}
-                if "deb" in f.get("Types", []) and SUITE in f.get("Suites", []) and f.get("URIs"):
+                if "deb" in f.get("Types", []) and set(SUITES) & set(f.get("Suites", [])) and f.get("URIs"):
                     return f["URIs"][0]
         else:
             for ln in text.splitlines():
                 words = [w for w in ln.split() if not w.startswith("[")]
-                if len(words) >= 3 and words[0] == "deb" and words[2] == SUITE:
+                if len(words) >= 3 and words[0] == "deb" and words[2] in SUITES:
                     return words[1]
-    raise UserError(f"no Debian {SUITE} mirror in /etc/apt/sources.list.d/ or /etc/apt/sources.list: "
+    raise UserError(f"no Debian mirror (for {suite}) in /etc/apt/sources.list.d/ or /etc/apt/sources.list: "
                     "pass --mirror URL")
 
 
@@ -175,12 +185,13 @@ def remove_tree(path: Path) -> None:
     subprocess.run(["rm", "-rf", "--one-file-system", str(path)], check=True)
 
 
-def rootfs_key() -> str:
-    return hashlib.sha256(repr((SUITE, ARCH, "minbase", ROOTFS_PACKAGES)).encode()).hexdigest()[:12]
+def rootfs_key(suite: str) -> str:
+    return hashlib.sha256(repr((suite, ARCH, "minbase", ROOTFS_PACKAGES)).encode()).hexdigest()[:12]
 
 
 def ensure_rootfs(cfg: PiConfig, base: Path) -> Path:
-    root = base / f"{SUITE}-{ARCH}-{rootfs_key()}"
+    suite = cfg.suite
+    root = base / f"{suite}-{ARCH}-{rootfs_key(suite)}"
     if (root / ".ready").is_file():
         return root
     if cfg.offline:
@@ -188,21 +199,21 @@ def ensure_rootfs(cfg: PiConfig, base: Path) -> Path:
                         "and the Debian mirror)")
     if not shutil.which("mmdebstrap"):
         raise UserError(f"no rootfs in {root} and mmdebstrap is not installed: {APT_HINT}")
-    mirror = cfg.mirror or host_mirror()
-    reachable(f"{mirror.rstrip('/')}/dists/{SUITE}/Release", "the Debian mirror",
+    mirror = cfg.mirror or host_mirror(suite)
+    reachable(f"{mirror.rstrip('/')}/dists/{suite}/Release", "the Debian mirror",
               "the rootfs is built from it once")
-    for old in base.glob(f"{SUITE}-{ARCH}-*"):  # other keys, and a build that was interrupted
+    for old in base.glob(f"{suite}-{ARCH}-*"):  # other keys, and a build that was interrupted
         remove_tree(old)
     partial = root.with_name(root.name + ".partial")
-    log(f"building Debian {SUITE} {ARCH} in {root} from {mirror} (once; minutes)")
+    log(f"building Debian {suite} {ARCH} in {root} from {mirror} (once; minutes)")
     r = subprocess.run(["mmdebstrap", f"--arch={ARCH}", "--variant=minbase", "--quiet",
-                        f"--include={','.join(ROOTFS_PACKAGES)}", SUITE, str(partial), mirror],
+                        f"--include={','.join(ROOTFS_PACKAGES)}", suite, str(partial), mirror],
                        capture_output=True, text=True)
     unmount_all(partial)
     if r.returncode != 0:
         tail = (r.stderr.strip().splitlines() or ["?"])[-1]
         raise UserError(f"mmdebstrap failed ({tail}); mirror {mirror}")
-    (partial / ".ready").write_text(json.dumps({"suite": SUITE, "arch": ARCH, "mirror": mirror,
+    (partial / ".ready").write_text(json.dumps({"suite": suite, "arch": ARCH, "mirror": mirror,
                                                 "packages": ROOTFS_PACKAGES}) + "\n")
     partial.rename(root)
     return root
@@ -306,7 +317,8 @@ def ensure_venvs(cfg: PiConfig, root: Path, wheel_in: str) -> dict[str, str]:
 
 
 def make_inputs(cfg: PiConfig, run: Path) -> None:
-    """run/models (the shipped ones), run/digits/*.png, run/frames/*.png and run/clip.avi."""
+    """run/models (the shipped ones, with the manifest and locator.json that vouch for them),
+    run/digits/*.png, run/frames/*.png and run/clip.mkv."""
     import cv2
     import numpy as np
 
@@ -315,7 +327,7 @@ def make_inputs(cfg: PiConfig, run: Path) -> None:
 
     (run / "models").mkdir(parents=True)
     for p in (REPO / "models").iterdir():
-        if p.suffix in MODEL_SUFFIXES or p.name == MANIFEST:
+        if p.suffix in MODEL_SUFFIXES or p.name in (MANIFEST, LOCATOR_REPORT):  # doctor checks both
             shutil.copy(p, run / "models" / p.name)
     mnist = load_mnist(cfg.data or None, allow_download=False)
     (run / "digits").mkdir()
@@ -413,19 +425,25 @@ def x86_reference(cfg: PiConfig, run: Path) -> dict[str, dict[str, list[dict]]]:
 
 
 def run_all(cfg: PiConfig) -> int:
+    if cfg.suite not in SUITES:
+        raise UserError(f"--suite {cfg.suite}: expected {' or '.join(SUITES)}")
+    if not cfg.runtimes:
+        cfg.runtimes = [rt for rt, venv in RUNTIME_VENV.items() if venv in SUITES[cfg.suite]]
     for cpu in cfg.cpus:
         if cpu not in CPUS:
             raise UserError(f"--cpus {cpu}: expected {' or '.join(CPUS)}")
     for rt in cfg.runtimes:
         if rt not in RUNTIME_VENV:
             raise UserError(f"--runtimes {rt}: expected one of {', '.join(RUNTIME_VENV)}")
+        if RUNTIME_VENV[rt] not in SUITES[cfg.suite]:
+            raise UserError(f"--runtimes {rt}: not on {cfg.suite} (no wheel of it for that release's Python)")
     if os.geteuid() != 0:
         raise UserError("needs root: it mounts /proc, /sys and /dev into the arm64 rootfs and chroots "
                         "there (run it with sudo)")
     ensure_binfmt()
     base = cache_dir(cfg) / "pi-rootfs"
     base.mkdir(parents=True, exist_ok=True)
-    report: dict = {"cpus": {}, "steps": cfg.steps}
+    report: dict = {"suite": cfg.suite, "cpus": {}, "steps": cfg.steps}
     with open(base / ".lock", "w") as lock, ExitStack() as stack:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one run at a time per cache: they share the mounts
         root = ensure_rootfs(cfg, base)
@@ -479,9 +497,13 @@ def run_all(cfg: PiConfig) -> int:
 def get_args_parser() -> argparse.ArgumentParser:
     d = PiConfig()
     p = argparse.ArgumentParser("pi_emulated", description=__doc__.splitlines()[0])
+    p.add_argument("--suite", type=str, default=d.suite, choices=tuple(SUITES),
+                   help="Raspberry Pi OS's Debian base: trixie (Python 3.13; today's image, the default) "
+                        "or bookworm (3.11)")
     p.add_argument("--cpus", type=str, default=",".join(d.cpus), help="pi4, pi5 or both (comma-separated)")
-    p.add_argument("--runtimes", type=str, default=",".join(d.runtimes),
-                   help="litert, tflite-runtime, onnxruntime (comma-separated)")
+    p.add_argument("--runtimes", type=str, default="",
+                   help="litert, tflite-runtime, onnxruntime (comma-separated; default: every one the "
+                        "suite can install)")
     p.add_argument("--models", type=str, default=",".join(d.models), help="int8, fp32 or both")
     p.add_argument("--digits", type=int, default=d.digits, help="MNIST test digits to read one by one")
     p.add_argument("--frames", type=int, default=d.frames, help="synthetic frames of 1-4 digits")
@@ -494,7 +516,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--offline", action="store_true", help="never build: use the cached rootfs and venvs")
     p.add_argument("--lean", action="store_true",
                    help="what CI runs: fp32 models in LiteRT only, the camera with int8 models in "
-                        "LiteRT and tflite-runtime only")
+                        "LiteRT and tflite-runtime (bookworm) only")
     p.add_argument("--steps", type=int, default=d.steps, help="confidence tolerance in int8 output steps")
     p.add_argument("--json", type=str, default=d.json, help="write every output compared here")
     p.add_argument("--data", type=str, default=d.data,
@@ -504,7 +526,8 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     a = get_args_parser().parse_args(argv)
-    cfg = PiConfig(cpus=a.cpus.split(","), runtimes=a.runtimes.split(","), models=a.models.split(","),
+    cfg = PiConfig(suite=a.suite, cpus=a.cpus.split(","), runtimes=[r for r in a.runtimes.split(",") if r],
+                   models=a.models.split(","),
                    digits=a.digits, frames=a.frames, camera=a.camera, cache=a.cache, mirror=a.mirror,
                    offline=a.offline, steps=a.steps, json=a.json, data=a.data, lean=a.lean)
     for m in cfg.models:
