@@ -272,6 +272,23 @@ def write_manifest(folder: str | Path, manifest: dict) -> Path:
     return path
 
 
+def failed_validation(entry: dict) -> str:
+    """Why `mnist-edge export` marked this manifest entry ✗ (exit 1 then, but the file is written and
+    a device would run it), in a few words; "" when it passed or the manifest does not say."""
+    v = entry.get("validation") or {}
+    if v.get("ok", True):
+        return ""
+    f = v.get("figures") or {}
+    if v.get("error"):
+        return v["error"]
+    if "delta_pp" in f:
+        return (f"{100 * f['accuracy']:.2f} % on MNIST test, {f['delta_pp']:+.2f} pp against Keras "
+                f"(at most {f.get('max_drop_pp', '?')} pp lower allowed)")
+    if "max_abs_diff" in f:
+        return f"outputs up to {f['max_abs_diff']:.1e} away from Keras's"
+    return "see its manifest entry"
+
+
 def incomplete_export(folder: str | Path) -> list[str]:
     """Model files `mnist-edge export` wrote in `folder` with no manifest.json beside them: an export
     that was interrupted (the manifest is written last) or files copied without it. [] otherwise."""

@@ -35,6 +35,7 @@ from edge.contract import (
     RUNTIMES,
     default_runtimes,
     extra_for,
+    failed_validation,
     hash_files,
     incomplete_export,
     read_locator_report,
@@ -72,10 +73,14 @@ def check_files(folder: Path, manifest: dict | None, locator_report: dict | None
                                else ("the manifest", manifest))
             out.append(FileCheck(name, "?", f"no {source.removeprefix('the ')}: not checked"
                                  if listing is None else f"not in {source}: not checked"))
+        elif got != want:
+            out.append(FileCheck(name, BAD, f"sha256 {got[:12]}… but {source} says {want[:12]}… "
+                                            "(changed or corrupt)"))
+        elif (failed := failed_validation(exported.get(name, {}))) and name not in located:
+            out.append(FileCheck(name, BAD, f"sha256 {got[:12]}… matches {source}, but it failed "
+                                            f"export's validation: {failed}"))
         else:
-            out.append(FileCheck(name, OK, f"sha256 {got[:12]}… matches {source}") if got == want
-                       else FileCheck(name, BAD, f"sha256 {got[:12]}… but {source} says "
-                                                 f"{want[:12]}… (changed or corrupt)"))
+            out.append(FileCheck(name, OK, f"sha256 {got[:12]}… matches {source}"))
     return out
 
 
@@ -173,20 +178,18 @@ def doctor(model: str | None = None, out=None) -> int:
     _system(say)
     usable = _runtimes(say, hints)
     _camera(say, hints)
-    bad_files = folder is not None and _files(say, hints, folder)
+    unfit = _files(say, hints, folder) if folder is not None else []
     runs = _runs(say, hints, models, usable, folder if model else None)
     first = min(runs, key=lambda r: (r[0] != DEFAULT_MODEL, r[0])) if runs else None  # the default first
     by_name = {m.name: m for m in models}
     locator_ok = first is None or _locator(say, hints, by_name[first[0]], first[1])
-    ready = bool(runs) and not bad_files and locator_ok
+    ready = bool(runs) and not unfit and locator_ok
     if ready:
         name, rt = first
         say(f"ready: {name} runs in {rt}" + (f" (and {len(runs) - 1} more)" if len(runs) > 1 else ""))
     else:
-        why = [w for w, failed in (
-            ("no model runs in an installed runtime", not runs),
-            (f"a model file differs from its {MANIFEST} or {LOCATOR_REPORT}", bad_files),
-            ("the digit locator does not run", not locator_ok)) if failed]
+        why = (["no model runs in an installed runtime"] if not runs else []) + unfit + \
+            (["the digit locator does not run"] if not locator_ok else [])
         say("not ready: " + "; ".join(why))
         for h in dict.fromkeys(hints):
             say(f"  hint: {h}")
@@ -229,25 +232,32 @@ def _camera(say, hints: list[str]) -> None:
             hints.append("camera and predict need OpenCV: pip install 'mnist-edge[camera]'")
 
 
-def _files(say, hints: list[str], folder: Path) -> bool:
-    """Each file's hash against the folder's manifest; True when one differs."""
+def _files(say, hints: list[str], folder: Path) -> list[str]:
+    """Each file's hash against the folder's manifest, and whether export validated it: why the
+    folder is not fit to run ([] when it is)."""
     manifest = read_manifest(folder)
     partial = incomplete_export(folder)
     say(f"model files in {folder}" + (
         f" (incomplete export: {', '.join(partial)} but no {MANIFEST}; an interrupted export, or "
         "files copied without it: hashes not checked)" if partial
         else f" (no {MANIFEST}: model hashes not checked)" if manifest is None else ""))
-    bad = []
+    differs, failed = [], []
+    entries = (manifest or {}).get("files", {})
     for c in check_files(folder, manifest, read_locator_report(folder)):
         say(f"  {c.status} {c.name:<22} {c.detail}")
         if c.status == BAD:
-            bad.append(c.name)
-    if set(bad) - set(LOCATORS):
+            unvalidated = c.name not in LOCATORS and failed_validation(entries.get(c.name, {}))
+            (failed if unvalidated else differs).append(c.name)
+    if set(differs) - set(LOCATORS):
         hints.append(f"a model file differs from {folder / MANIFEST}: export again or copy it again")
-    if set(bad) & set(LOCATORS):
+    if set(differs) & set(LOCATORS):
         hints.append(f"a locator file differs from {folder / LOCATOR_REPORT}: train it again "
                      "(mnist-edge locator) or copy it again")
-    return bool(bad)
+    if failed:
+        hints.append(f"{', '.join(failed)} failed export's validation: export again (more --calib-samples "
+                     "for int8), or run another file with --model")
+    return ([f"a model file differs from its {MANIFEST} or {LOCATOR_REPORT}"] if differs else []) + \
+        ([f"{', '.join(failed)} failed export's validation"] if failed else [])
 
 
 def _runs(say, hints: list[str], models: list[Path], usable: set[str],

@@ -92,3 +92,29 @@ def test_doctor_checks_the_locator_camera_and_predict_use(tmp_path):
     assert "not ready: a model file differs from its manifest.json or locator.json; " \
         "the digit locator does not run" in r.stdout
     assert "--locator none" in r.stdout
+
+
+def test_a_file_export_marked_failed_is_flagged_and_exits_1(exported, tmp_path):
+    """export writes an int8 file whose accuracy fell too far (and exits 1), and the manifest records
+    ✗: doctor must not call that folder ready although every hash matches."""
+    import json
+
+    folder = tmp_path / "copy"
+    shutil.copytree(exported[0], folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    v = manifest["files"]["model_int8.tflite"]["validation"]
+    assert v["ok"] and v["precision"] == "int8", v  # what export wrote for a file that passed
+    v["ok"] = False
+    v["figures"] |= {"accuracy": 0.9712, "delta_pp": -2.4, "max_drop_pp": 0.3}  # as a failed export writes
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    r = cli("doctor", "--model", str(folder), timeout=120)
+    assert r.returncode == 1, r.stdout
+    hashes, runs = lines_for(r.stdout, "model_int8.tflite")
+    assert hashes.startswith("✗") and "matches the manifest, but it failed export's validation: " \
+        "97.12 % on MNIST test, -2.40 pp against Keras (at most 0.3 pp lower allowed)" in hashes, hashes
+    assert runs.startswith("✓")  # it loads and runs: only the manifest knows it reads badly
+    for name in FILES[:3]:
+        assert lines_for(r.stdout, name)[0].startswith("✓")
+    assert "not ready: model_int8.tflite failed export's validation\n" in r.stdout
+    assert "hint: model_int8.tflite failed export's validation: export again" in r.stdout
+    assert "differs from" not in r.stdout

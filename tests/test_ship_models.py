@@ -161,3 +161,15 @@ def test_a_card_command_gives_the_settings_a_run_was_trained_with_under_todays_d
     line = train_command({**old, "config": {**old["config"], **other}})
     for key, flag, _ in RECIPE:
         assert f" {flag} {other[key]} " in line
+
+
+def test_a_run_whose_export_failed_validation_is_refused(tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(MODELS, run)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["files"]["model_int8.onnx"]["validation"]["ok"] = False  # as export writes a ✗ file
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    r = ship(run, tmp_path / "out")
+    assert r.returncode == 2 and "model_int8.onnx failed export's validation (" in r.stderr, r.stderr
+    assert r.stderr.rstrip().endswith("); not shipped") and len(r.stderr.splitlines()) == 1, r.stderr
+    assert not (tmp_path / "out").exists()

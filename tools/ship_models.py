@@ -22,6 +22,7 @@ from edge.contract import (
     LOCATOR_REPORT,
     MANIFEST,
     TRAIN_REPORT,
+    failed_validation,
     locator_file,
     read_manifest,
 )
@@ -197,6 +198,10 @@ def ship(artifacts: Path, out: Path) -> None:
     if (manifest.get("source_model") or {}).get("sha256") != sha256_file(artifacts / KERAS_MODEL):
         raise UserError(f"{artifacts / MANIFEST}: its files were exported from another model than "  # ...and
                         f"{KERAS_MODEL} (run mnist-edge export again); not shipped")  # exported from it
+    for name, entry in manifest.get("files", {}).items():
+        if failed_validation(entry):
+            raise UserError(f"{artifacts / MANIFEST}: {name} failed export's validation "
+                            f"({failed_validation(entry)}); not shipped")
     for name in SHIP + tuple(n for n in LOCATOR if (artifacts / n).is_file()):
         with atomic_path(out / name) as tmp:
             shutil.copyfile(artifacts / name, tmp)
