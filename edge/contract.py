@@ -280,7 +280,7 @@ def failed_validation(entry: dict) -> str:
         return ""
     f = v.get("figures") or {}
     if v.get("error"):
-        return v["error"]
+        return (str(v["error"]).strip().splitlines() or ["?"])[0]  # one line: it goes into one
     if "delta_pp" in f:
         return (f"{100 * f['accuracy']:.2f} % on MNIST test, {f['delta_pp']:+.2f} pp against Keras "
                 f"(at most {f.get('max_drop_pp', '?')} pp lower allowed)")

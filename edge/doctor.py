@@ -53,6 +53,7 @@ class FileCheck:
     name: str  # file name
     status: str  # OK: hash matches; BAD: differs; NA: listed in the manifest but not here; "?": unlisted
     detail: str  # what was compared
+    failed_validation: bool = False  # its hash matches, but export marked it failed (BAD)
 
 
 def check_files(folder: Path, manifest: dict | None, locator_report: dict | None = None) -> list[FileCheck]:
@@ -78,7 +79,7 @@ def check_files(folder: Path, manifest: dict | None, locator_report: dict | None
                                             "(changed or corrupt)"))
         elif (failed := failed_validation(exported.get(name, {}))) and name not in located:
             out.append(FileCheck(name, BAD, f"sha256 {got[:12]}… matches {source}, but it failed "
-                                            f"export's validation: {failed}"))
+                                            f"export's validation: {failed}", failed_validation=True))
         else:
             out.append(FileCheck(name, OK, f"sha256 {got[:12]}… matches {source}"))
     return out
@@ -242,20 +243,18 @@ def _files(say, hints: list[str], folder: Path) -> list[str]:
         "files copied without it: hashes not checked)" if partial
         else f" (no {MANIFEST}: model hashes not checked)" if manifest is None else ""))
     differs, failed = [], []
-    entries = (manifest or {}).get("files", {})
     for c in check_files(folder, manifest, read_locator_report(folder)):
         say(f"  {c.status} {c.name:<22} {c.detail}")
         if c.status == BAD:
-            unvalidated = c.name not in LOCATORS and failed_validation(entries.get(c.name, {}))
-            (failed if unvalidated else differs).append(c.name)
+            (failed if c.failed_validation else differs).append(c.name)
     if set(differs) - set(LOCATORS):
         hints.append(f"a model file differs from {folder / MANIFEST}: export again or copy it again")
     if set(differs) & set(LOCATORS):
         hints.append(f"a locator file differs from {folder / LOCATOR_REPORT}: train it again "
                      "(mnist-edge locator) or copy it again")
     if failed:
-        hints.append(f"{', '.join(failed)} failed export's validation: export again (more --calib-samples "
-                     "for int8), or run another file with --model")
+        hints.append(f"{', '.join(failed)} failed export's validation: export again (for int8, more "
+                     "--calib-samples), or take the file out of the folder")
     return ([f"a model file differs from its {MANIFEST} or {LOCATOR_REPORT}"] if differs else []) + \
         ([f"{', '.join(failed)} failed export's validation"] if failed else [])
 

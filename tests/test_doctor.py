@@ -118,3 +118,10 @@ def test_a_file_export_marked_failed_is_flagged_and_exits_1(exported, tmp_path):
     assert "not ready: model_int8.tflite failed export's validation\n" in r.stdout
     assert "hint: model_int8.tflite failed export's validation: export again" in r.stdout
     assert "differs from" not in r.stdout
+    data = bytearray((folder / "model_int8.tflite").read_bytes())
+    data[len(data) // 2] ^= 0x01  # and then changed: that is what it is told as
+    (folder / "model_int8.tflite").write_bytes(bytes(data))
+    r = cli("doctor", "--model", str(folder), timeout=120)
+    assert r.returncode == 1 and "but the manifest says" in lines_for(r.stdout, "model_int8.tflite")[0]
+    assert "not ready: a model file differs from its manifest.json or locator.json\n" in r.stdout
+    assert "hint: a model file differs from" in r.stdout and "failed export's validation" not in r.stdout
