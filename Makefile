@@ -1,6 +1,6 @@
 # Two commands on a fresh machine: `make run` (the whole pipeline) and `make test` (then, as root,
 # `make test-pi`: the emulated Raspberry Pi).
-# Both create .venv with every extra when it is missing or older than pyproject.toml; a second
+# Both create .venv with the `all` extra when it is missing or older than pyproject.toml; a second
 # run reinstalls nothing.
 
 PYTHON ?= python3
@@ -68,8 +68,8 @@ test-pi: $(STAMP)
 # this machine (as root; tools/pi_emulated.py says what it needs), on both its Debian bases: trixie
 # (today's image) and bookworm. Each rootfs is cached in ~/.cache.
 pi: $(STAMP)
-	$(BIN)/python tools/pi_emulated.py --suite trixie $(DATA:%=--data %)
-	$(BIN)/python tools/pi_emulated.py --suite bookworm $(DATA:%=--data %)
+	@rc=0; for suite in trixie bookworm; do \
+	  $(BIN)/python tools/pi_emulated.py --suite $$suite $(DATA:%=--data %) || rc=1; done; exit $$rc
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check .

@@ -38,7 +38,8 @@ def picamera2_broken(e: BaseException) -> str:
     version of numpy breaks (`numpy.dtype size changed`)."""
     why = (str(e).strip().splitlines() or [""])[0]
     hint = ("; its modules are built for Pi OS's own numpy (1.x on bookworm, 2.x on trixie): in this venv, "
-            "pip install '.[edge,picamera]' keeps that major version" if "numpy" in str(e).lower() else "")
+            "pip install '.[edge,picamera]' from the checkout keeps that major version"
+            if "numpy" in str(e).lower() else "")
     return f"installed but does not import ({e.__class__.__name__}: {why}){hint}"
 
 
@@ -189,7 +190,8 @@ class PicameraSource(Source):
                 raise UserError(f"--source picamera: picamera2 is {picamera2_broken(e)}") from None
             raise UserError("--source picamera: picamera2 is not installed (on Raspberry Pi OS: "
                             "sudo apt install python3-picamera2, make the venv with "
-                            "--system-site-packages, and pip install '.[edge,picamera]' in it)") from None
+                            "--system-site-packages, and from the checkout pip install '.[edge,picamera]' "
+                            "in it)") from None
         except Exception as e:  # anything its import raises: most often a numpy it was not built for
             raise UserError(f"--source picamera: picamera2 is {picamera2_broken(e)}") from None
         self._Picamera2, self.cam = Picamera2, None

@@ -35,9 +35,11 @@ def pytest_collection_modifyitems(config, items) -> None:
     if any(it.get_closest_marker("pi") for it in items):  # the emulated Pi (`make test-pi`)
         if os.geteuid() != 0:
             missing.append("the emulated Pi needs root (it mounts and chroots): run make test-pi as root")
-        elif not all(shutil.which(t) for t in ("qemu-aarch64-static", "mmdebstrap")):
-            missing.append("the emulated Pi needs qemu-user-static and mmdebstrap (apt-get install "
-                           "qemu-user-static binfmt-support mmdebstrap arch-test; .ci/run does)")
+        elif not all(shutil.which(t) for t in ("qemu-aarch64-static", "update-binfmts", "mmdebstrap",
+                                                "arch-test")):
+            missing.append("the emulated Pi needs qemu-user-static, binfmt-support, mmdebstrap and arch-test "
+                           "(apt-get install qemu-user-static binfmt-support mmdebstrap arch-test; .ci/run "
+                           "does)")
     if mnist_path() is None and any("mnist_file" in getattr(it, "fixturenames", ()) for it in items):
         missing.append(mnist_missing())
     if not CHROMIUM.is_file() and any(it.path.name == "test_web.py" for it in items):

@@ -227,4 +227,8 @@ def test_the_picamera_extra_keeps_the_numpy_pi_os_built_picamera2_for():
                    if r.name == "numpy" and (r.marker is None or r.marker.evaluate(env)))
 
     assert numpy_allows("3.11", "1.26.4") and not numpy_allows("3.11", "2.2.4")  # bookworm
+    # ...where OpenCV must stay installable on numpy 1: opencv-python-headless 4.12 on requires numpy 2,
+    # so pip takes 4.11 there (seen in the emulated Pi); a lower bound of 4.12 would leave it nothing
+    camera = [Requirement(r) for r in project["optional-dependencies"]["camera"]]
+    assert all("4.11.0.86" in r.specifier for r in camera if r.name == "opencv-python-headless"), camera
     assert numpy_allows("3.13", "2.2.4")  # trixie: Debian's own numpy 2.2 satisfies it, so it stays

@@ -54,7 +54,7 @@ def missing(why: str) -> None:
     pytest.fail(f"Pi emulation cannot run: {why}", pytrace=False)
 
 
-def script(*args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
+def script(*args: str, timeout: int = 3600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
                           timeout=timeout, cwd=REPO)
 
