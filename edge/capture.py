@@ -28,7 +28,8 @@ NETWORK_TIMEOUT_MS = 5000  # OpenCV's open and read timeouts for a stream (its d
 
 
 def _frames(first: int, last: int) -> str:
-    """'frame 7' or 'frames 7-9' (1-based)."""
+    """'frame 7' or 'frames 7-9': a video file's own frame numbers, from 0, as each reading's
+    "frame" gives them."""
     return f"frame {first}" if first == last else f"frames {first}-{last}"
 
 
@@ -63,7 +64,8 @@ class OpenCVSource(Source):
         self.target, self.live, self.stop = target, live, stop
         self.name = f"camera {target}" if isinstance(target, int) else str(target)
         self.cap = None
-        self._position = 0  # frames read from a video file so far, decoded or not
+        self._position = 0  # frames read from a video file so far, decoded or not: the next one's
+        #   number in the file, which its Frame.index is (a frame that does not decode leaves a gap)
         self._cv2 = import_cv2()
         self._network = isinstance(target, str) and "://" in target
         if isinstance(target, str) and _not_utf8(target):
@@ -131,6 +133,8 @@ class OpenCVSource(Source):
         ok, image = got if got is not None else (False, None)
         if not (ok and image is not None) and not self.live:
             return self._past_bad_frames()
+        if not self.live:
+            self._count = self._position  # its number in the file
         self._position += 1
         return self._frame(image, "bgr") if ok and image is not None else None
 
@@ -139,20 +143,21 @@ class OpenCVSource(Source):
         skipped, and said so, as the reads after it still give frames; the end is where
         BAD_FRAME_RUN reads in a row give none. A file that ends before the frame count it declares
         (cut short) says so too."""
-        first = self._position + 1  # 1-based: the frame whose read failed
+        first = self._position  # the frame whose read failed
         self._position += 1
         for _ in range(BAD_FRAME_RUN):
             ok, image = self.cap.read()
             self._position += 1
             if ok and image is not None:
                 log.warning("%s: %s could not be decoded; skipped", self.name,
-                            _frames(first, self._position - 1))
+                            _frames(first, self._position - 2))
+                self._count = self._position - 1
                 return self._frame(image, "bgr")
         declared = self.cap.get(self._cv2.CAP_PROP_FRAME_COUNT)
-        if math.isfinite(declared) and first < declared:  # (a count may be an estimate: a frame's slack)
-            log.warning("%s: ends after frame %d of the %d it declares: %s could not be decoded (the file "
-                        "may be cut short)", self.name, first - 1, int(declared),
-                        _frames(first, int(declared)))
+        if math.isfinite(declared) and first + 1 < declared:  # (a count may be an estimate: a frame's slack)
+            log.warning("%s: ends after %d of the %d frames it declares: %s could not be decoded (the "
+                        "file may be cut short)", self.name, first, int(declared),
+                        _frames(first, int(declared) - 1))
         self.close()
         return None
 

@@ -447,14 +447,16 @@ def test_camera_reads_past_damaged_video_frames(tmp_path):
     damaged, cut = _damaged_clips(tmp_path)
     r = cli("camera", "--source", str(damaged), timeout=120)
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-3000:]
-    readings = "".join(json.loads(line)["reading"] for line in r.stdout.splitlines())
-    assert readings == "".join(str(i % 10) for i in range(30) if i not in (9, 10, 19)), readings
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    kept = [i for i in range(30) if i not in (9, 10, 19)]
+    assert "".join(ln["reading"] for ln in lines) == "".join(str(i % 10) for i in kept), lines
+    assert [ln["frame"] for ln in lines] == kept  # each reading's frame is its number in the file...
     warnings = [ln for ln in r.stderr.splitlines() if "WARNING" in ln]
-    assert len(warnings) == 2 and "frames 10-11 could not be decoded; skipped" in warnings[0] \
-        and "frame 20 could not be decoded; skipped" in warnings[1], r.stderr
+    assert len(warnings) == 2 and "frames 9-10 could not be decoded; skipped" in warnings[0] \
+        and "frame 19 could not be decoded; skipped" in warnings[1], r.stderr  # ...as the warnings' are
     r = cli("camera", "--source", str(cut), timeout=120)
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 13, (r.stdout, r.stderr[-2000:])
-    assert "ends after frame 15 of the 30 it declares: frames 16-30 could not be decoded" in r.stderr, \
+    assert "ends after 15 of the 30 frames it declares: frames 15-29 could not be decoded" in r.stderr, \
         r.stderr
 
 
