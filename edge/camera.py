@@ -28,6 +28,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import signal
 import sys
 import threading
@@ -165,9 +166,14 @@ def run(cfg: CameraConfig, source: Source | None = None, stop: threading.Event |
             stack.callback(source.close)
         if address:
             outputs.hub = web.FrameHub()
-            server = web.WebServer(*address, outputs.hub, title=source.name).start()
+            password = os.environ.get(web.PASSWORD_ENV) or None
+            server = web.WebServer(*address, outputs.hub, title=source.name, password=password).start()
             stack.callback(server.stop)
-            log.info("serving the live page on %s", server.url)
+            log.info("serving the live page on %s%s", server.url,
+                     f" (password: ${web.PASSWORD_ENV})" if password else "")
+            if not password and not web.loopback(address[0]):
+                log.warning("the live page is open to anyone who can reach %s: set %s to ask for a "
+                            "password", server.url, web.PASSWORD_ENV)
         clf = Classifier(model, cfg.runtime, cfg.threads)
         warn_if_segmenting(cfg.locator, locator_path, model, cfg.runtime)
         locator = (Locator(locator_path, cfg.runtime, cfg.threads, flag=locator_flag(cfg.locator))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from urllib.parse import urlsplit, urlunsplit
 
 from edge.errors import UserError
 from edge.images import import_cv2, shown
@@ -44,6 +45,20 @@ def picamera2_broken(e: BaseException) -> str:
     return f"installed but does not import ({e.__class__.__name__}: {why}){hint}"
 
 
+def without_password(url: str) -> str:
+    """A stream's URL as every message and the live page show it: a password in it (another
+    device's `--serve` login, an RTSP camera's) as ***.
+
+    >>> without_password("http://viewer:s3cret@pi.local:8080/raw.mjpg")
+    'http://viewer:***@pi.local:8080/raw.mjpg'
+    """
+    parts = urlsplit(url)
+    if "://" not in url or parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
 def _not_utf8(name: str) -> bool:
     try:
         name.encode("utf-8")
@@ -62,7 +77,7 @@ class OpenCVSource(Source):
     def __init__(self, target: int | str, live: bool, stop: threading.Event | None = None):
         super().__init__()
         self.target, self.live, self.stop = target, live, stop
-        self.name = f"camera {target}" if isinstance(target, int) else str(target)
+        self.name = f"camera {target}" if isinstance(target, int) else without_password(str(target))
         self.cap = None
         self._position = 0  # frames read from a video file so far, decoded or not: the next one's
         #   number in the file, which its Frame.index is (a frame that does not decode leaves a gap)
@@ -79,7 +94,7 @@ class OpenCVSource(Source):
                 raise UserError(f"--source {target}: OpenCV cannot open camera {target} (is it connected? "
                                 "see ls /dev/video*; a Pi camera module is --source picamera)")
             what = "stream" if live else "video file"
-            raise UserError(f"--source {target}: OpenCV cannot open this {what}")
+            raise UserError(f"--source {self.name}: OpenCV cannot open this {what}")
 
     def _stopped(self) -> bool:
         return self.stop is not None and self.stop.is_set()

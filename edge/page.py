@@ -52,7 +52,9 @@ function show(d) {{
 }}
 async function poll() {{
   try {{
-    const r = await fetch("/latest.json", {{cache: "no-store"}});
+    // from the origin, not the address typed: http://user:password@host/ would make a relative URL
+    // carry the login in it, which browsers refuse to fetch (they send the login they were given)
+    const r = await fetch(new URL("/latest.json", location.origin), {{cache: "no-store"}});
     show(await r.json());
   }} catch (e) {{
     $("status").textContent = "no connection to the device";

@@ -12,11 +12,17 @@ Routes: `/` the page, `/stream.mjpg` the annotated frames as MJPEG, `/frame.jpg`
 the annotations' labels are digits too), `/latest.json` the latest reading (the same record
 `mnist-edge camera` prints; `null` before the first frame). The camera loop hands frames over
 through a one-slot `FrameHub`: it never waits for a client, slow clients skip frames, and a frame is
-JPEG-encoded at most once, only when someone watches.
+JPEG-encoded at most once, only when someone watches. With a password (camera: PASSWORD_ENV), every
+route asks for it by HTTP Basic authentication, any user name: plain HTTP, so it keeps out others on
+the network, not one who can read its traffic.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hmac
+import ipaddress
 import json
 import logging
 import select
@@ -35,6 +41,8 @@ from edge.page import render_page
 log = logging.getLogger(__name__)
 
 BOUNDARY = "mnistedgeframe"
+PASSWORD_ENV = "MNIST_EDGE_SERVE_PASSWORD"  # camera --serve's password, when set: never a flag, which
+#   any user of the machine could read in the process list
 CLIENT_TIMEOUT_S = 10.0  # a request not sent whole, a frame not taken, or a stream with nothing new in
 # this long ends that connection, so idle or stalled clients cannot hold the stream slots or threads
 MAX_CLIENTS = 32  # open connections at once (a thread each); more are closed as they come, so a flood
@@ -131,9 +139,28 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _authorized(self) -> bool:
+        """No password, or the request's Basic credentials carry it (whatever the user name)."""
+        if not self.server.password:
+            return True
+        scheme, _, token = self.headers.get("Authorization", "").partition(" ")
+        try:
+            given = base64.b64decode(token.strip(), validate=True).partition(b":")[2]
+        except (binascii.Error, ValueError):
+            return False
+        return scheme.lower() == "basic" and hmac.compare_digest(given, self.server.password.encode())
+
     def do_GET(self):  # noqa: N802 - http.server's naming
         path, _, query = self.path.partition("?")
         hub = self.server.hub
+        if not self._authorized():
+            self.send_response(HTTPStatus.UNAUTHORIZED)
+            self.send_header("WWW-Authenticate", 'Basic realm="mnist-edge", charset="UTF-8"')
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", "15")
+            self.end_headers()
+            self.wfile.write(b"login required\n")
+            return
         if path in ("/", "/index.html"):
             video = "video=0" not in query.split("&")
             page = render_page(hub.latest(), self.server.title, video)
@@ -206,11 +233,12 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False  # end_clients() does the bounded wait instead
     allow_reuse_address = True
 
-    def __init__(self, address, hub: FrameHub, title: str, max_streams: int, client_timeout: float):
+    def __init__(self, address, hub: FrameHub, title: str, max_streams: int, client_timeout: float,
+                 password: str | None = None):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
-        self.hub, self.title, self.client_timeout = hub, title, client_timeout
+        self.hub, self.title, self.client_timeout, self.password = hub, title, client_timeout, password
         self.streams = threading.BoundedSemaphore(max_streams)
         self._clients: dict[threading.Thread, socket.socket] = {}  # handler thread -> its connection
         self._clients_lock = threading.Lock()
@@ -281,10 +309,10 @@ class WebServer:
     """Serves a FrameHub on HOST:PORT from a background thread."""
 
     def __init__(self, host: str, port: int, hub: FrameHub, title: str = "", max_streams: int = 4,
-                 client_timeout: float = CLIENT_TIMEOUT_S):
+                 client_timeout: float = CLIENT_TIMEOUT_S, password: str | None = None):
         self.hub = hub
         try:
-            self.httpd = _Server((host, port), hub, title, max_streams, client_timeout)
+            self.httpd = _Server((host, port), hub, title, max_streams, client_timeout, password or None)
         except OSError as e:
             raise UserError(f"--serve {host}:{port}: cannot listen there ({e.strerror or e})") from None
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="mnist-edge-web",
@@ -307,6 +335,14 @@ class WebServer:
             self._thread.join(timeout=5)
         self.httpd.end_clients(timeout=5)
         self.httpd.server_close()
+
+
+def loopback(host: str) -> bool:
+    """Is `host` (as --serve gave it) reachable from this machine only?"""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def parse_address(spec: str) -> tuple[str, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import queue
@@ -14,6 +15,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -36,9 +38,9 @@ def _need_chromium() -> str:
     pytest.skip(f"{CHROMIUM} not installed (apt-get install -y chromium)")
 
 
-def get(url: str, timeout: float = 10) -> tuple[int, str, bytes]:
+def get(url: str, timeout: float = 10, headers: dict | None = None) -> tuple[int, str, bytes]:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout) as r:
             return r.status, r.headers.get("Content-Type", ""), r.read()
     except urllib.error.HTTPError as e:
         return e.code, e.headers.get("Content-Type", ""), e.read()
@@ -68,11 +70,11 @@ class Camera:
         self.url = urls.get(timeout=120)
         assert self.url, "".join(self.err)[-3000:]
 
-    def wait_for_frame(self, n: int, timeout: float = 60) -> dict:
+    def wait_for_frame(self, n: int, timeout: float = 60, headers: dict | None = None) -> dict:
         """/latest.json once it shows frame n."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            latest = json.loads(get(self.url + "latest.json")[2])
+            latest = json.loads(get(self.url + "latest.json", headers=headers)[2])
             if latest and latest["frame"] >= n:
                 return latest
             time.sleep(0.1)
@@ -187,9 +189,11 @@ def test_page_in_headless_chromium(served, tmp_path):
     assert page["stream"] == "640x480", "the browser did not decode a frame of the MJPEG stream"
 
 
-def test_page_polls_latest_json(tmp_path):
+@pytest.mark.parametrize("password", [None, "pa:ss wörd"])
+def test_page_polls_latest_json(tmp_path, password):
     """Served at frame 0; frame 1 is published only after the page was served, so only the
-    page's own polling of /latest.json can bring it into the DOM."""
+    page's own polling of /latest.json can bring it into the DOM. With a password, the page is
+    opened as http://user:password@host/, and its script's fetches must carry the login too."""
     record = {"t": 0.0, "frame": 0, "reading": "3", "ms": {"total": 1.0},
               "digits": [{"digit": 3, "confidence": 0.9, "box": [1, 2, 3, 4]}]}
     hub = FrameHub()
@@ -208,9 +212,11 @@ def test_page_polls_latest_json(tmp_path):
         return out
 
     hub.latest = latest_then_next
-    server = WebServer("127.0.0.1", 0, hub).start()
+    server = WebServer("127.0.0.1", 0, hub, password=password).start()
+    url = server.url if password is None else \
+        server.url.replace("//", f"//viewer:{urllib.parse.quote(password, safe='')}@")
     try:
-        dom = chromium_dom(server.url + "?video=0", tmp_path / "profile", "--virtual-time-budget=5000")
+        dom = chromium_dom(url + "?video=0", tmp_path / "profile", "--virtual-time-budget=5000")
     finally:
         server.stop()
     assert served_once.is_set()
@@ -237,6 +243,63 @@ def test_sigterm_stops_the_server_and_exits_0(served, exported, tmp_path):
     host, port = parse_address(other.url.split("//")[1].rstrip("/"))
     with pytest.raises(OSError), socket.create_connection((host, port), timeout=2):
         pass
+
+
+def basic(user: str, password: str) -> dict:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def test_with_a_password_every_route_asks_for_it():
+    hub = FrameHub()
+    hub.publish(np.zeros((48, 64, 3), np.uint8), {"frame": 0, "reading": "7"})
+    server = WebServer("127.0.0.1", 0, hub, password="s3cret:x").start()
+    try:
+        for route in ("", "latest.json", "frame.jpg", "raw.jpg", "stream.mjpg", "raw.mjpg", "nope"):
+            for headers in (None, basic("me", "wrong"), basic("me", "s3cret"), {"Authorization": "Basic %%%"},
+                            {"Authorization": "Bearer s3cret:x"}):
+                status, _, body = get(server.url + route, headers=headers)
+                assert status == 401 and body == b"login required\n", (route, headers, status)
+        with pytest.raises(urllib.error.HTTPError) as e:  # what makes a browser ask for the password
+            urllib.request.urlopen(server.url, timeout=10)
+        assert e.value.headers["WWW-Authenticate"] == 'Basic realm="mnist-edge", charset="UTF-8"'
+        assert get(server.url + "latest.json", headers=basic("anyone", "s3cret:x"))[2] == \
+            b'{"frame": 0, "reading": "7"}'  # any user name, and a password may hold a colon
+        assert get(server.url + "frame.jpg", headers=basic("", "s3cret:x"))[:2] == (200, "image/jpeg")
+        assert get(server.url + "nope", headers=basic("me", "s3cret:x"))[0] == 404
+    finally:
+        server.stop()
+
+
+def test_camera_serves_with_the_password_from_its_variable_and_warns_when_open_without(served, exported,
+                                                                                       monkeypatch):
+    from tests.conftest import cli
+
+    _, _, folder = served
+    model = str(exported[0] / "model_int8.tflite")
+    monkeypatch.setenv(web.PASSWORD_ENV, "s3cret")
+    cam = Camera("--source", str(folder), "--model", model)
+    try:
+        assert get(cam.url + "latest.json")[0] == 401
+        assert cam.wait_for_frame(2, headers=basic("me", "s3cret"))["reading"]
+        log = "".join(cam.err)
+        assert f"(password: ${web.PASSWORD_ENV})" in log and "s3cret" not in log and "open to" not in log
+        monkeypatch.delenv(web.PASSWORD_ENV)  # another device reads the stream with the login in its URL
+        for login, code in (("me:s3cret", 0), ("me:wrong", 2)):
+            url = cam.url.replace("//", f"//{login}@") + "raw.mjpg"
+            r = cli("camera", "--source", url, "--max-frames", "1", "--model", model, timeout=120)
+            assert r.returncode == code, r.stderr[-2000:]
+            assert login.split(":")[1] not in r.stdout + r.stderr and "//me:***@" in r.stderr  # never shown
+        assert json.loads(r.stdout or "{}") == {} and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    finally:
+        assert cam.stop()[0] == 0
+    cam = Camera("--source", str(folder), "--model", model, "--serve", "0.0.0.0:0")
+    try:
+        assert get(cam.url.replace("0.0.0.0", "127.0.0.1") + "latest.json")[0] == 200
+    finally:
+        assert cam.stop()[0] == 0
+    warned = [ln for ln in cam.err if "WARNING" in ln]
+    assert len(warned) == 1 and "the live page is open to anyone who can reach http://0.0.0.0:" in warned[0] \
+        and f"set {web.PASSWORD_ENV} to ask for a password" in warned[0], cam.err
 
 
 def test_hub_bounds_viewers_and_closes_them():
