@@ -278,7 +278,8 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help=f"process at most this many frames per second (default: {d.fps:g}, no limit)")
     p.add_argument("--show", action="store_true", help="show the frames in a window")
     p.add_argument("--serve", type=str, default=d.serve, metavar="HOST:PORT",
-                   help="serve a live page; a bare PORT binds 127.0.0.1, 0.0.0.0:PORT every interface")
+                   help="serve a live page; a bare PORT binds 127.0.0.1, 0.0.0.0:PORT every interface "
+                        f"(${web.PASSWORD_ENV}: a password for it)")
     p.add_argument("--max-retries", type=int, default=d.max_retries,
                    help=f"reconnect attempts when a camera stops giving frames (-1: forever; "
                         f"default {d.max_retries})")
