@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
-from urllib.parse import urlsplit, urlunsplit
 
 from edge.errors import UserError
 from edge.images import import_cv2, shown
@@ -45,18 +45,21 @@ def picamera2_broken(e: BaseException) -> str:
     return f"installed but does not import ({e.__class__.__name__}: {why}){hint}"
 
 
+_LOGIN = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/@:]*:)[^@]*@")  # scheme://user: password @
+
+
 def without_password(url: str) -> str:
     """A stream's URL as every message and the live page show it: a password in it (another
     device's `--serve` login, an RTSP camera's) as ***.
 
     >>> without_password("http://viewer:s3cret@pi.local:8080/raw.mjpg")
     'http://viewer:***@pi.local:8080/raw.mjpg'
+
+    Read as text, not parsed: a URL too broken to parse (a password with an unencoded "/", an
+    unclosed "[") is masked all the same, and what OpenCV then fails to open is said in one line. On
+    the safe side: a login-less URL with an "@" in its path shows ***, from its port to that "@".
     """
-    parts = urlsplit(url)
-    if "://" not in url or parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+    return _LOGIN.sub(r"\1***@", url)
 
 
 def _not_utf8(name: str) -> bool:
@@ -84,8 +87,8 @@ class OpenCVSource(Source):
         self._cv2 = import_cv2()
         self._network = isinstance(target, str) and "://" in target
         if isinstance(target, str) and _not_utf8(target):
-            raise UserError(f"--source {shown(str(target))}: the name is not valid UTF-8 text, which "
-                            "OpenCV's video reader cannot open (it crashes): rename the file")
+            raise UserError(f"--source {without_password(shown(str(target)))}: the name is not valid UTF-8 "
+                            "text, which OpenCV's video reader cannot open (it crashes): rename the file")
         self._worker: threading.Thread | None = None  # a call still running after `stop` was set
         if not self._call(self._open):
             if self._stopped():

@@ -148,7 +148,7 @@ class _Handler(BaseHTTPRequestHandler):
             given = base64.b64decode(token.strip(), validate=True).partition(b":")[2]
         except (binascii.Error, ValueError):
             return False
-        return scheme.lower() == "basic" and hmac.compare_digest(given, self.server.password.encode())
+        return scheme.lower() == "basic" and hmac.compare_digest(given, self.server.password)
 
     def do_GET(self):  # noqa: N802 - http.server's naming
         path, _, query = self.path.partition("?")
@@ -238,7 +238,9 @@ class _Server(ThreadingHTTPServer):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
-        self.hub, self.title, self.client_timeout, self.password = hub, title, client_timeout, password
+        self.hub, self.title, self.client_timeout = hub, title, client_timeout
+        # as the bytes a browser sends (UTF-8; a variable that is not UTF-8, as its own bytes)
+        self.password = password.encode("utf-8", "surrogateescape") if password else None
         self.streams = threading.BoundedSemaphore(max_streams)
         self._clients: dict[threading.Thread, socket.socket] = {}  # handler thread -> its connection
         self._clients_lock = threading.Lock()

@@ -406,3 +406,36 @@ def test_parse_address():
     for bad in ("", "host", "host:", "1.2.3.4:99999"):
         with pytest.raises(Exception, match="--serve"):
             parse_address(bad)
+
+
+@pytest.mark.parametrize("host, alone", [("127.0.0.1", True), ("127.0.0.2", True), ("::1", True),
+                                         ("localhost", True), ("0.0.0.0", False), ("::", False),
+                                         ("192.168.1.20", False), ("pi.local", False)])
+def test_loopback_decides_the_open_page_warning(host, alone):
+    assert web.loopback(host) is alone
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("http://viewer:s3cret@pi.local:8080/raw.mjpg", "http://viewer:***@pi.local:8080/raw.mjpg"),
+    ("rtsp://admin:p%40ss@10.0.0.2:554/s", "rtsp://admin:***@10.0.0.2:554/s"),
+    ("rtsp://admin:pa/ss@cam/s", "rtsp://admin:***@cam/s"),  # unencoded: unparseable, masked anyway
+    ("http://u:pw@[abc]/", "http://u:***@[abc]/"), ("http://[::1", "http://[::1"),
+    ("http://user@host/x", "http://user@host/x"), ("http://[::1]:8080/raw.mjpg", "http://[::1]:8080/raw.mjpg"),
+    ("clip.mp4", "clip.mp4")])
+def test_a_url_is_shown_without_its_password(url, shown):
+    from edge.capture import without_password
+
+    assert without_password(url) == shown
+
+
+def test_a_password_that_is_not_utf8_still_answers(monkeypatch):
+    """A variable's bytes that are not UTF-8 (os.environ gives them as surrogates) are the password."""
+    hub = FrameHub()
+    hub.publish(np.zeros((8, 8, 3), np.uint8), {"frame": 0})
+    server = WebServer("127.0.0.1", 0, hub, password=os.fsdecode(b"pw\xff")).start()
+    try:
+        assert get(server.url + "latest.json")[0] == 401
+        token = base64.b64encode(b"me:pw\xff").decode()
+        assert get(server.url + "latest.json", headers={"Authorization": f"Basic {token}"})[0] == 200
+    finally:
+        server.stop()
