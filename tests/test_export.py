@@ -261,11 +261,21 @@ def test_interrupted_write_leaves_no_artifact(tiny_model, tmp_path, monkeypatch)
 
 
 
+@pytest.fixture
+def sigint_as_in_a_terminal():
+    """Ctrl-C raises KeyboardInterrupt, as in a terminal: a test runner's worker process may have been
+    started ignoring SIGINT, which the command (rightly) leaves ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize("signum, code, word, landing", [
     (signal.SIGINT, 130, "interrupted", "ignored"), (signal.SIGTERM, 143, "terminated", "ignored"),
     (signal.SIGINT, 130, "interrupted", "replaced"), (signal.SIGINT, 130, "interrupted", "wrapped")])
 def test_a_stop_landing_inside_the_converter_still_stops_the_export(
-        tiny_model, mnist_file, tmp_path, monkeypatch, capsys, signum, code, word, landing):
+        tiny_model, mnist_file, tmp_path, monkeypatch, capsys, sigint_as_in_a_terminal, signum, code, word,
+        landing):
     """Ctrl-C (or SIGTERM) while TensorFlow converts. Landing in a destructor it runs then
     (ConcreteFunction.__del__), the KeyboardInterrupt is ignored, as Python ignores any exception
     raised in __del__: an export told to stop went on, wrote its int8 file and manifest, exit 0.
