@@ -47,6 +47,7 @@ from edge.contract import RUNTIMES
 from edge.digits import SegmentConfig
 from edge.errors import UserError
 from edge.heap import keep_freed_memory
+from edge.hub import FrameHub
 from edge.locator import Locator
 from edge.models import LOCATOR_HELP, locator_flag, resolve_locator, resolve_model, warn_if_segmenting
 from edge.mqtt import PASSWORD_ENV, MqttConfig, Publisher, check_interval, start_publisher
@@ -115,7 +116,7 @@ class _Outputs:
     stabilizer: Stabilizer  # the stable reading each record carries (and the publisher sends)
     show: bool = False  # draw each frame in a window
     publisher: Publisher | None = None  # --mqtt
-    hub: web.FrameHub | None = None  # --serve's live page
+    hub: FrameHub | None = None  # --serve's live page
 
     @property
     def views(self) -> bool:
@@ -165,7 +166,7 @@ def run(cfg: CameraConfig, source: Source | None = None, stop: threading.Event |
             source = open_source(cfg.source, stop=stop)  # a stream's open gives up when stop is set
             stack.callback(source.close)
         if address:
-            outputs.hub = web.FrameHub()
+            outputs.hub = FrameHub()
             password = os.environ.get(web.PASSWORD_ENV) or None
             server = web.WebServer(*address, outputs.hub, title=source.name, password=password).start()
             stack.callback(server.stop)

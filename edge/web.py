@@ -1,6 +1,7 @@
 """A small live page for a headless device (stdlib http.server): the annotated stream and the reading.
 
-    >>> from edge.web import FrameHub, WebServer
+    >>> from edge.hub import FrameHub
+    >>> from edge.web import WebServer
     >>> hub = FrameHub()
     >>> server = WebServer("127.0.0.1", 0, hub).start()     # 0: a free port; then hub.publish(bgr, record)
     >>> server.url
@@ -11,7 +12,7 @@ Routes: `/` the page, `/stream.mjpg` the annotated frames as MJPEG, `/frame.jpg`
 `/raw.mjpg` and `/raw.jpg` the same frames with nothing drawn on them (for another device to read:
 the annotations' labels are digits too), `/latest.json` the latest reading (the same record
 `mnist-edge camera` prints; `null` before the first frame). The camera loop hands frames over
-through a one-slot `FrameHub`: it never waits for a client, slow clients skip frames, and a frame is
+through a one-slot `edge.hub.FrameHub`: it never waits for a client, slow clients skip frames, and a frame is
 JPEG-encoded at most once, only when someone watches. With a password (camera: PASSWORD_ENV), every
 route asks for it by HTTP Basic authentication, any user name: plain HTTP, so it keeps out others on
 the network, not one who can read its traffic.
@@ -33,9 +34,8 @@ import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import numpy as np
-
 from edge.errors import UserError
+from edge.hub import FrameHub
 from edge.page import render_page
 
 log = logging.getLogger(__name__)
@@ -47,63 +47,6 @@ CLIENT_TIMEOUT_S = 10.0  # a request not sent whole, a frame not taken, or a str
 # this long ends that connection, so idle or stalled clients cannot hold the stream slots or threads
 MAX_CLIENTS = 32  # open connections at once (a thread each); more are closed as they come, so a flood
 #   of clients that send nothing, or a byte at a time, cannot exhaust a Pi's threads
-
-
-class FrameHub:
-    """The latest annotated frame, the frame as captured, and the reading, handed from one producer
-    to any number of readers."""
-
-    def __init__(self, jpeg_quality: int = 80):
-        self.jpeg_quality = jpeg_quality
-        self._cond = threading.Condition()
-        self._seq = 0  # images published so far
-        self._images: dict[bool, np.ndarray | None] = {False: None, True: None}  # annotated, raw
-        self._record: dict | None = None
-        self._jpegs: dict[bool, tuple[int, bytes]] = {}  # (seq, bytes) of the last encoded of each
-        self.closed = False
-
-    def publish(self, image_bgr: np.ndarray | None, record: dict, raw_bgr: np.ndarray | None = None) -> None:
-        """Replace the latest reading, and the frame unless it is None (BGR uint8, annotated, and as
-        captured if given; kept by reference: don't modify them afterwards)."""
-        with self._cond:
-            self._record = record
-            if image_bgr is not None:
-                self._seq += 1
-                self._images = {False: image_bgr, True: raw_bgr}
-                self._cond.notify_all()
-
-    def latest(self) -> dict | None:
-        with self._cond:
-            return self._record
-
-    def wait_jpeg(self, after: int, timeout: float = 1.0, raw: bool = False) -> tuple[int, bytes] | None:
-        """The first frame newer than `after` (`raw`: as captured, else annotated), JPEG-encoded:
-        (seq, bytes); None on timeout or close, or when no such frame was published."""
-        with self._cond:
-            def ready() -> bool:
-                return self.closed or (self._seq > after and self._images[raw] is not None)
-
-            if not self._cond.wait_for(ready, timeout):
-                return None
-            if self.closed:
-                return None
-            seq, image, cached = self._seq, self._images[raw], self._jpegs.get(raw)
-        if cached is not None and cached[0] == seq:
-            return cached
-        import cv2
-
-        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
-        if not ok:
-            return None
-        with self._cond:
-            self._jpegs[raw] = (seq, buf.tobytes())
-            return self._jpegs[raw]
-
-    def close(self) -> None:
-        """Wake every waiting client so it can finish."""
-        with self._cond:
-            self.closed = True
-            self._cond.notify_all()
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -724,7 +724,8 @@ def test_full_disk_is_one_line(corpus, cmd):
 
 
 def test_live_page_survives_misbehaving_clients():
-    from edge.web import FrameHub, WebServer
+    from edge.hub import FrameHub
+    from edge.web import WebServer
 
     hub = FrameHub()
     server = WebServer("127.0.0.1", 0, hub, client_timeout=1.0).start()

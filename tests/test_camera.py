@@ -26,8 +26,9 @@ from benchmarks.synthetic import blank_frame, make_frame, noise_frame
 from edge.camera import CameraConfig, annotate, read_frame, run
 from edge.classifier import Classifier
 from edge.digits import to_bgr, to_grey
+from edge.hub import FrameHub
 from edge.sources import Frame, OpenCVSource, PicameraSource, RetryConfig, Source, frames
-from edge.web import FrameHub, WebServer
+from edge.web import WebServer
 from tests.conftest import REPO, cli
 
 KEYS = {"t", "frame", "reading", "digits", "found_by", "ms"}

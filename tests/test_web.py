@@ -25,7 +25,8 @@ import pytest
 
 from benchmarks.synthetic import make_frame
 from edge import web
-from edge.web import FrameHub, WebServer, parse_address
+from edge.hub import FrameHub
+from edge.web import WebServer, parse_address
 
 CHROMIUM = "/usr/bin/chromium"
 
