@@ -199,9 +199,8 @@ def ship(artifacts: Path, out: Path) -> None:
         raise UserError(f"{artifacts / MANIFEST}: its files were exported from another model than "  # ...and
                         f"{KERAS_MODEL} (run mnist-edge export again); not shipped")  # exported from it
     for name, entry in manifest.get("files", {}).items():
-        if failed_validation(entry):
-            raise UserError(f"{artifacts / MANIFEST}: {name} failed export's validation "
-                            f"({failed_validation(entry)}); not shipped")
+        if why := failed_validation(entry):
+            raise UserError(f"{artifacts / MANIFEST}: {name} failed export's validation ({why}); not shipped")
     for name in SHIP + tuple(n for n in LOCATOR if (artifacts / n).is_file()):
         with atomic_path(out / name) as tmp:
             shutil.copyfile(artifacts / name, tmp)
