@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     cmd, rest = argv[0], argv[1:]
     if cmd not in COMMANDS:
-        print(f"mnist-edge: error: unknown command {cmd!r}\n\n{usage()}", file=sys.stderr)
+        print(f"mnist-edge: error: unknown command {cmd!r} (expected one of {', '.join(COMMANDS)}; "
+              "mnist-edge --help says what each does)", file=sys.stderr)
         return 2
     logging.basicConfig(level=os.environ.get("MNIST_EDGE_LOG", "INFO").upper(),
                         format="%(levelname)s %(name)s: %(message)s")
@@ -68,7 +69,7 @@ def _run(cmd: str, rest: list[str]) -> int:
     """The command, its outcome as an exit code: a user's mistake is one line and 2."""
     try:
         module = import_module(COMMANDS[cmd][0])
-        args = _with_dash_hint(module.get_args_parser(), rest).parse_args(rest)
+        args = _with_dash_hint(_one_line_errors(module.get_args_parser()), rest).parse_args(rest)
         code = int(module.main(args) or 0)
         signals.raise_if_received()  # a signal some library swallowed still ends the command as one
         try:  # a closed or full stdout shows here, not as noise at interpreter exit
@@ -90,16 +91,31 @@ def _run(cmd: str, rest: list[str]) -> int:
         return _failed(cmd, e)
 
 
+def _one_line_errors(parser):
+    """The parser, whose mistakes (a bad flag or value) are one line and exit 2, as every other user
+    error is, rather than argparse's usage block before that line."""
+    def error(message: str):
+        more = "" if message.endswith(")") else " (--help lists the options)"  # unless a hint is there
+        print(f"{parser.prog}: error: {message}{more}", file=sys.stderr)
+        sys.exit(2)
+
+    parser.error = error
+    return parser
+
+
 def _with_dash_hint(parser, rest: list[str]):
     """The parser, whose error line also says how to pass a file whose name starts with '-' (which
-    argparse takes for an unknown option) when such a file is on the command line."""
+    argparse takes for an unknown option) when such a file is on the command line: as ./-name, or
+    after -- where the command takes file names (predict), not as a flag's value (camera --source)."""
     before = rest[:rest.index("--")] if "--" in rest else rest  # after --, nothing is an option
     dashed = [a for a in before if a.startswith("-") and len(a) > 1 and os.path.isfile(a)]
     if dashed:
         error = parser.error
+        files = any(not a.option_strings for a in parser._actions)  # positional arguments: file names
+        hint = f"write ./{dashed[0]}" + (", or put -- before the file names" if files else "")
 
         def error_with_hint(message: str):
-            error(f"{message} ({dashed[0]} is a file: write ./{dashed[0]}, or put -- before the file names)")
+            error(f"{message} ({dashed[0]} is a file: {hint})")
 
         parser.error = error_with_hint
     return parser

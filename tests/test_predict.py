@@ -146,7 +146,10 @@ def test_a_file_named_like_an_option_gets_a_hint(tmp_path, images, exported):
     r = cli("predict", "--model", model, "--", "-7.png", cwd=tmp_path, timeout=120)
     assert r.returncode == 0 and r.stdout.startswith("-7.png: "), r.stderr
     r = cli("predict", "--model", model, "--bogus", str(d / "digit1.png"), cwd=tmp_path, timeout=120)
-    assert r.returncode == 2 and r.stderr.splitlines()[-1].endswith("unrecognized arguments: --bogus")
+    assert r.returncode == 2 and "unrecognized arguments: --bogus (" in r.stderr.splitlines()[-1]
+    r = cli("camera", "--source", "-7.png", cwd=tmp_path, timeout=120)  # a flag's value: no -- there
+    assert r.returncode == 2 and r.stderr.splitlines()[-1].endswith(
+        "(-7.png is a file: write ./-7.png)"), r.stderr
 
 
 def test_runtime_notice_is_kept_off_the_terminal(images, exported):
