@@ -171,6 +171,8 @@ def probe(path: str | os.PathLike) -> None:
             head = f.read(HEADER_BYTES)
     except OSError as e:
         raise ImageError(f"{shown(path)}: cannot read it ({e.strerror or e})") from None
+    if not head:
+        raise ImageError(f"{shown(path)}: an empty file (0 bytes), expected an image ({FORMATS})")
     if declared_size(head) is None and not head.startswith(OTHER_MAGIC) and head[4:8] != b"ftyp":
         raise ImageError(f"{shown(path)}: not an image file OpenCV can read (expected {FORMATS})")
     check_header(path, head)

@@ -74,7 +74,8 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> int:
     if not 0.0 <= args.min_confidence <= 1.0:
         raise UserError(f"--min-confidence {args.min_confidence}: expected a number from 0 to 1")
-    for path in args.images:  # every file checked before the model loads; decoding comes later
+    for path in args.images:  # every name checked before the model loads: one that is no file (a typo,
+        #   a folder, a video) stops here; a file that is no image is named at the end, after the others
         try:
             probe(path)
         except ImageError as e:
@@ -82,7 +83,8 @@ def main(args: argparse.Namespace) -> int:
             if p.is_dir() or (p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES):
                 raise ImageError(f"{e}; for a video or a folder of images: mnist-edge camera --source "
                                  f"{shlex.quote(shown(path))}") from None
-            raise
+            if not p.is_file():
+                raise
     model = resolve_model(args.model)
     locator_path = resolve_locator(args.locator, model, args.runtime)
     clf = Classifier(model, args.runtime, threads=1)
@@ -93,6 +95,7 @@ def main(args: argparse.Namespace) -> int:
     for path in args.images:
         name = shown(path)
         try:
+            probe(path)  # its header's verdict (empty, not an image, too big) before the decoder's
             result = predict_image(read_image(path), clf, args.min_confidence, locator=locator)
         except UserError as e:
             unread.append(str(e))
