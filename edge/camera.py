@@ -65,7 +65,7 @@ MIN_FPS = 1 / 86400  # --fps below this (other than 0) is a typo: a frame a day 
 
 @dataclass
 class CameraConfig:
-    source: str = "0"  # 'picamera', a camera index, a folder of images, an image/video file or a URL
+    source: str = "0"  # 'picamera', a camera index or device, a folder of images, an image/video file, a URL
     model: str | None = None  # .tflite or .onnx; None: the shipped models/model_int8.tflite
     runtime: str | None = None  # one of edge.contract.RUNTIMES; None: the first that imports
     threads: int = 1  # interpreter threads (1 leaves the other cores to the camera and the OS)
@@ -192,7 +192,8 @@ def run(cfg: CameraConfig, source: Source | None = None, stop: threading.Event |
         log.info("%d frame%s in %.2f s (%.1f frames/s)", count, "" if count == 1 else "s", seconds,
                  count / seconds if seconds > 0 else 0.0)
         if outputs.views and not stop.is_set():
-            _linger(outputs, stop)
+            _linger(outputs, stop, f"--max-frames {count} reached" if count == cfg.max_frames
+                    else "no more frames")
     return 0
 
 
@@ -240,9 +241,10 @@ def _record(frame: Frame, clf: Classifier, min_confidence: float, stabilizer: St
     return record
 
 
-def _linger(outputs: _Outputs, stop: threading.Event) -> None:
-    """After a file or folder ends, keep the last frame on the page or in the window until Ctrl-C."""
-    log.info("no more frames; %s until Ctrl-C", "still serving" if outputs.hub else "showing the last")
+def _linger(outputs: _Outputs, stop: threading.Event, why: str) -> None:
+    """After a file or folder ends (or --max-frames), keep the last frame on the page or in the window
+    until Ctrl-C."""
+    log.info("%s; %s until Ctrl-C", why, "still serving" if outputs.hub else "showing the last")
     while not stop.wait(0.05 if outputs.show else 1.0):
         if outputs.show and not window_open():
             break
@@ -274,7 +276,9 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help=f"drop digits less sure than this, 0..1 (default: {d.min_confidence})")
     p.add_argument("--locator", type=str, default=d.locator,
                    help=LOCATOR_HELP)
-    p.add_argument("--max-frames", type=int, default=d.max_frames, help="stop after this many frames")
+    p.add_argument("--max-frames", type=int, default=d.max_frames,
+                   help="stop reading after this many frames (with --serve or --show, the last stays "
+                        "up until Ctrl-C, as when a file ends)")
     p.add_argument("--fps", type=float, default=d.fps,
                    help=f"process at most this many frames per second (default: {d.fps:g}, no limit)")
     p.add_argument("--show", action="store_true", help="show the frames in a window")

@@ -1,4 +1,4 @@
-"""The sources that capture: OpenCV (a camera index, a stream URL, a video file) and a Pi camera.
+"""The sources that capture: OpenCV (a camera index or device, a stream URL, a video file) and a Pi camera.
 
     >>> from edge.capture import OpenCVSource
     >>> OpenCVSource("no-such-clip.avi", live=False)
@@ -62,6 +62,35 @@ def without_password(url: str) -> str:
     return _LOGIN.sub(r"\1***@", url)
 
 
+def _http_refusal(url: str) -> str:
+    """Why an http(s) stream refuses us, asked once over HTTP after OpenCV failed to open it (whose
+    FFmpeg says nothing we can show): " (... HTTP 401 ...)", or "" when it does not say (another
+    scheme, no answer, or it answers 200 and the stream itself is what OpenCV cannot read)."""
+    import base64
+    import urllib.error
+    import urllib.request
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    try:
+        u = urlsplit(url)
+        if u.scheme not in ("http", "https"):
+            return ""
+        request = urllib.request.Request(urlunsplit(u._replace(netloc=u.netloc.rpartition("@")[2])))
+        if u.username is not None:  # urllib leaves a login in the URL unused: sent as FFmpeg sends it
+            login = f"{unquote(u.username)}:{unquote(u.password or '')}".encode()
+            request.add_header("Authorization", "Basic " + base64.b64encode(login).decode())
+        with urllib.request.urlopen(request, timeout=NETWORK_TIMEOUT_MS / 1000):
+            return ""
+    except urllib.error.HTTPError as e:
+        if e.code == 401 and u.username is not None:
+            return " (it refused the login in the URL: HTTP 401)"
+        if e.code == 401:
+            return " (it asks for a login: HTTP 401; put it in the URL, http://user:password@host:port/...)"
+        return f" (HTTP {e.code} {e.reason})"
+    except Exception:  # no answer, a broken URL, TLS: nothing more to say than OpenCV's failure
+        return ""
+
+
 def _not_utf8(name: str) -> bool:
     try:
         name.encode("utf-8")
@@ -71,7 +100,7 @@ def _not_utf8(name: str) -> bool:
 
 
 class OpenCVSource(Source):
-    """cv2.VideoCapture: a camera index or stream URL (live, reconnected) or a video file (ends).
+    """cv2.VideoCapture: a camera index or device or a stream URL (live, reconnected) or a video file (ends).
 
     A stream (URL) is opened and read with OpenCV's timeouts, in a worker thread, so setting `stop`
     ends a wait on a silent network at once instead of after OpenCV's own 30 s.
@@ -93,11 +122,12 @@ class OpenCVSource(Source):
         if not self._call(self._open):
             if self._stopped():
                 return  # stopped while opening: frames() ends at once
-            if isinstance(target, int):
+            if isinstance(target, int) or (live and not self._network):  # an index or a device
                 raise UserError(f"--source {target}: OpenCV cannot open camera {target} (is it connected? "
                                 "see ls /dev/video*; a Pi camera module is --source picamera)")
             what = "stream" if live else "video file"
-            raise UserError(f"--source {self.name}: OpenCV cannot open this {what}")
+            hint = _http_refusal(target) if self._network else ""
+            raise UserError(f"--source {self.name}: OpenCV cannot open this {what}{hint}")
 
     def _stopped(self) -> bool:
         return self.stop is not None and self.stop.is_set()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import re
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -40,7 +41,8 @@ from edge.images import ImageError, read_image, shown
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm")
-SOURCE_HELP = "'picamera', a camera index (0), a folder of images, an image or video file, or a URL"
+SOURCE_HELP = ("'picamera', a camera index (0) or device (/dev/video0), a folder of images, an image or "
+               "video file, or a URL")
 
 
 @dataclass
@@ -146,7 +148,7 @@ def images_in(folder: Path) -> list[Path]:
 
 
 def open_source(spec: str, stop: threading.Event | None = None) -> Source:
-    """'picamera' | a camera index ('0') | a folder | an image or video file | a URL (rtsp://...).
+    """'picamera' | a camera index ('0') or device (/dev/video0) | a folder | an image or video file | a URL.
 
     `stop` (a stream only) gives up a blocked open or read at once when it is set.
     """
@@ -174,7 +176,21 @@ def open_source(spec: str, stop: threading.Event | None = None) -> Source:
         if path.suffix.lower() in IMAGE_SUFFIXES:
             return ImageFilesSource([path], name=str(path))
         return OpenCVSource(str(path), live=False)
+    if _camera_device(path):  # /dev/video0, /dev/v4l/by-id/...: a camera by its device, reopened as one
+        return OpenCVSource(str(path), live=True)
+    if path.exists():
+        raise UserError(f"--source {spec}: neither a file, a folder nor a camera device; "
+                        f"expected {SOURCE_HELP}")
     raise UserError(f"--source {spec}: no such file or folder; expected {SOURCE_HELP}")
+
+
+def _camera_device(path: Path) -> bool:
+    """Whether `path` (or the device a /dev/v4l/by-id/... link names) is a character device: what a
+    camera is on Linux, by a name that stays the same when several are plugged in."""
+    try:
+        return stat.S_ISCHR(path.stat().st_mode)
+    except OSError:
+        return False
 
 
 def frames(source: Source, retry: RetryConfig | None = None,

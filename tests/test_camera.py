@@ -473,6 +473,9 @@ def test_signal_ends_the_loop_cleanly(tmp_path, model, digit_scenes, sig):
     (["--source", "{junk_video}"], "OpenCV cannot open this video file"),
     (["--source", "picamera"], "--source picamera: picamera2 is not installed"),
     (["--source", "99"], "--source 99: OpenCV cannot open camera 99"),
+    (["--source", "/dev/zero"], "--source /dev/zero: OpenCV cannot open camera /dev/zero"),  # a device:
+    #   a camera by its path (/dev/video0, /dev/v4l/by-id/...), not refused as "no such file"
+    (["--source", "{fifo}"], "fifo: neither a file, a folder nor a camera device"),
     (["--model", "/nonexistent/model.tflite"], "--model /nonexistent/model.tflite: no such file"),
     (["--model", "{junk_model}"], "junk.tflite: litert cannot load it"),
     (["--runtime", "tensorrt"], "--runtime tensorrt: expected one of"),
@@ -482,10 +485,11 @@ def test_signal_ends_the_loop_cleanly(tmp_path, model, digit_scenes, sig):
 ])
 def test_user_mistakes_are_one_line(tmp_path, folder, model, args, expect):
     (tmp_path / "empty").mkdir()
+    os.mkfifo(tmp_path / "fifo")
     (tmp_path / "clip.mp4").write_bytes(os.urandom(2048))
     (tmp_path / "junk.tflite").write_bytes(b"TFL3" + os.urandom(512))
     subs = {"{empty}": str(tmp_path / "empty"), "{junk_video}": str(tmp_path / "clip.mp4"),
-            "{junk_model}": str(tmp_path / "junk.tflite")}
+            "{junk_model}": str(tmp_path / "junk.tflite"), "{fifo}": str(tmp_path / "fifo")}
     args = [subs.get(a, a) for a in args]
     base = {"--source": str(folder), "--model": str(model)}
     for flag, value in base.items():

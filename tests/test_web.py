@@ -246,6 +246,23 @@ def test_sigterm_stops_the_server_and_exits_0(served, exported, tmp_path):
         pass
 
 
+def test_max_frames_stops_reading_and_says_so_while_the_page_stays(served, exported):
+    _, _, folder = served  # 3 frames
+    cam = Camera("--source", str(folder), "--model", str(exported[0] / "model_int8.tflite"),
+                 "--max-frames", "2")
+    try:
+        assert cam.wait_for_frame(1)["frame"] == 1
+        end = time.monotonic() + 30
+        while not any("--max-frames 2 reached; still serving until Ctrl-C" in e for e in cam.err):
+            assert time.monotonic() < end and cam.proc.poll() is None, "".join(cam.err)[-2000:]
+            time.sleep(0.1)
+        assert not any("no more frames" in e for e in cam.err)  # the folder had a third frame
+        assert json.loads(get(cam.url + "latest.json")[2])["frame"] == 1  # and it was not read
+    finally:
+        code, out = cam.stop()
+    assert code == 0 and [json.loads(line)["frame"] for line in out.splitlines()] == [0, 1]
+
+
 def basic(user: str, password: str) -> dict:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
@@ -291,6 +308,10 @@ def test_camera_serves_with_the_password_from_its_variable_and_warns_when_open_w
             assert r.returncode == code, r.stderr[-2000:]
             assert login.split(":")[1] not in r.stdout + r.stderr and "//me:***@" in r.stderr  # never shown
         assert json.loads(r.stdout or "{}") == {} and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert "OpenCV cannot open this stream (it refused the login in the URL: HTTP 401)" in r.stderr
+        r = cli("camera", "--source", cam.url + "raw.mjpg", "--max-frames", "1", "--model", model,
+                timeout=120)
+        assert r.returncode == 2 and "(it asks for a login: HTTP 401; put it in the URL" in r.stderr, r.stderr
     finally:
         assert cam.stop()[0] == 0
     cam = Camera("--source", str(folder), "--model", model, "--serve", "0.0.0.0:0")
