@@ -9,6 +9,7 @@ doctor) never load TensorFlow.
 from __future__ import annotations
 
 import errno
+import importlib.util
 import logging
 import os
 import signal
@@ -28,6 +29,11 @@ COMMANDS = {
     "predict": ("edge.predict", "read digits in image files"),
     "doctor": ("edge.doctor", "what this device has and what is missing"),
 }
+
+# what a command cannot start without, looked for (not imported) before it starts: on a device install
+# it says what to install first, not after drawing data or writing an empty log into --out
+NEEDS = {"train": ("tensorflow", "keras"), "locator": ("tensorflow", "keras"),
+         "export": ("tensorflow", "keras", "tf2onnx", "onnx")}
 
 # a module a command needs -> the pip extra that installs it (the interpreters': edge.contract.RUNTIMES)
 EXTRAS = {"cv2": "camera", "tensorflow": "train", "keras": "train", "tf2onnx": "train", "onnx": "train",
@@ -70,6 +76,9 @@ def _run(cmd: str, rest: list[str]) -> int:
     try:
         module = import_module(COMMANDS[cmd][0])
         args = _with_dash_hint(_one_line_errors(module.get_args_parser()), rest).parse_args(rest)
+        for name in NEEDS.get(cmd, ()):
+            if importlib.util.find_spec(name) is None:
+                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
         code = int(module.main(args) or 0)
         signals.raise_if_received()  # a signal some library swallowed still ends the command as one
         try:  # a closed or full stdout shows here, not as noise at interpreter exit

@@ -145,17 +145,24 @@ def same_results(got: list[dict], expected: list[dict], steps: int = 1, box_px: 
             assert abs(a["confidence"] - b["confidence"]) <= steps / 256 + 1e-4
 
 
-def test_edge_install_has_no_tensorflow(edge_venv):
+def test_edge_install_has_no_tensorflow(edge_venv, tmp_path):
     for module in ("tensorflow", "keras"):
         r = run(edge_venv / "bin" / "python", "-c", f"import {module}")
         assert r.returncode != 0 and f"No module named '{module}'" in r.stderr, (module, r.stderr)
     r = run(edge_venv / "bin" / "python", "-c", "import numpy, ai_edge_litert, cv2; "
             "print(numpy.__version__)")
     assert r.returncode == 0, r.stderr
-    # A device asked to train says what to install, in one line, instead of a traceback.
-    r = run(edge_venv / "bin" / "mnist-edge", "export", "--model", str(REPO / "models" / "model.keras"))
-    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
-    assert "pip install 'mnist-edge[train]'" in r.stderr
+    # A device asked to train says what to install, in one line, instead of a traceback, and first:
+    # before looking for MNIST (whose fallback notice came first) or writing a log into --out.
+    out = tmp_path / "run"
+    for argv in (("export", "--model", str(REPO / "models" / "model.keras"), "--out", str(out)),
+                 ("train", "--quick", "--out", str(out)), ("locator", "--quick", "--out", str(out))):
+        r = run(edge_venv / "bin" / "mnist-edge", *argv)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+        assert r.stderr.strip().splitlines() == [f"mnist-edge {argv[0]}: error: needs the Python module "
+                                                 "'tensorflow', which is not installed (pip install "
+                                                 "'mnist-edge[train]')"], r.stderr
+        assert not out.exists()
 
 
 def test_edge_install_predicts(edge_venv, samples):
