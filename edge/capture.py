@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 import threading
 
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 BAD_FRAME_RUN = 30  # a video file whose reads fail this many times in a row has ended (a damaged
 #   frame or a few are skipped, and the reads after them go on)
 NETWORK_TIMEOUT_MS = 5000  # OpenCV's open and read timeouts for a stream (its default is 30 s)
+PROBE_TIMEOUT_S = 3.0  # asking a stream OpenCV could not open why (HTTP 401 ...), after its own timeout
 
 
 def _frames(first: int, last: int) -> str:
@@ -65,28 +67,35 @@ def without_password(url: str) -> str:
 def _http_refusal(url: str) -> str:
     """Why an http(s) stream refuses us, asked once over HTTP after OpenCV failed to open it (whose
     FFmpeg says nothing we can show): " (... HTTP 401 ...)", or "" when it does not say (another
-    scheme, no answer, or it answers 200 and the stream itself is what OpenCV cannot read)."""
+    scheme, no answer, or it answers 200 and the stream itself is what OpenCV cannot read). A
+    redirect is reported, not followed, so the login in the URL goes to its own host only."""
     import base64
     import urllib.error
     import urllib.request
     from urllib.parse import unquote, urlsplit, urlunsplit
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None  # urllib then raises the 30x as an HTTPError
 
     try:
         u = urlsplit(url)
         if u.scheme not in ("http", "https"):
             return ""
         request = urllib.request.Request(urlunsplit(u._replace(netloc=u.netloc.rpartition("@")[2])))
-        if u.username is not None:  # urllib leaves a login in the URL unused: sent as FFmpeg sends it
-            login = f"{unquote(u.username)}:{unquote(u.password or '')}".encode()
-            request.add_header("Authorization", "Basic " + base64.b64encode(login).decode())
-        with urllib.request.urlopen(request, timeout=NETWORK_TIMEOUT_MS / 1000):
+        if u.username is not None:  # urllib leaves a login in the URL unused: sent as Basic, as FFmpeg
+            login = f"{unquote(u.username)}:{unquote(u.password or '')}".encode()  # does first
+            request.add_unredirected_header("Authorization", "Basic " + base64.b64encode(login).decode())
+        with urllib.request.build_opener(NoRedirect).open(request, timeout=PROBE_TIMEOUT_S):
             return ""
     except urllib.error.HTTPError as e:
+        e.close()
         if e.code == 401 and u.username is not None:
             return " (it refused the login in the URL: HTTP 401)"
         if e.code == 401:
-            return " (it asks for a login: HTTP 401; put it in the URL, http://user:password@host:port/...)"
-        return f" (HTTP {e.code} {e.reason})"
+            return (f" (it asks for a login: HTTP 401; put it in the URL, "
+                    f"{u.scheme}://user:password@host:port/...)")
+        return f" (HTTP {e.code}{f' {e.reason}' if e.reason else ''})"
     except Exception:  # no answer, a broken URL, TLS: nothing more to say than OpenCV's failure
         return ""
 
@@ -123,11 +132,17 @@ class OpenCVSource(Source):
             if self._stopped():
                 return  # stopped while opening: frames() ends at once
             if isinstance(target, int) or (live and not self._network):  # an index or a device
+                if isinstance(target, str) and not os.access(target, os.R_OK | os.W_OK):
+                    raise UserError(f"--source {target}: permission denied (a camera is opened for reading "
+                                    "and writing: add the user to the 'video' group, sudo usermod -aG "
+                                    "video $USER, then log in again)")
                 raise UserError(f"--source {target}: OpenCV cannot open camera {target} (is it connected? "
                                 "see ls /dev/video*; a Pi camera module is --source picamera)")
             what = "stream" if live else "video file"
-            hint = _http_refusal(target) if self._network else ""
-            raise UserError(f"--source {self.name}: OpenCV cannot open this {what}{hint}")
+            hint = self._call(lambda: _http_refusal(target)) if self._network else ""
+            if self._stopped():
+                return  # stopped while asking why
+            raise UserError(f"--source {self.name}: OpenCV cannot open this {what}{hint or ''}")
 
     def _stopped(self) -> bool:
         return self.stop is not None and self.stop.is_set()

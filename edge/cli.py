@@ -33,7 +33,7 @@ COMMANDS = {
 # what a command cannot start without, looked for (not imported) before it starts: on a device install
 # it says what to install first, not after drawing data or writing an empty log into --out
 NEEDS = {"train": ("tensorflow", "keras"), "locator": ("tensorflow", "keras"),
-         "export": ("tensorflow", "keras", "tf2onnx", "onnx")}
+         "export": ("tensorflow", "keras")}  # (tf2onnx and onnx only for ONNX files: asked for then)
 
 # a module a command needs -> the pip extra that installs it (the interpreters': edge.contract.RUNTIMES)
 EXTRAS = {"cv2": "camera", "tensorflow": "train", "keras": "train", "tf2onnx": "train", "onnx": "train",
@@ -117,14 +117,17 @@ def _with_dash_hint(parser, rest: list[str]):
     argparse takes for an unknown option) when such a file is on the command line: as ./-name, or
     after -- where the command takes file names (predict), not as a flag's value (camera --source)."""
     before = rest[:rest.index("--")] if "--" in rest else rest  # after --, nothing is an option
-    dashed = [a for a in before if a.startswith("-") and len(a) > 1 and os.path.isfile(a)]
+    dashed = [i for i, a in enumerate(before) if a.startswith("-") and len(a) > 1 and os.path.isfile(a)]
     if dashed:
         error = parser.error
+        valued = {s for a in parser._actions if a.nargs != 0 for s in a.option_strings}  # flags with a value
         files = any(not a.option_strings for a in parser._actions)  # positional arguments: file names
-        hint = f"write ./{dashed[0]}" + (", or put -- before the file names" if files else "")
+        value = dashed[0] > 0 and before[dashed[0] - 1] in valued  # the file is a flag's value (--model)
+        name = before[dashed[0]]
+        hint = f"write ./{name}" + (", or put -- before the file names" if files and not value else "")
 
         def error_with_hint(message: str):
-            error(f"{message} ({dashed[0]} is a file: {hint})")
+            error(f"{message} ({name} is a file: {hint})")
 
         parser.error = error_with_hint
     return parser

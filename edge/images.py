@@ -172,10 +172,14 @@ def probe(path: str | os.PathLike) -> None:
     except OSError as e:
         raise ImageError(f"{shown(path)}: cannot read it ({e.strerror or e})") from None
     if not head:
-        raise ImageError(f"{shown(path)}: an empty file (0 bytes), expected an image ({FORMATS})")
+        raise _empty(path)
     if declared_size(head) is None and not head.startswith(OTHER_MAGIC) and head[4:8] != b"ftyp":
         raise ImageError(f"{shown(path)}: not an image file OpenCV can read (expected {FORMATS})")
     check_header(path, head)
+
+
+def _empty(path: str | os.PathLike) -> ImageError:
+    return ImageError(f"{shown(path)}: an empty file (0 bytes), expected an image ({FORMATS})")
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -192,10 +196,12 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         data = np.fromfile(p, dtype=np.uint8)
     except OSError as e:
         raise ImageError(f"{shown(path)}: cannot read it ({e.strerror or e})") from None
+    if not data.size:
+        raise _empty(path)
     check_header(path, data[:HEADER_BYTES].tobytes())
     said: list[str] = []
     try:
-        image, said = _decode(data, cv2.IMREAD_COLOR) if data.size else (None, [])
+        image, said = _decode(data, cv2.IMREAD_COLOR)
     except cv2.error as e:
         if "CV_IO_MAX_IMAGE_PIXELS" in str(e):  # the decoder's own limit (edge/__init__.py)
             raise ImageError(f"{shown(path)}: declares more than the {MAX_PIXELS // 2**20} Mpx limit "

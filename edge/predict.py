@@ -11,9 +11,10 @@ other image (a photo of digits on paper, a scan) is read by `edge.reader.read`, 
     photo.jpg: 2026  (2 0.99, 0 0.97, 2 0.99, 6 0.93)
 
 or with --json {"file", "reading", "digits": [{"digit", "confidence", "box": [x, y, w, h]}]}.
-A file that is missing is named in one line, exit 2, before any is read; one that cannot be decoded
-is skipped (with --json, a {"file", "error"} line in its place), the others are read, and the error
-line at the end names it, exit 2.
+A name that is no file (missing, a folder, a video) is named in one line, exit 2, before any is
+read; a file that is empty, no image, too big or cannot be decoded is skipped (with --json, a
+{"file", "error"} line in its place), the others are read, and the error line at the end names it,
+exit 2 (at once, before the model loads, when no file is an image).
 """
 
 from __future__ import annotations
@@ -74,8 +75,9 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> int:
     if not 0.0 <= args.min_confidence <= 1.0:
         raise UserError(f"--min-confidence {args.min_confidence}: expected a number from 0 to 1")
-    for path in args.images:  # every name checked before the model loads: one that is no file (a typo,
-        #   a folder, a video) stops here; a file that is no image is named at the end, after the others
+    early = []  # every name checked before the model loads: one that is no file (a typo, a folder, a
+    #   video) stops here; a file that is no image is named at the end, after the others are read
+    for path in args.images:
         try:
             probe(path)
         except ImageError as e:
@@ -85,6 +87,9 @@ def main(args: argparse.Namespace) -> int:
                                  f"{shlex.quote(shown(path))}") from None
             if not p.is_file():
                 raise
+            early.append(str(e))
+    if len(early) == len(args.images):  # nothing to read: said now, not after loading the models
+        raise _unread(early, len(args.images))
     model = resolve_model(args.model)
     locator_path = resolve_locator(args.locator, model, args.runtime)
     clf = Classifier(model, args.runtime, threads=1)
@@ -104,10 +109,15 @@ def main(args: argparse.Namespace) -> int:
             continue
         if not write_line(json.dumps({"file": name, **result}) if args.json else _line(name, result)):
             break  # the reader went away (e.g. `| head -1`): done
-    if len(unread) == 1:
-        raise UserError(unread[0])
     if unread:
-        more = len(unread) - MAX_NAMED
-        raise UserError(f"{len(unread)} of {len(args.images)} images could not be read: "
-                        + "; ".join(unread[:MAX_NAMED]) + (f"; and {more} more" if more > 0 else ""))
+        raise _unread(unread, len(args.images))
     return 0
+
+
+def _unread(unread: list[str], total: int) -> UserError:
+    """The one error line for the files that could not be read (each its own reason)."""
+    if len(unread) == 1:
+        return UserError(unread[0])
+    more = len(unread) - MAX_NAMED
+    return UserError(f"{len(unread)} of {total} images could not be read: "
+                     + "; ".join(unread[:MAX_NAMED]) + (f"; and {more} more" if more > 0 else ""))

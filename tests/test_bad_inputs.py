@@ -390,6 +390,9 @@ def test_predict_reads_the_other_images_past_one_that_is_no_image(corpus):
     read, where a file that does not decode did not: `predict photos/*` lost every reading to one
     stray file. Now each such file is named at the end, after the others are read."""
     good, empty, notes = (str(corpus / n) for n in ("good.png", "empty.jpg", "notes.png"))
+    r = cli("predict", "--model", "missing.tflite", empty, notes, timeout=60)  # no image at all: said
+    one_error(r, "predict", f"2 of 2 images could not be read: {empty}: an empty file (0 bytes)")  # before
+    assert r.stdout == ""  # the model is looked for (a missing one would be the error otherwise)
     r = cli("predict", "--json", good, empty, notes, good, timeout=60)
     one_error(r, "predict", f"2 of 4 images could not be read: {empty}: an empty file (0 bytes)",
               f"; {notes}: not an image file")
@@ -478,7 +481,8 @@ def test_camera_skips_a_bad_image_file(runs, name):
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
     assert r.stdout == ""
     warnings = [ln for ln in r.stderr.splitlines() if "skipped" in ln]
-    what = BAD_IMAGES[name][1] if "declares" in BAD_IMAGES[name][1] else "cannot decode"
+    what = BAD_IMAGES[name][1] if any(w in BAD_IMAGES[name][1] for w in ("declares", "empty")) \
+        else "cannot decode"  # an empty file says so, as predict says it
     assert len(warnings) == 1 and name in warnings[0] and what in warnings[0], r.stderr
     assert r.stderr.strip().splitlines()[-1] == (f"mnist-edge camera: error: --source {runs / name}: "
                                                  "no frame in it could be read"), r.stderr

@@ -147,9 +147,10 @@ def test_a_file_named_like_an_option_gets_a_hint(tmp_path, images, exported):
     assert r.returncode == 0 and r.stdout.startswith("-7.png: "), r.stderr
     r = cli("predict", "--model", model, "--bogus", str(d / "digit1.png"), cwd=tmp_path, timeout=120)
     assert r.returncode == 2 and "unrecognized arguments: --bogus (" in r.stderr.splitlines()[-1]
-    r = cli("camera", "--source", "-7.png", cwd=tmp_path, timeout=120)  # a flag's value: no -- there
-    assert r.returncode == 2 and r.stderr.splitlines()[-1].endswith(
-        "(-7.png is a file: write ./-7.png)"), r.stderr
+    for argv in (("camera", "--source", "-7.png"), ("predict", "--model", "-7.png", "x.png")):
+        r = cli(*argv, cwd=tmp_path, timeout=120)  # a flag's value: -- does not help there
+        assert r.returncode == 2 and r.stderr.splitlines()[-1].endswith(
+            "(-7.png is a file: write ./-7.png)"), r.stderr
 
 
 def test_runtime_notice_is_kept_off_the_terminal(images, exported):

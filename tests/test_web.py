@@ -450,6 +450,53 @@ def test_a_url_is_shown_without_its_password(url, shown):
     assert without_password(url) == shown
 
 
+def test_asking_a_stream_why_reports_a_redirect_and_sends_the_login_nowhere_else():
+    """A stream OpenCV cannot open is asked over HTTP why (edge.capture._http_refusal). The login in
+    its URL goes to that host alone: a redirect is reported, not followed with the password."""
+    import http.server
+
+    from edge.capture import _http_refusal
+
+    seen: list[str | None] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            seen.append(self.headers.get("Authorization"))
+            if self.path == "/moved":
+                self.send_response(302)
+                self.send_header("Location", f"http://127.0.0.1:{self.server.server_port}/elsewhere")
+            else:
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="x"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"127.0.0.1:{server.server_port}"
+    try:
+        assert _http_refusal(f"http://me:s3cret@{base}/moved") == " (HTTP 302 Found)"
+        assert seen == ["Basic " + base64.b64encode(b"me:s3cret").decode()]  # /elsewhere never asked
+        assert _http_refusal(f"http://me:s3cret@{base}/cam") == " (it refused the login in the URL: HTTP 401)"
+        assert _http_refusal(f"http://{base}/cam").startswith(" (it asks for a login: HTTP 401; put it in")
+        assert _http_refusal("rtsp://cam/s") == "" and _http_refusal("http://[::1") == ""
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_camera_device_the_user_may_not_open_says_so(monkeypatch):
+    from edge import capture
+    from edge.errors import UserError
+
+    monkeypatch.setattr(capture.os, "access", lambda path, mode: False)
+    with pytest.raises(UserError, match="--source /dev/zero: permission denied .* the 'video' group"):
+        capture.OpenCVSource("/dev/zero", live=True)
+
+
 def test_a_password_that_is_not_utf8_still_answers(monkeypatch):
     """A variable's bytes that are not UTF-8 (os.environ gives them as surrogates) are the password."""
     hub = FrameHub()
