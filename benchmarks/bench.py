@@ -210,6 +210,8 @@ def main(args: argparse.Namespace) -> int:
     out = Path(cfg.out or cfg.artifacts)
     if cfg.out:  # before the measuring, not after it (the artifacts folder is checked as it loads)
         check_out_dir(cfg.out)
+    if args.mqtt:  # the broker too
+        fleet.reachable(args.mqtt, args.device_id)
     result = run_bench(cfg)
     write_outputs(result, out)
     d = result["device"]

@@ -48,6 +48,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="this device's name on the broker, with --mqtt (default: the hostname)")
 
 
+def reachable(url: str, device_id: str | None) -> None:
+    """Connect once and leave: a broker that is not there or refuses the login is one line before the
+    bench runs, not after it (as camera --mqtt checks before its camera opens)."""
+    broker = parse_url(url)
+    client = make_client(broker, f"mnist-edge-{check_device_id(device_id or default_device_id())}-bench-"
+                                 f"{os.getpid()}")
+    connect(client, broker, MqttConfig.connect_timeout, MqttConfig.keepalive)
+    client.disconnect()
+    client.loop_stop()
+
+
 def publish(url: str, device_id: str | None, result: dict) -> str:
     """Publish `result` retained on <prefix>/bench; the topic. A UserError if the broker will not take it."""
     broker = parse_url(url)
@@ -73,7 +84,7 @@ def gather(url: str, timeout: float = 10.0) -> list[tuple[str, dict]]:
     """The retained bench results under the URL's topic filter: [(label, result)], by topic."""
     from benchmarks.compare import check_bench
 
-    broker = parse_url(url, "--compare")
+    broker = parse_url(url, "--compare", wildcards=True)
     topic_filter = broker.path or FLEET_FILTER
     got: dict[str, bytes] = {}
     subscribed, last = threading.Event(), [time.monotonic()]

@@ -50,7 +50,7 @@ from edge.heap import keep_freed_memory
 from edge.hub import FrameHub
 from edge.locator import Locator
 from edge.models import LOCATOR_HELP, locator_flag, resolve_locator, resolve_model, warn_if_segmenting
-from edge.mqtt import PASSWORD_ENV, MqttConfig, Publisher, check_interval, start_publisher
+from edge.mqtt import PASSWORD_ENV, MqttConfig, Publisher, check_interval, parse_url, start_publisher
 from edge.output import write_line
 from edge.reader import MIN_CONFIDENCE, read
 from edge.sources import SOURCE_HELP, Frame, RetryConfig, Source, SourceLost, frames, open_source
@@ -106,6 +106,8 @@ def _check(cfg: CameraConfig) -> None:
     if cfg.max_retries < -1:
         raise UserError(f"--max-retries {cfg.max_retries}: expected -1 (forever), 0 or more")
     check_interval(cfg.mqtt_interval)
+    if cfg.mqtt is not None:
+        parse_url(cfg.mqtt)  # an empty --mqtt "" is a mistake, not "no broker"
 
 
 @dataclass

@@ -73,20 +73,31 @@ class Broker:
         return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
 
 
-def parse_url(url: str, flag: str = "--mqtt", env: dict | None = None) -> Broker:
-    """mqtt[s]://[user[:password]@]HOST[:PORT][/PATH] -> Broker; the password may come from the env."""
+def parse_url(url: str, flag: str = "--mqtt", env: dict | None = None, wildcards: bool = False) -> Broker:
+    """mqtt[s]://[user[:password]@]HOST[:PORT][/PATH] -> Broker; the password may come from the env.
+    PATH is a topic prefix to publish under, or with `wildcards` a topic filter (+ and #) to read."""
     env = os.environ if env is None else env
-    expect = "expected mqtt://[user[:password]@]HOST[:PORT][/PREFIX] (or mqtts://)"
-    parts = urlsplit(url.strip())
+    what = "FILTER" if wildcards else "PREFIX"
+    expect = f"expected mqtt://[user[:password]@]HOST[:PORT][/{what}] (or mqtts://)"
+    raw = url.strip()
+    parts = urlsplit(raw)
     if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
         raise UserError(f"{flag} {url}: {expect}")
     try:
         port = parts.port or DEFAULT_PORTS[parts.scheme]
     except ValueError:
         raise UserError(f"{flag} {url}: the port is not a number from 1 to 65535; {expect}") from None
-    path = unquote(parts.path).strip("/")
-    if "+" in path or "#" in path:
+    if parts.query:
+        raise UserError(f"{flag} {url}: an MQTT URL takes no ?query; {expect}")
+    # "#" starts a URL's fragment: in an MQTT URL it is the topic wildcard, part of the path
+    path = unquote(parts.path + ("#" + parts.fragment if "#" in raw else "")).strip("/")
+    if not wildcards and ("+" in path or "#" in path):
         raise UserError(f"{flag} {url}: the prefix must not contain MQTT wildcards (+, #)")
+    if path and "" in path.split("/"):
+        raise UserError(f"{flag} {url}: the {what.lower()} has an empty level (//); {expect}")
+    if not wildcards and path.startswith("$"):
+        raise UserError(f"{flag} {url}: topics starting with $ are the broker's own ($SYS), not for "
+                        "publishing")
     password = unquote(parts.password) if parts.password is not None else env.get(PASSWORD_ENV)
     return Broker(parts.scheme == "mqtts", parts.hostname, port,
                   unquote(parts.username) if parts.username else None, password, path)

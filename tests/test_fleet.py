@@ -54,6 +54,12 @@ def test_devices_publish_and_a_fleet_is_compared(tmp_path, broker, mnist_file):
     assert {r["device"] for r in merged["rows"]} == {"pi-a", "laptop"}
     assert (tmp_path / "cmp" / "compare.png").stat().st_size > 0
 
+    r = cli("bench", "--compare", f"{broker.url}/mnist-edge/+/bench", f"{broker.url}/mnist-edge/pi-a/#",
+            "--out", str(tmp_path / "cmp3"), timeout=60)  # filters with wildcards, as the README offers
+    assert r.returncode == 0, r.stderr[-3000:]
+    merged = json.loads((tmp_path / "cmp3" / "compare.json").read_text())
+    assert [d["name"] for d in merged["devices"]] == ["laptop", "pi-a", "pi-a#2"]  # one device twice
+
     # files and a fleet on one command line; a topic filter in the URL
     r = cli("bench", "--compare", str(out / "bench.json"), f"{broker.url}/mnist-edge/laptop/bench",
             "--out", str(tmp_path / "cmp2"), timeout=60)
@@ -62,8 +68,14 @@ def test_devices_publish_and_a_fleet_is_compared(tmp_path, broker, mnist_file):
     assert [d["name"] for d in merged["devices"]] == ["pi-a", "laptop"]
 
 
-def test_an_empty_fleet_or_no_broker_is_one_line(tmp_path, broker):
+def test_an_empty_fleet_or_no_broker_is_one_line(tmp_path, broker, mnist_file):
     from benchmarks.broker import free_port
+
+    r = cli("bench", "--artifacts", str(REPO / "models"), "--data", str(mnist_file), "--out", str(tmp_path),
+            "--mqtt", f"mqtt://127.0.0.1:{free_port()}", timeout=60)  # before the bench, not after it
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and "cannot reach the broker" in lines[0], lines
+    assert r.stdout == "" and not (tmp_path / "bench.json").exists()
 
     for args, expect in (([broker.url], "no bench results under mnist-edge/+/bench"),
                          ([f"mqtt://127.0.0.1:{free_port()}"], "cannot reach the broker")):

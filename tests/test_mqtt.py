@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -272,6 +273,8 @@ def test_queue_is_bounded_and_flushed_when_the_broker_returns(tmp_path, broker):
     ("http://127.0.0.1:{port}", "expected mqtt://[user[:password]@]HOST[:PORT][/PREFIX]"),
     ("mqtt://127.0.0.1:99999", "the port is not a number from 1 to 65535"),
     ("mqtt://127.0.0.1:{port}/a/+/b", "must not contain MQTT wildcards"),
+    ("mqtt://127.0.0.1:{port}/a#", "must not contain MQTT wildcards"),  # a URL's "fragment": dropped before
+    ("", "expected mqtt://"),  # no broker at all was a quiet run without MQTT
 ])
 def test_broker_mistakes_are_one_line_at_start(tmp_path, broker, readings, url, expect):
     from benchmarks.broker import free_port
@@ -291,6 +294,23 @@ def test_bad_device_id_is_one_line(tmp_path, broker, readings):
     r = cli("camera", "--source", str(folder), "--model", str(SHIPPED), "--device-id", "my meter/1",
             "--mqtt", f"mqtt://127.0.0.1:{broker.port}", timeout=60)
     assert r.returncode == 2 and "--device-id my meter/1: expected letters, digits" in r.stderr
+
+
+@pytest.mark.parametrize("url, expect", [
+    ("mqtt://h/a//b", "has an empty level (//)"), ("mqtt://h/a?x=1", "takes no ?query"),
+    ("mqtt://h/$SYS/x", "topics starting with $ are the broker's own"),
+])
+def test_a_prefix_mqtt_would_not_take_as_meant_is_refused(url, expect):
+    from edge.errors import UserError
+
+    with pytest.raises(UserError, match=re.escape(expect)):
+        parse_url(url)
+
+
+def test_a_filter_to_read_may_hold_wildcards_a_prefix_may_not():
+    assert parse_url("mqtt://h/mnist-edge/#", wildcards=True).path == "mnist-edge/#"
+    assert parse_url("mqtt://h/mnist-edge/+/bench", wildcards=True).path == "mnist-edge/+/bench"
+    assert parse_url("mqtt://h/a%2Bb/", wildcards=True).path == "a+b"
 
 
 def test_password_in_the_url_wins_over_the_environment():
