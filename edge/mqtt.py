@@ -43,6 +43,9 @@ PASSWORD_ENV = "MNIST_EDGE_MQTT_PASSWORD"  # the password, when the URL has none
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 DISCOVERY_PREFIX = "homeassistant"  # Home Assistant's default discovery prefix
 QUEUE_FULL = 15  # paho's MQTT_ERR_QUEUE_SIZE
+TAKEN_OVER = (5.0, 3)  # this many connections in a row each closed within this many seconds of
+#   opening: another client holds our client id (two devices with one --device-id, whose broker
+#   closes the older connection each time the other reconnects); said once
 NAME_OK = re.compile(r"^[A-Za-z0-9_-]+$")  # what Home Assistant accepts as a node id
 
 
@@ -217,6 +220,8 @@ class Publisher:
         self._pending: deque[tuple[str, str, bool]] = deque(maxlen=cfg.queue)
         self._connected = False
         self._down_since: float | None = None  # monotonic time the current outage began
+        self._up_since = 0.0  # monotonic time the current connection opened
+        self._short = 0  # connections in a row closed soon after opening (TAKEN_OVER)
         self._last_state = -float("inf")  # monotonic time of the last state published
         self.published = 0  # state messages handed to the broker or queued
         self.dropped = 0  # messages lost to a full queue
@@ -243,7 +248,7 @@ class Publisher:
             sent = len(self._pending)
             while self._pending:
                 client.publish(*self._pending.popleft()[:2], qos=1, retain=True)
-            self._connected = True
+            self._connected, self._up_since = True, time.monotonic()
             if self._down_since is not None:
                 log.info("MQTT: %s is back after %.1f s; %d queued message(s) sent, %d dropped",
                          self.broker, time.monotonic() - self._down_since, sent, self.dropped)
@@ -252,6 +257,13 @@ class Publisher:
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
         with self._lock:
             was, self._connected = self._connected, False
+            if was:
+                self._short = self._short + 1 if time.monotonic() - self._up_since < TAKEN_OVER[0] else 0
+                if self._short == TAKEN_OVER[1]:
+                    log.warning("MQTT: %s closed this connection %d times in a row just after it opened: "
+                                "another client is probably connected as mnist-edge-%s-camera (a second "
+                                "device with the same --device-id?); give each device its own",
+                                self.broker, self._short, self.device_id)
             if was and self._down_since is None:
                 self._down_since = time.monotonic()
                 log.warning("MQTT: lost %s; keeping up to %d message(s) and reconnecting",

@@ -245,6 +245,29 @@ def test_broker_outage_never_stops_the_camera(tmp_path, broker, readings):
     assert {s["stable"] for s in after} <= {a, b} and stable_after & {s["stable"] for s in after}
 
 
+def test_two_devices_with_one_id_are_told_why_the_broker_keeps_dropping_them(broker, caplog):
+    """The broker closes the older of two connections with one client id each time the other
+    reconnects, so both flap about once a second; each says why, once."""
+    cfg = MqttConfig(f"mqtt://meter:s3cret%20pass@127.0.0.1:{broker.port}", "twin", discovery=False)
+    first = Publisher(cfg, SHIPPED, "0" * 64, "0.1.0").start()
+    try:
+        alone = time.monotonic() + 2
+        while time.monotonic() < alone:
+            time.sleep(0.1)
+        assert "another client" not in caplog.text  # one device alone: no such warning
+        second = Publisher(cfg, SHIPPED, "0" * 64, "0.1.0").start()
+        try:
+            end = time.monotonic() + 30
+            while caplog.text.count("another client is probably connected as mnist-edge-twin-camera") < 2:
+                assert time.monotonic() < end, caplog.text[-2000:]
+                time.sleep(0.2)
+        finally:
+            second.close()
+    finally:
+        first.close()
+    assert "(a second device with the same --device-id?); give each device its own" in caplog.text
+
+
 def test_queue_is_bounded_and_flushed_when_the_broker_returns(tmp_path, broker):
     url = f"mqtt://meter:s3cret%20pass@127.0.0.1:{broker.port}"
     pub = Publisher(MqttConfig(url, DEVICE, queue=4, discovery=False), SHIPPED, "0" * 64, "0.1.0").start()
