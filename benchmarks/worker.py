@@ -13,7 +13,6 @@ float model's `predict_on_batch` on `train.data.preprocess`ed input, preprocessi
 from __future__ import annotations
 
 import gc
-import importlib
 import json
 import os
 import resource
@@ -48,9 +47,9 @@ def import_runtime(spec: dict) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(1)
         import keras  # noqa: F401
     else:
-        from edge.contract import RUNTIMES
+        from edge.backends import import_runtime
 
-        importlib.import_module(RUNTIMES[spec["runtime"]].module)
+        import_runtime(spec["runtime"])
 
 
 class KerasModel:

@@ -53,12 +53,39 @@ class TensorInfo:
     zero_point: int | None
 
 
+def import_runtime(name: str):
+    """A runtime's module (RUNTIMES[name].module), imported. OpenVINO's import sends a usage event to
+    Intel's analytics (its `openvino_telemetry`) unless the user declined it or CI is set: where the
+    user has not chosen either way (no consent file), this process declines; a choice made with
+    OpenVINO's `opt_in_out` stands. (Where the send fails, its child process printed a traceback.)"""
+    if name == "openvino":
+        _decline_unchosen_telemetry()
+    return importlib.import_module(RUNTIMES[name].module)
+
+
+def _decline_unchosen_telemetry() -> None:
+    try:
+        from openvino_telemetry.utils import opt_in_checker as oc
+    except Exception:  # not installed (or reorganised): nothing of it runs
+        return
+    check = oc.OptInChecker.check
+    if getattr(check, "mnist_edge", False):
+        return
+
+    def unchosen_declined(self, *args, **kwargs):
+        result = check(self, *args, **kwargs)
+        return oc.ConsentCheckResult.DECLINED if result == oc.ConsentCheckResult.NO_FILE else result
+
+    unchosen_declined.mnist_edge = True
+    oc.OptInChecker.check = unchosen_declined
+
+
 def runtime_status() -> dict[str, str]:
     """Each runtime's version if it imports here, else why not (e.g. a numpy ABI mismatch)."""
     out = {}
     for rt in RUNTIMES.values():
         try:
-            importlib.import_module(rt.module)
+            import_runtime(rt.name)
             out[rt.name] = importlib.metadata.version(rt.distribution)
         except Exception as e:  # ImportError, or the AttributeError numpy 2 gives old wheels
             out[rt.name] = f"unavailable ({e.__class__.__name__}: {str(e).splitlines()[0][:80]})"
@@ -69,7 +96,7 @@ def default_runtime(path: Path) -> str:
     """The first runtime that can run this file and imports here."""
     for rt in default_runtimes(path.suffix):
         try:
-            importlib.import_module(RUNTIMES[rt].module)
+            import_runtime(rt)
             return rt
         except Exception:
             continue
@@ -92,7 +119,7 @@ def open_backend(path: str | Path, runtime: str | None = None, threads: int | No
     if path.suffix not in RUNTIMES[runtime].suffixes:
         raise UserError(f"--runtime {runtime} cannot run {path.name}")
     try:
-        module = importlib.import_module(RUNTIMES[runtime].module)
+        module = import_runtime(runtime)
     except Exception as e:
         raise UserError(f"--runtime {runtime}: cannot import {RUNTIMES[runtime].module} ({e})") from None
     cls = {"onnxruntime": OnnxBackend, "openvino": OpenVINOBackend}.get(runtime, TFLiteBackend)

@@ -154,6 +154,17 @@ def _picamera2_line() -> tuple[bool, str]:
         return True, "installed"
 
 
+def _paho_line() -> tuple[bool, str]:
+    try:
+        importlib.import_module("paho.mqtt.client")
+    except Exception as e:
+        if isinstance(e, ModuleNotFoundError) and (e.name or "").startswith("paho"):
+            return False, ("not installed (only for camera --mqtt and bench --mqtt: pip install "
+                           "'mnist-edge[mqtt]')")
+        return False, f"not importable ({e.__class__.__name__}: {e})"
+    return True, importlib.metadata.version("paho-mqtt")
+
+
 def _models(arg: str | None) -> tuple[Path | None, list[Path]]:
     """(folder whose manifest applies, model files to try)."""
     if arg is None:
@@ -179,6 +190,7 @@ def doctor(model: str | None = None, out=None) -> int:
     _system(say)
     usable = _runtimes(say, hints)
     _camera(say, hints)
+    _mqtt(say)
     unfit = _files(say, hints, folder) if folder is not None else []
     runs = _runs(say, hints, models, usable, folder if model else None)
     first = min(runs, key=lambda r: (r[0] != DEFAULT_MODEL, r[0])) if runs else None  # the default first
@@ -231,6 +243,12 @@ def _camera(say, hints: list[str]) -> None:
         say(f"  {OK if ok else BAD} {name:<15} {line}")
         if name == "cv2" and not ok:
             hints.append("camera and predict need OpenCV: pip install 'mnist-edge[camera]'")
+
+
+def _mqtt(say) -> None:
+    ok, line = _paho_line()
+    say("publishing")
+    say(f"  {OK if ok else BAD} {'paho-mqtt':<15} {line}")
 
 
 def _files(say, hints: list[str], folder: Path) -> list[str]:

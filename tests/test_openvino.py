@@ -64,3 +64,31 @@ def test_openvino_cannot_run_other_files(tmp_path):
     bad.write_bytes(b"x")
     with pytest.raises(UserError, match="expected a .tflite or .onnx"):
         Classifier(bad, runtime="openvino")
+
+
+def test_openvino_sends_no_usage_event_unless_the_user_chose_to(tmp_path):
+    """`import openvino` sends an event to Intel's analytics when no consent file says otherwise (and
+    CI is not set). Opened through edge, nothing is sent where the user has not chosen; a choice made
+    with OpenVINO's own opt_in_out stands."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "TF_BUILD", "JENKINS_URL")}
+    env["HOME"] = str(tmp_path)  # a user who never chose: no ~/intel/openvino_telemetry
+    ask = ("from openvino_telemetry.utils.opt_in_checker import OptInChecker as C; "
+           "print(C().check(enable_opt_in_dialog=False, disable_in_ci=True).name)")
+    r = subprocess.run([sys.executable, "-c", ask], env=env, capture_output=True, text=True, timeout=60)
+    assert r.stdout.split() == ["NO_FILE"], r.stderr  # which OpenVINO's own import takes as consent
+    opened = ("from edge.backends import import_runtime; import_runtime('openvino'); "
+              "import openvino_telemetry as tm; print(tm.Telemetry().consent)")
+    chosen_yes = ("from edge.backends import _decline_unchosen_telemetry as d; d(); " + ask)  # asked, not
+    #   imported: an accepted consent would send
+    cases = ((None, opened, "False"), ("0", opened, "False"), ("1", chosen_yes, "ACCEPTED"))
+    for chosen, code, says in cases:
+        if chosen is not None:
+            (tmp_path / "intel").mkdir(exist_ok=True)
+            (tmp_path / "intel" / "openvino_telemetry").write_text(chosen)
+        r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0 and r.stdout.split() == [says], (chosen, r.stdout, r.stderr[-2000:])
+        assert "Traceback" not in r.stderr
