@@ -73,7 +73,8 @@ class Broker:
 
     def __str__(self) -> str:  # for messages: never the password
         user = f"{self.username}@" if self.username else ""
-        return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address, as it was written
+        return f"{'mqtts' if self.tls else 'mqtt'}://{user}{host}:{self.port}"
 
 
 def parse_url(url: str, flag: str = "--mqtt", env: dict | None = None, wildcards: bool = False) -> Broker:
@@ -187,6 +188,9 @@ def connect(client, broker: Broker, timeout: float, keepalive: int, flag: str = 
                         f"bundle ({e.verify_message}); SSL_CERT_FILE=ca.pem names another CA") from None
     except (OSError, ValueError) as e:
         why = e.strerror or str(e) if isinstance(e, OSError) else str(e)
+        if broker.tls and isinstance(e, (ssl.SSLError, ConnectionResetError)):  # it answered, not in TLS
+            raise UserError(f"{flag} {broker}: the TLS handshake failed ({why}); is {broker.port} the "
+                            "broker's TLS port? (mqtt:// for a plain one)") from None
         raise UserError(f"{flag} {broker}: cannot reach the broker ({why})") from None
     client.loop_start()
     if not answered.wait(timeout) or result["rc"].is_failure:

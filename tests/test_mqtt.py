@@ -297,6 +297,7 @@ def test_queue_is_bounded_and_flushed_when_the_broker_returns(tmp_path, broker):
     ("mqtt://127.0.0.1:99999", "the port is not a number from 1 to 65535"),
     ("mqtt://127.0.0.1:{port}/a/+/b", "must not contain MQTT wildcards"),
     ("mqtt://127.0.0.1:{port}/a#", "must not contain MQTT wildcards"),  # a URL's "fragment": dropped before
+    ("mqtts://127.0.0.1:{port}", "the TLS handshake failed"),  # a plain listener: not "cannot reach"
     ("", "expected mqtt://"),  # no broker at all was a quiet run without MQTT
 ])
 def test_broker_mistakes_are_one_line_at_start(tmp_path, broker, readings, url, expect):
@@ -328,6 +329,10 @@ def test_a_prefix_mqtt_would_not_take_as_meant_is_refused(url, expect):
 
     with pytest.raises(UserError, match=re.escape(expect)):
         parse_url(url)
+
+
+def test_an_ipv6_broker_is_shown_as_written():
+    assert str(parse_url("mqtt://[::1]:18830/x")) == "mqtt://[::1]:18830"
 
 
 def test_a_filter_to_read_may_hold_wildcards_a_prefix_may_not():
