@@ -48,25 +48,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="this device's name on the broker, with --mqtt (default: the hostname)")
 
 
+def _connected(url: str, device_id: str | None):
+    """(broker, topic, client connected as this device's bench) for --mqtt URL; UserError if not."""
+    broker = parse_url(url)
+    device_id = check_device_id(device_id or default_device_id())
+    client = make_client(broker, f"mnist-edge-{device_id}-bench-{os.getpid()}")
+    connect(client, broker, MqttConfig.connect_timeout, MqttConfig.keepalive)
+    return broker, f"{broker.path or f'mnist-edge/{device_id}'}/{TOPIC}", client
+
+
 def reachable(url: str, device_id: str | None) -> None:
     """Connect once and leave: a broker that is not there or refuses the login is one line before the
     bench runs, not after it (as camera --mqtt checks before its camera opens)."""
-    broker = parse_url(url)
-    client = make_client(broker, f"mnist-edge-{check_device_id(device_id or default_device_id())}-bench-"
-                                 f"{os.getpid()}")
-    connect(client, broker, MqttConfig.connect_timeout, MqttConfig.keepalive)
+    _, _, client = _connected(url, device_id)
     client.disconnect()
     client.loop_stop()
 
 
 def publish(url: str, device_id: str | None, result: dict) -> str:
     """Publish `result` retained on <prefix>/bench; the topic. A UserError if the broker will not take it."""
-    broker = parse_url(url)
-    device_id = check_device_id(device_id or default_device_id())
-    topic = f"{broker.path or f'mnist-edge/{device_id}'}/{TOPIC}"
+    broker, topic, client = _connected(url, device_id)
     cfg = MqttConfig(url)
-    client = make_client(broker, f"mnist-edge-{device_id}-bench-{os.getpid()}")
-    connect(client, broker, cfg.connect_timeout, cfg.keepalive)
     try:
         info = client.publish(topic, json.dumps(result), qos=1, retain=True)
         info.wait_for_publish(cfg.connect_timeout)

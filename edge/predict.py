@@ -75,9 +75,9 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> int:
     if not 0.0 <= args.min_confidence <= 1.0:
         raise UserError(f"--min-confidence {args.min_confidence}: expected a number from 0 to 1")
-    early = []  # every name checked before the model loads: one that is no file (a typo, a folder, a
-    #   video) stops here; a file that is no image is named at the end, after the others are read
-    for path in args.images:
+    early = {}  # every name checked before the model loads: one that is no file (a typo, a folder, a
+    #   video) stops here; a file that is no image (position -> why) is named at the end, after the others
+    for i, path in enumerate(args.images):
         try:
             probe(path)
         except ImageError as e:
@@ -87,20 +87,21 @@ def main(args: argparse.Namespace) -> int:
                                  f"{shlex.quote(shown(path))}") from None
             if not p.is_file():
                 raise
-            early.append(str(e))
+            early[i] = str(e)
     if len(early) == len(args.images):  # nothing to read: said now, not after loading the models
-        raise _unread(early, len(args.images))
+        raise _unread(list(early.values()), len(args.images))
     model = resolve_model(args.model)
     locator_path = resolve_locator(args.locator, model, args.runtime)
     clf = Classifier(model, args.runtime, threads=1)
     keep_freed_memory()  # as camera: each image's big temporaries reuse memory (edge.heap)
     warn_if_segmenting(args.locator, locator_path, model, args.runtime)
     locator = Locator(locator_path, args.runtime, flag=locator_flag(args.locator)) if locator_path else None
-    unread = []  # files that could not be decoded: named at the end, after the others are read
-    for path in args.images:
+    unread = []  # files that could not be read: named at the end, after the others are read
+    for i, path in enumerate(args.images):
         name = shown(path)
         try:
-            probe(path)  # its header's verdict (empty, not an image, too big) before the decoder's
+            if i in early:  # its header's verdict (empty, not an image, too big), found above
+                raise ImageError(early[i])
             result = predict_image(read_image(path), clf, args.min_confidence, locator=locator)
         except UserError as e:
             unread.append(str(e))
