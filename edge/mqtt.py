@@ -218,6 +218,7 @@ class Publisher:
         self.prefix = self.broker.path or f"mnist-edge/{self.device_id}"
         self.availability = f"{self.prefix}/availability"
         self.state_topic = f"{self.prefix}/state"
+        self.client_id = f"mnist-edge-{self.device_id}-camera"  # one connection per id on a broker
         self.discovery = discovery_configs(self.device_id, self.prefix, model, model_sha256,
                                            version) if cfg.discovery else {}
         self._lock = threading.Lock()
@@ -232,7 +233,7 @@ class Publisher:
         self._client = None
 
     def start(self) -> Publisher:
-        client = make_client(self.broker, f"mnist-edge-{self.device_id}-camera")
+        client = make_client(self.broker, self.client_id)
         client.will_set(self.availability, "offline", qos=1, retain=True)
         client.max_queued_messages_set(self.cfg.queue + len(self.discovery) + 8)  # ours bounds it
         client.reconnect_delay_set(min_delay=1, max_delay=30)
@@ -265,9 +266,9 @@ class Publisher:
                 self._short = self._short + 1 if time.monotonic() - self._up_since < TAKEN_OVER[0] else 0
                 if self._short == TAKEN_OVER[1]:
                     log.warning("MQTT: %s closed this connection %d times in a row just after it opened: "
-                                "another client is probably connected as mnist-edge-%s-camera (a second "
-                                "device with the same --device-id?); give each device its own",
-                                self.broker, self._short, self.device_id)
+                                "another client is probably connected as %s (a second device with the "
+                                "same --device-id?); give each device its own",
+                                self.broker, self._short, self.client_id)
             if was and self._down_since is None:
                 self._down_since = time.monotonic()
                 log.warning("MQTT: lost %s; keeping up to %d message(s) and reconnecting",
