@@ -60,7 +60,8 @@ test: $(STAMP)
 	$(BIN)/python -m ruff check .
 	@out=$$(mktemp); $(TEST_ENV)$(BIN)/python -m pytest --collect-only -q -p no:xdist > $$out 2>&1; \
 	  rc=$$?; if [ $$rc -ne 0 ]; then grep -v '::' $$out | grep . | tail -n 3; fi; rm -f $$out; exit $$rc
-	$(TEST_ENV)$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(TEST_ENV)$(BIN)/python -m pytest -n 2 --dist loadfile -m 'not pi and not own_process'
+	$(TEST_ENV)$(BIN)/python -m pytest -p no:xdist -q -m own_process tests/test_export.py
 
 # The emulated Pi's test (tests/test_pi_emulated.py), on Pi OS's bookworm and trixie: root,
 # qemu-user-static, binfmt-support, mmdebstrap and arch-test; its first run builds each arm64 rootfs

@@ -269,6 +269,7 @@ def sigint_as_in_a_terminal():
     signal.signal(signal.SIGINT, previous)
 
 
+@pytest.mark.own_process
 @pytest.mark.parametrize("signum, code, word, landing", [
     (signal.SIGINT, 130, "interrupted", "ignored"), (signal.SIGTERM, 143, "terminated", "ignored"),
     (signal.SIGINT, 130, "interrupted", "replaced"), (signal.SIGINT, 130, "interrupted", "wrapped")])
