@@ -212,6 +212,8 @@ def main(args: argparse.Namespace) -> int:
         check_out_dir(cfg.out)
     if args.mqtt:  # the broker too
         fleet.reachable(args.mqtt, args.device_id)
+    elif args.device_id is not None:  # would be silently ignored
+        raise UserError(f"--device-id {args.device_id}: only used when publishing; add --mqtt URL")
     result = run_bench(cfg)
     write_outputs(result, out)
     d = result["device"]

@@ -108,6 +108,13 @@ def _check(cfg: CameraConfig) -> None:
     check_interval(cfg.mqtt_interval)
     if cfg.mqtt is not None:
         parse_url(cfg.mqtt)  # an empty --mqtt "" is a mistake, not "no broker"
+    else:  # a publishing setting without a broker would be silently ignored
+        unused = [flag for flag, given in (("--device-id " + str(cfg.device_id), cfg.device_id is not None),
+                                           (f"--mqtt-interval {cfg.mqtt_interval:g}",
+                                            cfg.mqtt_interval != MqttConfig.interval),
+                                           ("--no-discovery", not cfg.discovery)) if given]
+        if unused:
+            raise UserError(f"{unused[0]}: only used when publishing; add --mqtt URL")
 
 
 @dataclass

@@ -632,6 +632,9 @@ FLAGS = [  # (command, args, the flag the line names); the a_file placeholder is
     ("camera", ["--fps", "inf"], "--fps inf"),
     ("camera", ["--mqtt-interval", "nan"], "--mqtt-interval nan"),
     ("camera", ["--mqtt-interval", "-1"], "--mqtt-interval -1"),
+    ("camera", ["--device-id", "pi-a"], "--device-id pi-a: only used when publishing; add --mqtt URL"),
+    ("camera", ["--mqtt-interval", "30"], "--mqtt-interval 30: only used when publishing"),  # once ignored
+    ("camera", ["--no-discovery"], "--no-discovery: only used when publishing"),
     ("camera", ["--threads", "-1"], "--threads -1"),
     ("camera", ["--min-confidence", "2"], "--min-confidence 2"),
     ("camera", ["--max-frames", "-5"], "--max-frames -5"),
@@ -652,6 +655,7 @@ FLAGS = [  # (command, args, the flag the line names); the a_file placeholder is
     ("bench", ["--min-acc", "2"], "--min-acc 2"),
     ("bench", ["--threads", "x"], "--threads x"),
     ("bench", ["--runs", "0"], "--runs 0"),
+    ("bench", ["--device-id", "pi-a"], "--device-id pi-a: only used when publishing; add --mqtt URL"),
     ("bench", ["--runs", "-1"], "--runs -1"),
     ("bench", ["--batch", "0"], "--batch 0"),
     ("bench", ["--repeats", "0"], "--repeats 0"),
