@@ -58,6 +58,8 @@ class MqttConfig:
     queue: int = 100  # messages kept while the broker is away; the oldest are dropped beyond this
     connect_timeout: float = 10.0  # seconds to wait for the broker's answer at start
     keepalive: int = 30  # seconds; a silent device's last will fires after 1.5x this
+    suspect_gap: float = 1.0  # seconds: a state goes out when "suspect" appears, changes or clears,
+    #   at most this often (a candidate flickering at the vote's edge would send one per frame)
 
 
 @dataclass
@@ -228,6 +230,7 @@ class Publisher:
         self._up_since = 0.0  # monotonic time the current connection opened
         self._short = 0  # connections in a row closed soon after opening (TAKEN_OVER)
         self._last_state = -float("inf")  # monotonic time of the last state published
+        self._suspect: str | None = None  # the "suspect" of the last state published
         self.published = 0  # state messages handed to the broker or queued
         self.dropped = 0  # messages lost to a full queue
         self._client = None
@@ -286,14 +289,17 @@ class Publisher:
             self._pending.append((topic, payload, True))
 
     def on_record(self, record: dict, stable) -> bool:
-        """Publish the state if the stable reading changed or `interval` has passed; True if it did."""
+        """Publish the state if the stable reading changed, its "suspect" flag appeared, changed or
+        cleared (`suspect_gap`), or `interval` has passed; True if it did."""
         if stable.reading is None:
             return False
         now = time.monotonic()
-        due = self.cfg.interval > 0 and now - self._last_state >= self.cfg.interval
-        if not (record.get("changed") or due):
+        since = now - self._last_state
+        due = self.cfg.interval > 0 and since >= self.cfg.interval
+        flagged = record.get("suspect") != self._suspect and since >= self.cfg.suspect_gap
+        if not (record.get("changed") or due or flagged):
             return False
-        self._last_state = now
+        self._last_state, self._suspect = now, record.get("suspect")
         try:
             self.publish(self.state_topic, json.dumps(state_message(record, stable)))
         except Exception as e:  # whatever the client does, the camera loop goes on

@@ -407,3 +407,26 @@ def test_an_unchanged_reading_is_republished_every_interval(tmp_path, broker, re
     gaps, frame_gap = np.diff([s["t"] for s in got]), np.diff([x["t"] for x in lines]).max()
     # (capture times, so each side is loose by the frames' own processing time)
     assert gaps.min() >= 0.3 and gaps.max() <= 0.5 + frame_gap + 0.2, (gaps, frame_gap)
+
+
+def test_a_suspect_reading_is_published_when_it_appears_and_when_it_clears(tmp_path, broker, readings):
+    """--monotonic: a smaller candidate does not become the stable reading but the state says why at
+    once, even with --mqtt-interval 0 (before, "suspect" waited for the next change or interval)."""
+    (lo, low), (hi, high) = sorted(readings.items(), key=lambda kv: int(kv[0]))[:2]
+    folder = write_folder(tmp_path / "frames", [high] * 3 + [low] * 15 + [high] * 15)
+    live = Listener(broker.port, auth=("meter", "s3cret pass"))
+    try:
+        r = cli("camera", "--source", str(folder), "--model", str(SHIPPED), "--fps", "10", "--stable", "1",
+                "--monotonic", "--device-id", DEVICE, "--mqtt-interval", "0",
+                "--mqtt", f"mqtt://meter:s3cret%20pass@127.0.0.1:{broker.port}", timeout=60)
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert live.wait(lambda s: s.on(f"{PREFIX}/availability")[-1:] == ["offline"], 10)
+    finally:
+        live.close()
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [x["reading"] for x in lines] == [hi] * 3 + [lo] * 15 + [hi] * 15
+    assert {x["stable"] for x in lines} == {hi} and sum(x["changed"] for x in lines) == 1
+    got = states(live)
+    assert [(s["reading"], s["stable"], "suspect" in s) for s in got] == [
+        (hi, hi, False), (lo, hi, True), (hi, hi, False)], got
+    assert got[1]["suspect"] == f"{lo} is less than the stable {hi} (--monotonic)"
