@@ -201,6 +201,8 @@ def run(cfg: CameraConfig, source: Source | None = None, stop: threading.Event |
         log.info("%d frame%s in %.2f s (%.1f frames/s)", count, "" if count == 1 else "s", seconds,
                  count / seconds if seconds > 0 else 0.0)
         if outputs.views and not stop.is_set():
+            if outputs.publisher:  # no reading will come while the last frame stays up: say so
+                outputs.publisher.close()
             _linger(outputs, stop, f"--max-frames {count} reached" if count == cfg.max_frames
                     else "no more frames")
     return 0

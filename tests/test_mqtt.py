@@ -430,3 +430,37 @@ def test_a_suspect_reading_is_published_when_it_appears_and_when_it_clears(tmp_p
     assert [(s["reading"], s["stable"], "suspect" in s) for s in got] == [
         (hi, hi, False), (lo, hi, True), (hi, hi, False)], got
     assert got[1]["suspect"] == f"{lo} is less than the stable {hi} (--monotonic)"
+
+
+def test_availability_goes_offline_when_the_frames_end_and_the_page_stays_up(tmp_path, broker, readings):
+    """After a file ends (or --max-frames) with --serve, the last frame stays on the page until
+    Ctrl-C; no reading comes any more, so Home Assistant is told the sensor is unavailable then,
+    not at Ctrl-C."""
+    import socket
+
+    frame = next(iter(readings.values()))
+    folder = write_folder(tmp_path / "frames", [frame] * 3)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    live = Listener(broker.port, auth=("meter", "s3cret pass"))
+    p = camera("--source", str(folder), "--serve", str(port), "--device-id", DEVICE,
+               "--mqtt", f"mqtt://meter:s3cret%20pass@127.0.0.1:{broker.port}")
+    try:
+        assert live.wait(lambda s: s.on(f"{PREFIX}/availability")[-1:] == ["offline"], 30), \
+            p.stderr.read() if p.poll() is not None else live.on(f"{PREFIX}/availability")
+        assert p.poll() is None  # still serving the last frame
+        assert live.on(f"{PREFIX}/availability") == ["online", "offline"]
+        assert len(states(live)) >= 1
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass  # the page is still up
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+        live.close()
+    assert p.returncode == 0, err[-2000:]
+    assert "no more frames; still serving until Ctrl-C" in err
+    assert "Traceback" not in err
