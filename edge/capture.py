@@ -91,6 +91,10 @@ def _http_refusal(url: str) -> str:
     except urllib.error.HTTPError as e:
         e.close()
         if e.code == 401 and u.username is not None:
+            offered = " ".join(e.headers.get_all("WWW-Authenticate") or []).lower()
+            if "digest" in offered and _digest_accepted(request.full_url, unquote(u.username),
+                                                        unquote(u.password or ""), NoRedirect):
+                return ""  # the login is right (many IP cameras take Digest only, as FFmpeg can)
             return " (it refused the login in the URL: HTTP 401)"
         if e.code == 401:
             return (f" (it asks for a login: HTTP 401; put it in the URL, "
@@ -98,6 +102,24 @@ def _http_refusal(url: str) -> str:
         return f" (HTTP {e.code}{f' {e.reason}' if e.reason else ''})"
     except Exception:  # no answer, a broken URL, TLS: nothing more to say than OpenCV's failure
         return ""
+
+
+def _digest_accepted(url: str, user: str, password: str, *handlers) -> bool:
+    """Whether `url` answers, not HTTP 401, once asked with this login in HTTP Digest."""
+    import urllib.error
+    import urllib.request
+
+    logins = urllib.request.HTTPPasswordMgrWithDefaultRealm()
+    logins.add_password(None, url, user, password)
+    opener = urllib.request.build_opener(urllib.request.HTTPDigestAuthHandler(logins), *handlers)
+    try:
+        with opener.open(url, timeout=PROBE_TIMEOUT_S):
+            return True
+    except urllib.error.HTTPError as e:
+        e.close()
+        return e.code != 401
+    except Exception:
+        return False
 
 
 def _not_utf8(name: str) -> bool:
