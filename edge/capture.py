@@ -68,7 +68,10 @@ def _http_refusal(url: str) -> str:
     """Why an http(s) stream refuses us, asked once over HTTP after OpenCV failed to open it (whose
     FFmpeg says nothing we can show): " (... HTTP 401 ...)", or "" when it does not say (another
     scheme, no answer, or it answers 200 and the stream itself is what OpenCV cannot read). A
-    redirect is reported, not followed, so the login in the URL goes to its own host only."""
+    redirect is reported, not followed, so the login in the URL goes to its own host only. The login
+    goes in Basic, as FFmpeg sends it first; a camera that refuses it and offers Digest (many IP
+    cameras take only Digest, which FFmpeg also answers) is asked once more in Digest, so a right
+    login is not blamed, and only once, as a camera may lock an account after a few failed logins."""
     import base64
     import urllib.error
     import urllib.request
@@ -82,44 +85,62 @@ def _http_refusal(url: str) -> str:
         u = urlsplit(url)
         if u.scheme not in ("http", "https"):
             return ""
-        request = urllib.request.Request(urlunsplit(u._replace(netloc=u.netloc.rpartition("@")[2])))
-        if u.username is not None:  # urllib leaves a login in the URL unused: sent as Basic, as FFmpeg
-            login = f"{unquote(u.username)}:{unquote(u.password or '')}".encode()  # does first
+        plain = urlunsplit(u._replace(netloc=u.netloc.rpartition("@")[2]))
+        request = urllib.request.Request(plain)
+        user = unquote(u.username) if u.username is not None else None
+        password = unquote(u.password or "")
+        if user is not None:  # urllib leaves a login in the URL unused
+            login = f"{user}:{password}".encode()
             request.add_unredirected_header("Authorization", "Basic " + base64.b64encode(login).decode())
-        with urllib.request.build_opener(NoRedirect).open(request, timeout=PROBE_TIMEOUT_S):
-            return ""
-    except urllib.error.HTTPError as e:
-        e.close()
-        if e.code == 401 and u.username is not None:
+        try:
+            with urllib.request.build_opener(NoRedirect).open(request, timeout=PROBE_TIMEOUT_S):
+                return ""
+        except urllib.error.HTTPError as e:
+            e.close()
             offered = " ".join(e.headers.get_all("WWW-Authenticate") or []).lower()
-            if "digest" in offered and _digest_accepted(request.full_url, unquote(u.username),
-                                                        unquote(u.password or ""), NoRedirect):
-                return ""  # the login is right (many IP cameras take Digest only, as FFmpeg can)
-            return " (it refused the login in the URL: HTTP 401)"
-        if e.code == 401:
-            return (f" (it asks for a login: HTTP 401; put it in the URL, "
-                    f"{u.scheme}://user:password@host:port/...)")
-        return f" (HTTP {e.code}{f' {e.reason}' if e.reason else ''})"
+            if e.code != 401 or user is None or "digest" not in offered:
+                return _refusal(e, u.scheme, user is not None)
+        digest = _one_digest(plain, user, password)
+        try:
+            with urllib.request.build_opener(digest, NoRedirect).open(plain, timeout=PROBE_TIMEOUT_S):
+                return ""  # the login is right
+        except urllib.error.HTTPError as e:
+            e.close()
+            if e.code != 401 or digest.tried:
+                return _refusal(e, u.scheme, True)
+        except ValueError:  # e.g. "Unsupported digest authentication algorithm"
+            pass
+        return " (HTTP 401: it asks for a Digest login this check cannot send; check the login in the URL)"
     except Exception:  # no answer, a broken URL, TLS: nothing more to say than OpenCV's failure
         return ""
 
 
-def _digest_accepted(url: str, user: str, password: str, *handlers) -> bool:
-    """Whether `url` answers, not HTTP 401, once asked with this login in HTTP Digest."""
-    import urllib.error
+def _refusal(e, scheme: str, login: bool) -> str:
+    """An HTTP error as `_http_refusal` says it."""
+    if e.code == 401 and login:
+        return " (it refused the login in the URL: HTTP 401)"
+    if e.code == 401:
+        return f" (it asks for a login: HTTP 401; put it in the URL, {scheme}://user:password@host:port/...)"
+    return f" (HTTP {e.code}{f' {e.reason}' if e.reason else ''})"
+
+
+def _one_digest(url: str, user: str, password: str):
+    """urllib's HTTP Digest handler for this login, answering one challenge only (its own retries up
+    to six times); `.tried` once that answer was refused."""
     import urllib.request
+
+    class OneDigest(urllib.request.HTTPDigestAuthHandler):
+        tried = False
+
+        def http_error_401(self, req, fp, code, msg, headers):
+            if req.get_header(self.auth_header):  # our one answer was refused
+                self.tried = True
+                return None  # urllib raises the 401
+            return super().http_error_401(req, fp, code, msg, headers)
 
     logins = urllib.request.HTTPPasswordMgrWithDefaultRealm()
     logins.add_password(None, url, user, password)
-    opener = urllib.request.build_opener(urllib.request.HTTPDigestAuthHandler(logins), *handlers)
-    try:
-        with opener.open(url, timeout=PROBE_TIMEOUT_S):
-            return True
-    except urllib.error.HTTPError as e:
-        e.close()
-        return e.code != 401
-    except Exception:
-        return False
+    return OneDigest(logins)
 
 
 def _not_utf8(name: str) -> bool:
