@@ -58,8 +58,8 @@ class MqttConfig:
     queue: int = 100  # messages kept while the broker is away; the oldest are dropped beyond this
     connect_timeout: float = 10.0  # seconds to wait for the broker's answer at start
     keepalive: int = 30  # seconds; a silent device's last will fires after 1.5x this
-    suspect_gap: float = 1.0  # seconds: a state goes out when "suspect" appears, changes or clears,
-    #   at most this often (a candidate flickering at the vote's edge would send one per frame)
+    suspect_hold: float = 1.0  # seconds: a state goes out when "suspect" has appeared, or cleared, for
+    #   this long (a candidate flickering at the vote's edge would otherwise send one per frame)
 
 
 @dataclass
@@ -230,7 +230,8 @@ class Publisher:
         self._up_since = 0.0  # monotonic time the current connection opened
         self._short = 0  # connections in a row closed soon after opening (TAKEN_OVER)
         self._last_state = -float("inf")  # monotonic time of the last state published
-        self._suspect: str | None = None  # the "suspect" of the last state published
+        self._suspect = False  # whether the last state published was flagged suspect
+        self._suspect_since: float | None = None  # since when the frames' flag has differed from it
         self.published = 0  # state messages handed to the broker or queued
         self.dropped = 0  # messages lost to a full queue
         self._client = None
@@ -289,17 +290,20 @@ class Publisher:
             self._pending.append((topic, payload, True))
 
     def on_record(self, record: dict, stable) -> bool:
-        """Publish the state if the stable reading changed, its "suspect" flag appeared, changed or
-        cleared (`suspect_gap`), or `interval` has passed; True if it did."""
+        """Publish the state if the stable reading changed, a "suspect" flag appeared or cleared and
+        held for `suspect_hold`, or `interval` has passed; True if it did."""
         if stable.reading is None:
             return False
         now = time.monotonic()
-        since = now - self._last_state
-        due = self.cfg.interval > 0 and since >= self.cfg.interval
-        flagged = record.get("suspect") != self._suspect and since >= self.cfg.suspect_gap
-        if not (record.get("changed") or due or flagged):
+        due = self.cfg.interval > 0 and now - self._last_state >= self.cfg.interval
+        if ("suspect" in record) == self._suspect:
+            self._suspect_since = None
+        elif self._suspect_since is None:
+            self._suspect_since = now
+        held = self._suspect_since is not None and now - self._suspect_since >= self.cfg.suspect_hold
+        if not (record.get("changed") or due or held):
             return False
-        self._last_state, self._suspect = now, record.get("suspect")
+        self._last_state, self._suspect, self._suspect_since = now, "suspect" in record, None
         try:
             self.publish(self.state_topic, json.dumps(state_message(record, stable)))
         except Exception as e:  # whatever the client does, the camera loop goes on

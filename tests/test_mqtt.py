@@ -410,8 +410,9 @@ def test_an_unchanged_reading_is_republished_every_interval(tmp_path, broker, re
 
 
 def test_a_suspect_reading_is_published_when_it_appears_and_when_it_clears(tmp_path, broker, readings):
-    """--monotonic: a smaller candidate does not become the stable reading but the state says why at
-    once, even with --mqtt-interval 0 (before, "suspect" waited for the next change or interval)."""
+    """--monotonic: a smaller candidate does not become the stable reading but the state says why once
+    it has held a second, even with --mqtt-interval 0 (before, "suspect" waited for the next change or
+    interval)."""
     (lo, low), (hi, high) = sorted(readings.items(), key=lambda kv: int(kv[0]))[:2]
     folder = write_folder(tmp_path / "frames", [high] * 3 + [low] * 15 + [high] * 15)
     live = Listener(broker.port, auth=("meter", "s3cret pass"))
@@ -464,3 +465,37 @@ def test_availability_goes_offline_when_the_frames_end_and_the_page_stays_up(tmp
     assert p.returncode == 0, err[-2000:]
     assert "no more frames; still serving until Ctrl-C" in err
     assert "Traceback" not in err
+
+
+def test_a_flickering_suspect_flag_publishes_nothing_a_held_one_once(monkeypatch):
+    """A candidate at the vote's edge can set and clear "suspect" frame after frame: that must not send
+    a retained state a frame (or a second) into Home Assistant's history; a flag that holds for
+    `suspect_hold` goes out once, and so does its clearing."""
+    import types
+
+    from edge import mqtt as mqtt_module
+
+    clock = [0.0]
+    monkeypatch.setattr(mqtt_module, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
+    pub = Publisher(MqttConfig("mqtt://127.0.0.1:1", DEVICE, interval=0, discovery=False), SHIPPED,
+                    "0" * 64, "0.1.0")
+    sent: list[dict] = []
+    monkeypatch.setattr(pub, "publish", lambda topic, payload: sent.append(json.loads(payload)))
+    stable = types.SimpleNamespace(reading="245", confidence=0.9, digits=[])
+
+    def frame(suspect: bool, changed: bool = False) -> None:
+        record = {"reading": "71" if suspect else "245", "changed": changed, "t": clock[0]}
+        if suspect:
+            record["suspect"] = "71 is less than the stable 245 (--monotonic)"
+        pub.on_record(record, stable)
+        clock[0] += 0.125  # 8 frames a second (exact in binary)
+
+    frame(False, changed=True)
+    for k in range(80):  # ten seconds of a flag that flips every frame
+        frame(k % 2 == 0)
+    assert len(sent) == 1
+    for _ in range(12):  # held for 1.5 s from t = 10.125: out once, a second later
+        frame(True)
+    for _ in range(12):  # cleared for 1.5 s: out once
+        frame(False)
+    assert [("suspect" in m, m["t"]) for m in sent] == [(False, 0.0), (True, 11.125), (False, 12.625)]
