@@ -194,6 +194,8 @@ def config(args: argparse.Namespace) -> BenchConfig:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.device_id is not None and not args.mqtt:  # would be silently ignored
+        raise UserError(f"--device-id {args.device_id}: only used when publishing; add --mqtt URL")
     if args.compare:
         return compare(args.compare, Path(args.out or "."))
     for flag, value, low in (("--runs", args.runs, 1), ("--repeats", args.repeats, 1),
@@ -212,8 +214,6 @@ def main(args: argparse.Namespace) -> int:
         check_out_dir(cfg.out)
     if args.mqtt:  # the broker too
         fleet.reachable(args.mqtt, args.device_id)
-    elif args.device_id is not None:  # would be silently ignored
-        raise UserError(f"--device-id {args.device_id}: only used when publishing; add --mqtt URL")
     result = run_bench(cfg)
     write_outputs(result, out)
     d = result["device"]

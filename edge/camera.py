@@ -29,6 +29,7 @@ import json
 import logging
 import math
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -82,7 +83,8 @@ class CameraConfig:
     max_step: int | None = None  # a stable reading moving by more than this is flagged suspect
     mqtt: str | None = None  # mqtt[s]://[user[:password]@]HOST[:PORT][/PREFIX]: publish there (edge.mqtt)
     device_id: str | None = None  # this device's name on the broker and in Home Assistant; None: hostname
-    mqtt_interval: float = MqttConfig.interval  # republish an unchanged stable reading this often (s)
+    mqtt_interval: float | None = None  # republish an unchanged stable reading this often (s); None:
+    #   MqttConfig.interval
     discovery: bool = True  # publish Home Assistant discovery configs with --mqtt
 
 
@@ -105,14 +107,14 @@ def _check(cfg: CameraConfig) -> None:
                         "(a frame a day)")
     if cfg.max_retries < -1:
         raise UserError(f"--max-retries {cfg.max_retries}: expected -1 (forever), 0 or more")
-    check_interval(cfg.mqtt_interval)
+    if cfg.mqtt_interval is not None:
+        check_interval(cfg.mqtt_interval)
     if cfg.mqtt is not None:
         parse_url(cfg.mqtt)  # an empty --mqtt "" is a mistake, not "no broker"
     else:  # a publishing setting without a broker would be silently ignored
-        unused = [flag for flag, given in (("--device-id " + str(cfg.device_id), cfg.device_id is not None),
-                                           (f"--mqtt-interval {cfg.mqtt_interval:g}",
-                                            cfg.mqtt_interval != MqttConfig.interval),
-                                           ("--no-discovery", not cfg.discovery)) if given]
+        unused = ([f"--device-id {shlex.quote(cfg.device_id)}"] if cfg.device_id is not None else []) + \
+            ([f"--mqtt-interval {cfg.mqtt_interval:g}"] if cfg.mqtt_interval is not None else []) + \
+            (["--no-discovery"] if not cfg.discovery else [])
         if unused:
             raise UserError(f"{unused[0]}: only used when publishing; add --mqtt URL")
 
@@ -168,7 +170,8 @@ def run(cfg: CameraConfig, source: Source | None = None, stop: threading.Event |
         model = resolve_model(cfg.model)  # cheap checks first, so a mistake is one line
         locator_path = resolve_locator(cfg.locator, model, cfg.runtime)
         if cfg.mqtt:  # a broker that is not there or refuses us: one line, before the camera opens
-            outputs.publisher = start_publisher(MqttConfig(cfg.mqtt, cfg.device_id, cfg.mqtt_interval,
+            interval = MqttConfig.interval if cfg.mqtt_interval is None else cfg.mqtt_interval
+            outputs.publisher = start_publisher(MqttConfig(cfg.mqtt, cfg.device_id, interval,
                                                            cfg.discovery), model)
             stack.callback(outputs.publisher.close)
         if source is None:
@@ -313,7 +316,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="this device's name on the broker and in Home Assistant (default: the hostname)")
     p.add_argument("--mqtt-interval", type=float, default=d.mqtt_interval, metavar="SECONDS",
                    help="republish an unchanged stable reading this often "
-                        f"(default: {d.mqtt_interval:g}; 0: only when it changes)")
+                        f"(default: {MqttConfig.interval:g}; 0: only when it changes)")
     p.add_argument("--no-discovery", action="store_true",
                    help="with --mqtt, do not publish Home Assistant discovery configs")
     return p

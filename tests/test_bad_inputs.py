@@ -635,6 +635,9 @@ FLAGS = [  # (command, args, the flag the line names); the a_file placeholder is
     ("camera", ["--device-id", "pi-a"], "--device-id pi-a: only used when publishing; add --mqtt URL"),
     ("camera", ["--mqtt-interval", "30"], "--mqtt-interval 30: only used when publishing"),  # once ignored
     ("camera", ["--no-discovery"], "--no-discovery: only used when publishing"),
+    ("camera", ["--mqtt-interval", "60"], "--mqtt-interval 60: only used when publishing"),  # the default
+    ("camera", ["--device-id", ""], "--device-id '': only used when publishing"),
+    ("bench", ["--compare", "A_FILE", "--device-id", "pi-a"], "--device-id pi-a: only used when publishing"),
     ("camera", ["--threads", "-1"], "--threads -1"),
     ("camera", ["--min-confidence", "2"], "--min-confidence 2"),
     ("camera", ["--max-frames", "-5"], "--max-frames -5"),
