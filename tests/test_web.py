@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import queue
@@ -450,6 +451,21 @@ def test_a_url_is_shown_without_its_password(url, shown):
     assert without_password(url) == shown
 
 
+@contextlib.contextmanager
+def http_server(handler):
+    """A quiet local HTTP server answering with `handler` (a BaseHTTPRequestHandler): its HOST:PORT."""
+    import http.server
+
+    quiet = type(handler.__name__, (handler,), {"log_message": lambda self, *args: None})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_asking_a_stream_why_reports_a_redirect_and_sends_the_login_nowhere_else():
     """A stream OpenCV cannot open is asked over HTTP why (edge.capture._http_refusal). The login in
     its URL goes to that host alone: a redirect is reported, not followed with the password."""
@@ -471,21 +487,12 @@ def test_asking_a_stream_why_reports_a_redirect_and_sends_the_login_nowhere_else
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"127.0.0.1:{server.server_port}"
-    try:
+    with http_server(Handler) as base:
         assert _http_refusal(f"http://me:s3cret@{base}/moved") == " (HTTP 302 Found)"
         assert seen == ["Basic " + base64.b64encode(b"me:s3cret").decode()]  # /elsewhere never asked
         assert _http_refusal(f"http://me:s3cret@{base}/cam") == " (it refused the login in the URL: HTTP 401)"
         assert _http_refusal(f"http://{base}/cam").startswith(" (it asks for a login: HTTP 401; put it in")
         assert _http_refusal("rtsp://cam/s") == "" and _http_refusal("http://[::1") == ""
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_asking_a_digest_only_camera_why_tells_a_right_login_from_a_wrong_one():
@@ -527,13 +534,7 @@ def test_asking_a_digest_only_camera_why_tells_a_right_login_from_a_wrong_one():
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"127.0.0.1:{server.server_port}"
-    try:
+    with http_server(Handler) as base:
         assert _http_refusal(f"http://me:s3cret@{base}/video") == ""  # the login is right
         assert logins == ["Basic", "Digest"]
         logins.clear()
@@ -544,9 +545,6 @@ def test_asking_a_digest_only_camera_why_tells_a_right_login_from_a_wrong_one():
         assert _http_refusal(f"http://me:s3cret@{base}/missing") == " (HTTP 404 Not Found)"
         assert _http_refusal(f"http://me:s3cret@{base}/sha256") == (
             " (HTTP 401: it asks for a Digest login this check cannot send; check the login in the URL)")
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_a_camera_device_the_user_may_not_open_says_so(monkeypatch):
