@@ -650,6 +650,60 @@ def test_a_locator_tflite_comes_back_as_the_same_network_in_keras(mnist_file):
         assert all(abs(p.x - q.x) <= 4 for p, q in zip(a, b, strict=True)), (a, b)  # half a cell
 
 
+def test_a_widened_locator_computes_the_same_and_its_new_channels_learn(mnist_file):
+    """widen: the shipped locator 16 channels wider gives its outputs on desk scenes; one training
+    step moves the weights that read the new channels (zero at first), so the room is used."""
+    import keras
+
+    from benchmarks.frames import make_frames
+    from train.locator_model import from_tflite, loss, widen, width_of
+
+    model = from_tflite(str(SHIPPED))
+    width = width_of(model)
+    wide = widen(model, width + 16)
+    assert width_of(wide) == width + 16 and wide.count_params() > model.count_params()
+    x = np.stack([L.shrink(cv2.cvtColor(f.image, cv2.COLOR_BGR2GRAY))
+                  for f in make_frames("desk", 4, 1, str(mnist_file))])[..., None].astype(np.float32) / 255
+    np.testing.assert_allclose(wide(x, training=False), model(x, training=False), atol=1e-4)
+    reads = [lay for lay in wide.layers if lay.weights][3]  # the second grid-resolution conv
+    assert not reads.get_weights()[0][:, :, width:].any()
+    wide.compile(keras.optimizers.Adam(1e-3), loss=loss)
+    targets = np.zeros((len(x), *L.GRID, 6), np.float32)
+    targets[:, 20, 30, :2] = 1  # one digit's centre per scene: any target gives a gradient
+    wide.train_on_batch(x, targets)
+    assert np.abs(reads.get_weights()[0][:, :, width:]).max() > 1e-5
+
+
+def test_locator_cli_widens_an_init_and_records_its_width(tmp_path, mnist_file):
+    """--width past the --init's: the files are the wider network, which (untrained, --epochs 0)
+    finds what the init finds; the report says the width."""
+    from benchmarks.frames import make_frames
+    from train.locator_model import from_tflite, width_of
+
+    width = width_of(from_tflite(str(SHIPPED)))
+    r = cli("locator", "--quick", "--data", str(mnist_file), "--out", str(tmp_path), "--workers", "1",
+            "--init", str(SHIPPED), "--epochs", "0", "--width", str(width + 8))
+    assert r.returncode == 0, r.stderr[-2000:]
+    report = json.loads((tmp_path / "locator.json").read_text())
+    assert report["config"]["width"] == width + 8
+    shipped, wide = L.Locator(SHIPPED), L.Locator(tmp_path / "locator_int8.tflite")
+    for f in make_frames("desk", 4, 2, str(mnist_file)):
+        grey = cv2.cvtColor(f.image, cv2.COLOR_BGR2GRAY)
+        assert np.corrcoef(shipped.raw(grey)[..., 0].ravel(), wide.raw(grey)[..., 0].ravel())[0, 1] > 0.98
+
+
+def test_locator_cli_refuses_to_narrow_an_init(tmp_path, mnist_file):
+    from tests.test_bad_inputs import one_error
+    from train.locator_model import from_tflite, width_of
+
+    width = width_of(from_tflite(str(SHIPPED)))
+    r = cli("locator", "--init", str(SHIPPED), "--width", str(width - 8), "--quick", "--data",
+            str(mnist_file), "--out", str(tmp_path / "o"), timeout=120)
+    one_error(r, "locator", f"--width {width - 8}", "only widens")
+    r = cli("locator", "--width", "4", "--out", str(tmp_path / "o"))
+    one_error(r, "locator", "--width 4", "8 to 256")
+
+
 def test_locator_cli_refuses_a_tflite_init_for_another_input(tmp_path):
     from tests.test_bad_inputs import one_error
 

@@ -37,7 +37,7 @@ from edge.provenance import (
 )
 from edge.signals import raise_if_received
 from train.data import load_mnist
-from train.locator_model import build, from_tflite, loss
+from train.locator_model import build, from_tflite, loss, widen, width_of
 from train.model import check_archive
 from train.tf_logs import to_log_file
 
@@ -56,7 +56,8 @@ class LocatorConfig:
     epochs: int | None = None  # passes over the scenes; None: 24 (--quick: 1)
     batch_size: int = 32      # scenes per optimiser step
     lr: float = 2e-3          # peak learning rate (Adam, cosine decay)
-    width: int = 32           # channels of the grid-resolution layers
+    width: int | None = None  # channels of the grid-resolution layers; None: the --init's, else
+    #                            `build`'s 32; wider than the --init's widens it (`widen`)
     seed: int = 0             # scenes, split and weights
     init: str | None = None   # a locator.keras, or a locator .tflite (its weights: `from_tflite`), to
     #                            start from (fine-tuning) instead of fresh weights
@@ -144,6 +145,8 @@ def train(cfg: LocatorConfig) -> dict:
     if cfg.init:  # a mistake is one line, before any scene is drawn; TensorFlow's banners (oneDNN's on
         with to_log_file(Path(cfg.out) / "locator.log"):  # Intel CPUs) go to the log, as in training
             start = _load_init(cfg.init)
+            if cfg.width and cfg.width != width_of(start):
+                start = widen(start, cfg.width, cfg.seed)
     init = init_record(cfg.init, LOCATOR_REPORT)  # before a fine-tune in place replaces its files
     data = load_mnist(cfg.data)
     n, n_val = (120, 30) if cfg.quick else (cfg.scenes, cfg.val_scenes)
@@ -162,7 +165,7 @@ def train(cfg: LocatorConfig) -> dict:
         import keras
 
         keras.utils.set_random_seed(cfg.seed)
-        model = start or build(cfg.width)
+        model = start or (build(cfg.width) if cfg.width else build())
         t0 = time.perf_counter()
         if epochs:  # 0 (with --init): the init's network re-exported as today's files, untrained
             sched = keras.optimizers.schedules.CosineDecay(cfg.lr, epochs * -(-n // cfg.batch_size))
@@ -174,8 +177,8 @@ def train(cfg: LocatorConfig) -> dict:
             model.save(tmp)
     with to_log_file(out / "locator_export.log", stdout=True):
         files = export_all(model, x[:300])
-    report = {"config": {**asdict(cfg), "epochs": epochs}, "train_seconds": round(seconds, 1),
-              "params": int(model.count_params()), "init": init,
+    report = {"config": {**asdict(cfg), "epochs": epochs, "width": width_of(model)},
+              "train_seconds": round(seconds, 1), "params": int(model.count_params()), "init": init,
               "data": {**data.identity(), "scenes": n, "val_scenes": n_val,
                        "digits": "train split only: first 90 % for learning, last 10 % for val"},
               "environment": environment("tensorflow-cpu", "keras", "numpy", "opencv-python-headless")}
@@ -267,6 +270,9 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="a locator.keras or locator .tflite to fine-tune instead of starting afresh")
     p.add_argument("--clean-height", type=float, default=d.clean_height,
                    help="clean frames' tallest digits, as a share of the frame's height")
+    p.add_argument("--width", type=int, default=d.width,
+                   help="channels of the grid-resolution layers (default: the --init's, else 32; "
+                        "more than the --init's widens it, its outputs unchanged, to fine-tune)")
     p.add_argument("--seed", type=int, default=d.seed, help="random seed")
     p.add_argument("--workers", type=int, default=d.workers, help="processes drawing scenes")
     p.add_argument("--quick", action="store_true", help="smoke run: 120 scenes, 1 epoch unless --epochs")
@@ -289,8 +295,10 @@ def main(args: argparse.Namespace) -> int:
     if not HEIGHT_FRAC[0] < args.clean_height <= 0.9:
         raise UserError(f"--clean-height {args.clean_height}: expected a share of the frame's height "
                         f"above {HEIGHT_FRAC[0]} and at most 0.9")
+    if args.width is not None and not 8 <= args.width <= 256:
+        raise UserError(f"--width {args.width}: expected 8 to 256 channels")
     cfg = LocatorConfig(scenes=args.scenes, epochs=args.epochs, lr=args.lr, seed=args.seed,
-                        clean_height=args.clean_height,
+                        clean_height=args.clean_height, width=args.width,
                         workers=args.workers, init=args.init, quick=args.quick, data=args.data,
                         out=args.out)
     train(cfg)

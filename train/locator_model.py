@@ -1,5 +1,6 @@
 """The digit locator's network: `build` makes it, `loss` trains it, `from_tflite` reads it back out
-of a shipped .tflite (int8 or fp32) to fine-tune it (the classifier's twin is train/model.py).
+of a shipped .tflite (int8 or fp32) to fine-tune it, `widen` gives it more channels computing the
+same outputs (the classifier's twin is train/model.py).
 
     >>> from train.locator_model import build
     >>> build().output_shape
@@ -125,3 +126,50 @@ def from_tflite(path: str):
         raise UserError(f"--init {path}: not a locator this code builds (its convs do not match)")
     model.set_weights(weights)
     return model
+
+
+def width_of(model) -> int:
+    """The grid-resolution width a locator was built with (its third conv's outputs)."""
+    return int([w for w in model.get_weights() if w.ndim == 4][2].shape[-1])
+
+
+def widen(model, width: int, seed: int = 0):
+    """A locator without BatchNorm (`from_tflite`'s) -> the same network `width` channels wide that
+    computes the same outputs (Net2Net's "wider" step), to fine-tune into the room the new channels
+    give without starting afresh. Each new channel's incoming weights are fresh (`build`'s
+    initialisers, seeded), its outgoing weights zero: until training moves them, no old channel reads
+    a new one. Only the grid-resolution layers widen; the stem, the stride-4 layers and the output
+    stay as they are.
+
+        >>> import numpy as np
+        >>> narrow = build(8, batch_norm=False)
+        >>> wide = widen(narrow, 12)
+        >>> x = np.random.default_rng(0).random((1, 240, 320, 1), np.float32)
+        >>> width_of(wide), bool(np.allclose(wide(x), narrow(x), atol=1e-5))
+        (12, True)
+    """
+    import keras
+
+    from edge.errors import UserError
+
+    old = width_of(model)
+    if width < old:
+        raise UserError(f"--width {width}: the --init locator is {old} wide; a locator only widens")
+    if any("batch_normalization" in layer.name for layer in model.layers):
+        raise UserError("--width: widening reads a locator without BatchNorm; give the --init "
+                        "locator's .tflite (its BatchNorm folded into the convs)")
+    keras.utils.set_random_seed(seed)
+    wide = build(width, batch_norm=False)
+    for new, was in zip((lay for lay in wide.layers if lay.weights),
+                        (lay for lay in model.layers if lay.weights), strict=True):
+        kernel, bias = (w.copy() for w in new.get_weights())
+        k_old, b_old = was.get_weights()
+        into = 3 if isinstance(new, keras.layers.Conv2DTranspose) else 2  # the kernel's input axis
+        fresh_in = [slice(None)] * 4
+        fresh_in[into] = slice(k_old.shape[into], None)
+        kernel[tuple(fresh_in)] = 0  # nothing reads a new channel yet
+        kernel[tuple(slice(0, n) for n in k_old.shape)] = k_old
+        bias[:] = 0
+        bias[:len(b_old)] = b_old
+        new.set_weights([kernel, bias])
+    return wide
