@@ -31,6 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge import fast
 from edge.backends import open_backend
 from edge.errors import UserError
 
@@ -234,7 +235,7 @@ class Locator:
         if sh > ih or sw > iw:
             return []
         top, left = (ih - sh) // 2, (iw - sw) // 2
-        small = cv2.copyMakeBorder(cv2.resize(grey, (sw, sh), interpolation=cv2.INTER_AREA),
+        small = cv2.copyMakeBorder(fast.shrink(grey, (sw, sh)),  # 4x on a 4:3 frame: by halvings
                                    top, ih - sh - top, left, iw - sw - left, cv2.BORDER_REPLICATE)
         boxes = []
         for b in decode(self.run(small), (ih / s, iw / s), self.min_score):
