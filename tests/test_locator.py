@@ -517,9 +517,10 @@ def test_shipped_locator_is_fully_delegated():
 
 def test_locator_cli_quick_run_writes_files_that_load(tmp_path, mnist_file):
     r = cli("locator", "--quick", "--data", str(mnist_file), "--out", str(tmp_path), "--workers", "1",
-            "--clean-height", "0.7")
+            "--clean-height", "0.7", "--width", "24")
     assert r.returncode == 0, r.stderr[-2000:]
     report = json.loads((tmp_path / "locator.json").read_text())
+    assert report["config"]["width"] == 24  # built that wide (default 32)
     assert report["data"]["digits"].startswith("train split only")
     assert report["data"]["sha256"]["x_train"] and report["data"]["full_mnist"] is True  # which data
     assert report["environment"]["packages"]["tensorflow-cpu"]  # the package installed, by its name
@@ -540,7 +541,7 @@ def test_locator_cli_quick_run_writes_files_that_load(tmp_path, mnist_file):
     assert r.returncode == 0, r.stderr[-2000:]  # for the epochs given (--quick took 1 whatever they were)
     assert "Epoch 2/2" in r.stdout
     again = json.loads((tmp_path / "locator.json").read_text())
-    assert again["config"]["epochs"] == 2
+    assert again["config"]["epochs"] == 2 and again["config"]["width"] == 24  # the --init's width
     assert again["init"]["sha256"] == report["files"]["locator_int8.tflite"]["sha256"]  # the file it
     assert again["init"]["report"] == report  # started from, as it was before it was replaced
     assert again["files"]["locator_int8.tflite"]["sha256"] == sha256_file(tmp_path / "locator_int8.tflite")
@@ -666,12 +667,13 @@ def test_a_widened_locator_computes_the_same_and_its_new_channels_learn(mnist_fi
                   for f in make_frames("desk", 4, 1, str(mnist_file))])[..., None].astype(np.float32) / 255
     np.testing.assert_allclose(wide(x, training=False), model(x, training=False), atol=1e-4)
     reads = [lay for lay in wide.layers if lay.weights][3]  # the second grid-resolution conv
-    assert not reads.get_weights()[0][:, :, width:].any()
+    assert not reads.get_weights()[0][:, :, width:, :width].any()  # old channels read no new one
+    assert reads.get_weights()[0][:, :, width:, width:].any()  # new ones read new ones: fresh weights
     wide.compile(keras.optimizers.Adam(1e-3), loss=loss)
     targets = np.zeros((len(x), *L.GRID, 6), np.float32)
     targets[:, 20, 30, :2] = 1  # one digit's centre per scene: any target gives a gradient
     wide.train_on_batch(x, targets)
-    assert np.abs(reads.get_weights()[0][:, :, width:]).max() > 1e-5
+    assert np.abs(reads.get_weights()[0][:, :, width:, :width]).max() > 1e-5
 
 
 def test_locator_cli_widens_an_init_and_records_its_width(tmp_path, mnist_file):
@@ -686,6 +688,7 @@ def test_locator_cli_widens_an_init_and_records_its_width(tmp_path, mnist_file):
     assert r.returncode == 0, r.stderr[-2000:]
     report = json.loads((tmp_path / "locator.json").read_text())
     assert report["config"]["width"] == width + 8
+    assert width_of(from_tflite(str(tmp_path / "locator_int8.tflite"))) == width + 8  # the file too
     shipped, wide = L.Locator(SHIPPED), L.Locator(tmp_path / "locator_int8.tflite")
     for f in make_frames("desk", 4, 2, str(mnist_file)):
         grey = cv2.cvtColor(f.image, cv2.COLOR_BGR2GRAY)
@@ -702,6 +705,19 @@ def test_locator_cli_refuses_to_narrow_an_init(tmp_path, mnist_file):
     one_error(r, "locator", f"--width {width - 8}", "only widens")
     r = cli("locator", "--width", "4", "--out", str(tmp_path / "o"))
     one_error(r, "locator", "--width 4", "8 to 256")
+
+
+def test_locator_cli_refuses_to_widen_a_keras_init_with_batch_norm(tmp_path, mnist_file):
+    """Widening reads folded convs: a locator.keras with BatchNorm is one line pointing to its
+    .tflite, before any scene is drawn."""
+    from tests.test_bad_inputs import one_error
+    from train.locator_model import build
+
+    build(16).save(tmp_path / "bn.keras")
+    r = cli("locator", "--init", str(tmp_path / "bn.keras"), "--width", "24", "--quick", "--data",
+            str(mnist_file), "--out", str(tmp_path / "o"), timeout=120)
+    one_error(r, "locator", "--width", "without BatchNorm")
+    assert "scenes" not in r.stderr
 
 
 def test_locator_cli_refuses_a_tflite_init_for_another_input(tmp_path):

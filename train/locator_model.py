@@ -137,9 +137,10 @@ def widen(model, width: int, seed: int = 0):
     """A locator without BatchNorm (`from_tflite`'s) -> the same network `width` channels wide that
     computes the same outputs (Net2Net's "wider" step), to fine-tune into the room the new channels
     give without starting afresh. Each new channel's incoming weights are fresh (`build`'s
-    initialisers, seeded), its outgoing weights zero: until training moves them, no old channel reads
-    a new one. Only the grid-resolution layers widen; the stem, the stride-4 layers and the output
-    stay as they are.
+    initialisers, seeded), and so are those by which new channels read new channels; those by which an
+    old channel would read a new one start at zero, so the old channels, and the output, are as they
+    were until training moves them. Only the grid-resolution layers widen; the stem, the stride-4
+    layers and the output stay as they are.
 
         >>> import numpy as np
         >>> narrow = build(8, batch_norm=False)
@@ -155,7 +156,7 @@ def widen(model, width: int, seed: int = 0):
     old = width_of(model)
     if width < old:
         raise UserError(f"--width {width}: the --init locator is {old} wide; a locator only widens")
-    if any("batch_normalization" in layer.name for layer in model.layers):
+    if any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers):
         raise UserError("--width: widening reads a locator without BatchNorm; give the --init "
                         "locator's .tflite (its BatchNorm folded into the convs)")
     keras.utils.set_random_seed(seed)
@@ -164,10 +165,11 @@ def widen(model, width: int, seed: int = 0):
                         (lay for lay in model.layers if lay.weights), strict=True):
         kernel, bias = (w.copy() for w in new.get_weights())
         k_old, b_old = was.get_weights()
-        into = 3 if isinstance(new, keras.layers.Conv2DTranspose) else 2  # the kernel's input axis
-        fresh_in = [slice(None)] * 4
-        fresh_in[into] = slice(k_old.shape[into], None)
-        kernel[tuple(fresh_in)] = 0  # nothing reads a new channel yet
+        into, outof = (3, 2) if isinstance(new, keras.layers.Conv2DTranspose) else (2, 3)  # kernel axes
+        old_reads_new = [slice(None)] * 4
+        old_reads_new[into] = slice(k_old.shape[into], None)
+        old_reads_new[outof] = slice(0, k_old.shape[outof])
+        kernel[tuple(old_reads_new)] = 0  # no old channel reads a new one yet
         kernel[tuple(slice(0, n) for n in k_old.shape)] = k_old
         bias[:] = 0
         bias[:len(b_old)] = b_old
