@@ -684,6 +684,7 @@ FLAGS = [  # (command, args, the flag the line names); the a_file placeholder is
     ("locator", ["--lr", "nan"], "--lr nan"),
     ("locator", ["--seed", "-1"], "--seed -1"),
     ("locator", ["--workers", "0"], "--workers 0"),
+    ("locator", ["--width", "1000"], "--width 1000"),
     ("train", ["--out", "o" * 300], "not a usable folder name"),  # once a traceback (name too long)
     ("train", ["--data", "CORPUS/huge_header.npz"], "x_train.npy declares shape (100000000, 28, 28)"),
     ("train", ["--data", "CORPUS/corrupt_deflate.npz"], "corrupt_deflate.npz: not a readable .npz file"),
