@@ -32,7 +32,7 @@ from benchmarks.layers import text as layers_text
 from benchmarks.speed import speed_gate, speed_lines
 from edge.contract import DEFAULT_RUNTIMES, FORMATS, RUNTIMES, model_file
 from edge.errors import UserError
-from edge.provenance import atomic_path, atomic_write_bytes, atomic_write_json, check_out_dir, environment
+from edge.provenance import atomic_write_bytes, atomic_write_json, check_out_dir, environment
 
 log = logging.getLogger(__name__)
 VERSIONS = ("ai-edge-litert", "tflite-runtime", "onnxruntime", "tensorflow-cpu", "keras", "openvino",
@@ -135,12 +135,14 @@ def run_bench(cfg: BenchConfig) -> dict:
             "environment": environment(*VERSIONS)}
 
 
-def write_outputs(result: dict, out: Path) -> None:
+def write_outputs(result: dict, out: Path) -> list[str]:
+    """bench.json, bench.md and (with matplotlib) bench.png in `out`: the names written."""
     atomic_write_json(out / "bench.json", result)
     atomic_write_bytes(out / "bench.md", report.markdown_page(result).encode())
     d = result["device"]
-    with atomic_path(out / "bench.png") as tmp:
-        report.plot(result["rows"], tmp, f"mnist-edge bench: {d['name']} ({d['cpu_model']})")
+    title = f"mnist-edge bench: {d['name']} ({d['cpu_model']})"
+    drawn = report.write_plot(result["rows"], out / "bench.png", title)
+    return ["bench.json", "bench.md"] + ["bench.png"] * drawn
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -215,7 +217,7 @@ def main(args: argparse.Namespace) -> int:
     if args.mqtt:  # the broker too
         fleet.reachable(args.mqtt, args.device_id)
     result = run_bench(cfg)
-    write_outputs(result, out)
+    written = write_outputs(result, out)
     d = result["device"]
     print(f"\n{d['name']} ({d['cpu_model']}, {d['usable_cores']} cores, load {d['load_average']}); "
           f"{result['data']['test_size']} test digits "
@@ -231,7 +233,7 @@ def main(args: argparse.Namespace) -> int:
           f"{'✓ passed' if gate['passed'] else '✗ FAILED'}   ({result['seconds']} s)")
     if cfg.quick:
         print("--quick: a smoke test with a few timed runs; the timings are not measurements")
-    print(f"wrote {out / 'bench.json'}, bench.md, bench.png")
+    print(f"wrote {out / written[0]}, {', '.join(written[1:])}")
     if args.mqtt:
         fleet.publish(args.mqtt, args.device_id, result)
     return 0 if gate["passed"] and result["speed"]["passed"] else 1

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from benchmarks import report
 from edge.errors import UserError, missing
-from edge.provenance import atomic_path, atomic_write_bytes, atomic_write_json, check_out_dir
+from edge.provenance import atomic_write_bytes, atomic_write_json, check_out_dir
 
 log = logging.getLogger(__name__)
 SCHEMA = "mnist-edge/bench/1"
@@ -114,8 +114,8 @@ def compare(paths: list[str | Path], out: Path) -> int:
     check_out_dir(out)
     atomic_write_json(out / "compare.json", merged)
     atomic_write_bytes(out / "compare.md", ("\n".join(md) + "\n").encode())
-    with atomic_path(out / "compare.png") as tmp:
-        report.plot(rows, tmp, f"mnist-edge bench: {', '.join(d['name'] for d in devices)}", by_device=True)
+    drawn = report.write_plot(rows, out / "compare.png",
+                              f"mnist-edge bench: {', '.join(d['name'] for d in devices)}", by_device=True)
     print(text)
-    print(f"\nwrote {out / 'compare.json'}, compare.md, compare.png")
+    print(f"\nwrote {out / 'compare.json'}, compare.md" + ", compare.png" * drawn)
     return 0

@@ -228,13 +228,17 @@ def measure(frames: list[Frame], clf: Classifier, locator: Locator | TrueBoxes |
 
 
 def _row(name: str, s: dict) -> str:
+    """One line of the report; '-' where a kind had no frames (a short run) or no digits."""
+    def pct(share: float, of: int) -> str:
+        return f"{100 * share:>9.1f} %" if of else f"{'-':>11}"
+
     blank = f"{100 * s['blank_false']:5.1f} % of {s['blank']}" if s["blank"] else "-"
-    return (f"{name:<12}{s['frames']:>7}{100 * s['exact']:>9.1f} %{100 * s['digit_accuracy']:>9.1f} %"
-            f"   {blank}")
+    return (f"{name:<14}{s['frames']:>7}{pct(s['exact'], s['frames'])}"
+            f"{pct(s['digit_accuracy'], s['digits'])}   {blank}")
 
 
 def report(frames: list[Frame], readings: list[str], ms: dict, scene: str) -> str:
-    lines = [f"{'':<12}{'frames':>7}{'exact':>11}{'digits':>11}   blank scenes read as digits",
+    lines = [f"{'':<14}{'frames':>7}{'exact':>11}{'digits':>11}   blank scenes read as digits",
              _row("all", score(frames, readings))]
     if scene == "desk":
         from benchmarks.desk import INKS, PAPERS
@@ -331,9 +335,6 @@ def main(args: argparse.Namespace) -> int:
 if __name__ == "__main__":
     import sys
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        sys.exit(main(get_args_parser().parse_args()))
-    except UserError as e:
-        print(f"benchmarks.frames: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    from edge.cli import script
+
+    sys.exit(script("benchmarks.frames"))

@@ -85,8 +85,8 @@ def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    import logging
     import sys
 
-    logging.basicConfig(level=logging.WARNING)
-    sys.exit(main(get_args_parser().parse_args()))
+    from edge.cli import script
+
+    sys.exit(script("benchmarks.int8_ceiling"))

@@ -259,10 +259,6 @@ def main(args: argparse.Namespace) -> int:
 if __name__ == "__main__":
     import sys
 
-    from edge.errors import UserError
+    from edge.cli import script
 
-    try:
-        sys.exit(main(get_args_parser().parse_args()))
-    except UserError as e:
-        print(f"python -m benchmarks.layers: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    sys.exit(script("benchmarks.layers"))

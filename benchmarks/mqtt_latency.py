@@ -115,12 +115,15 @@ def camera_latency(broker: Mosquitto, frames: int, data: str | None,
     return total, [ms - work[s["t"]] for ms, (_, s) in zip(total, got, strict=True)]
 
 
-def main() -> int:
+def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser("python -m benchmarks.mqtt_latency", description=__doc__.splitlines()[0])
     p.add_argument("--messages", type=int, default=500, help="state messages for the publisher test")
     p.add_argument("--frames", type=int, default=60, help="frames for the camera test")
     p.add_argument("--data", type=str, default=None, help="MNIST .npz (default: MNIST_EDGE_DATA, ...)")
-    args = p.parse_args()
+    return p
+
+
+def main(args: argparse.Namespace) -> int:
     from edge.models import default_model
 
     model = default_model()
@@ -134,4 +137,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from edge.cli import script
+
+    sys.exit(script("benchmarks.mqtt_latency"))

@@ -12,6 +12,7 @@ same table and plot from several devices' files.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from pathlib import Path
 
@@ -185,6 +186,22 @@ def summary_lines(s: dict | None) -> list[str]:
             f"{x(s['speedup_vs_baseline_int8_tflite'])} faster than the baseline's int8 TFLite and "
             f"{x(s['speedup_vs_baseline_keras'])} faster than the baseline in Keras",
             f"int8 sizes: {sizes}"]
+
+
+def write_plot(rows: list[dict], path: Path, title: str, by_device: bool = False) -> bool:
+    """`plot()` into `path` (atomically); False, with a warning and no file there, where matplotlib is
+    not installed (a device's install): the .json and .md hold every figure the plot shows."""
+    from edge.provenance import atomic_path
+
+    if importlib.util.find_spec("matplotlib") is None:
+        stale = path.exists()
+        path.unlink(missing_ok=True)  # an earlier run's plot would not show these figures
+        log.warning("%s not drawn: needs matplotlib, which is not installed (pip install matplotlib)%s",
+                    path.name, f"; the earlier {path.name} there was removed" if stale else "")
+        return False
+    with atomic_path(path) as tmp:
+        plot(rows, tmp, title, by_device)
+    return True
 
 
 def plot(rows: list[dict], path: str | Path, title: str, by_device: bool = False) -> None:

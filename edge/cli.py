@@ -62,21 +62,36 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mnist-edge: error: unknown command {cmd!r} (expected one of {', '.join(COMMANDS)}; "
               "mnist-edge --help says what each does)", file=sys.stderr)
         return 2
+    return run(f"mnist-edge {cmd}", COMMANDS[cmd][0], rest, NEEDS.get(cmd, ()))
+
+
+def script(module: str) -> int:
+    """A `python -m` entry point (the benchmarks' scripts) run as an `mnist-edge` command is: one-line
+    errors, a quiet end when stdout's reader goes away, Ctrl-C and SIGTERM as stops.
+
+        if __name__ == "__main__":
+            sys.exit(script("benchmarks.frames"))
+    """
+    return run(f"python -m {module}", module, sys.argv[1:])
+
+
+def run(prog: str, module: str, rest: list[str], needs: tuple[str, ...] = ()) -> int:
+    """`module`'s get_args_parser() and main(args) on the arguments `rest`, as the command `prog`."""
     logging.basicConfig(level=os.environ.get("MNIST_EDGE_LOG", "INFO").upper(),
                         format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ banner quiet
     for noisy in ("tensorflow", "tf2onnx", "absl", "onnxruntime", "h5py"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     with signals.handled():  # Ctrl-C and SIGTERM unwind, and are recorded (edge.signals)
-        return _run(cmd, rest)
+        return _run(prog, module, rest, needs)
 
 
-def _run(cmd: str, rest: list[str]) -> int:
+def _run(prog: str, module_name: str, rest: list[str], needs: tuple[str, ...]) -> int:
     """The command, its outcome as an exit code: a user's mistake is one line and 2."""
     try:
-        module = import_module(COMMANDS[cmd][0])
+        module = import_module(module_name)
         args = _with_dash_hint(_one_line_errors(module.get_args_parser()), rest).parse_args(rest)
-        for name in NEEDS.get(cmd, ()):
+        for name in needs:
             if importlib.util.find_spec(name) is None:
                 raise ModuleNotFoundError(f"No module named {name!r}", name=name)
         code = int(module.main(args) or 0)
@@ -91,13 +106,13 @@ def _run(cmd: str, rest: list[str]) -> int:
             raise OutputError(f"cannot write to stdout ({e.strerror or e})") from None
         return code
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (Terminated)
-        return _stopped(cmd, isinstance(e, signals.Terminated))
+        return _stopped(prog, isinstance(e, signals.Terminated))
     except Exception as e:
         if signals.received():  # the signal's KeyboardInterrupt came out as another error (TensorFlow's
             #                     tracing gives a TypeError) or was wrapped in a UserError: a stop
             log.debug("stopped while raising %r", e, exc_info=True)
-            return _stopped(cmd, signals.received() == signal.SIGTERM)
-        return _failed(cmd, e)
+            return _stopped(prog, signals.received() == signal.SIGTERM)
+        return _failed(prog, e)
 
 
 def _one_line_errors(parser):
@@ -133,7 +148,7 @@ def _with_dash_hint(parser, rest: list[str]):
     return parser
 
 
-def _failed(cmd: str, e: Exception) -> int:
+def _failed(prog: str, e: Exception) -> int:
     """A failure users cause (a mistake, a missing extra, stdout gone, a full disk): one line and its
     exit code. Anything else is raised again: a bug shows its traceback."""
     from edge.errors import UserError
@@ -144,12 +159,12 @@ def _failed(cmd: str, e: Exception) -> int:
         return 0
     if isinstance(e, OutputError):
         silence_stdout()
-        print(f"mnist-edge {cmd}: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {e}", file=sys.stderr)
         return 1
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EIO, errno.EDQUOT):
         silence_stdout()  # a full disk or a failing device, where it was writing
         where = f"to {e.filename}" if e.filename else "to stdout"  # print() errors carry no file name
-        print(f"mnist-edge {cmd}: error: cannot write {where} ({e.strerror})", file=sys.stderr)
+        print(f"{prog}: error: cannot write {where} ({e.strerror})", file=sys.stderr)
         return 1
     if isinstance(e, ModuleNotFoundError):  # an extra this command needs is not installed
         from edge.contract import RUNTIMES
@@ -157,17 +172,17 @@ def _failed(cmd: str, e: Exception) -> int:
         extras = EXTRAS | {rt.module.split(".")[0]: rt.extra for rt in RUNTIMES.values()}
         top = (e.name or "").split(".")[0]
         if top in extras:
-            print(f"mnist-edge {cmd}: error: needs the Python module '{top}', which is not installed "
+            print(f"{prog}: error: needs the Python module '{top}', which is not installed "
                   f"(pip install 'mnist-edge[{extras[top]}]')", file=sys.stderr)
             return 2
     if isinstance(e, UserError):
-        print(f"mnist-edge {cmd}: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
     raise e
 
 
-def _stopped(cmd: str, terminated: bool) -> int:
-    print(f"mnist-edge {cmd}: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+def _stopped(prog: str, terminated: bool) -> int:
+    print(f"{prog}: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
     return 143 if terminated else 130
 
 

