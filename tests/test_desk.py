@@ -307,7 +307,7 @@ def test_frame_benchmark_desk_smoke(mnist_file):
 
 
 def test_frame_benchmark_ends_quietly_when_its_reader_goes_away(mnist_file):
-    """`python -m benchmarks.frames ... | head -2` ends as an mnist-edge command does: exit 0, no traceback."""
+    """`python -m benchmarks.frames ... | head -2` ends as mnist-edge does: exit 0, no traceback."""
     p = subprocess.Popen([sys.executable, "-m", "benchmarks.frames", "--scene", "clean", "--frames", "5",
                           "--blank", "0", "--data", str(mnist_file)], cwd=REPO, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
