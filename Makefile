@@ -53,7 +53,7 @@ models: $(STAMP)
 TEST_ENV := $(if $(DATA),MNIST_EDGE_DATA=$(abspath $(DATA)) )
 
 # Lint and the whole suite but the emulated Pi, on both cores (pytest-xdist, one file per worker at a
-# time; 7-8 minutes on 2 cores, 11-13 one after another). The collection runs alone first: when this
+# time; 6 minutes on a 2-core Xeon, 11-13 one after another). The collection runs alone first: when this
 # machine lacks something a selected test needs, it stops there in one line (tests/conftest.py),
 # which a worker process could not say.
 test: $(STAMP)
