@@ -35,6 +35,8 @@ COMMANDS = {
 NEEDS = {"train": ("tensorflow", "keras"), "locator": ("tensorflow", "keras"),
          "export": ("tensorflow", "keras")}  # (tf2onnx and onnx only for ONNX files: asked for then)
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")  # what MNIST_EDGE_LOG may say
+
 # a module a command needs -> the pip extra that installs it (the interpreters': edge.contract.RUNTIMES)
 EXTRAS = {"cv2": "camera", "tensorflow": "train", "keras": "train", "tf2onnx": "train", "onnx": "train",
           "matplotlib": "train"}
@@ -51,12 +53,10 @@ def usage() -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
-        print(usage())
-        return 0 if argv else 2
+        return _say("mnist-edge", usage()) or (0 if argv else 2)
     if argv[0] in ("-V", "--version"):
         from edge import __version__
-        print(f"mnist-edge {__version__}")
-        return 0
+        return _say("mnist-edge", f"mnist-edge {__version__}")
     cmd, rest = argv[0], argv[1:]
     if cmd not in COMMANDS:
         print(f"mnist-edge: error: unknown command {cmd!r} (expected one of {', '.join(COMMANDS)}; "
@@ -77,8 +77,14 @@ def script(module: str) -> int:
 
 def run(prog: str, module: str, rest: list[str], needs: tuple[str, ...] = ()) -> int:
     """`module`'s get_args_parser() and main(args) on the arguments `rest`, as the command `prog`."""
-    logging.basicConfig(level=os.environ.get("MNIST_EDGE_LOG", "INFO").upper(),
-                        format="%(levelname)s %(name)s: %(message)s")
+    level = os.environ.get("MNIST_EDGE_LOG", "INFO").strip().upper() or "INFO"
+    if level not in LOG_LEVELS:
+        print(f"{prog}: error: MNIST_EDGE_LOG={os.environ['MNIST_EDGE_LOG']!r}: expected one of "
+              f"{', '.join(LOG_LEVELS)}", file=sys.stderr)
+        return 2
+    if sys.stdout is None:  # started with stdout closed (`>&-`): every command writes its results there
+        return _say(prog, "")
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ banner quiet
     for noisy in ("tensorflow", "tf2onnx", "absl", "onnxruntime", "h5py"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -90,20 +96,18 @@ def _run(prog: str, module_name: str, rest: list[str], needs: tuple[str, ...]) -
     """The command, its outcome as an exit code: a user's mistake is one line and 2."""
     try:
         module = import_module(module_name)
-        args = _with_dash_hint(_one_line_errors(module.get_args_parser()), rest).parse_args(rest)
+        try:
+            args = _with_dash_hint(_one_line_errors(module.get_args_parser()), rest).parse_args(rest)
+        except SystemExit as e:
+            if e.code == 0:  # --help: its text reached stdout, or one line says why not
+                _flush_stdout()
+            raise
         for name in needs:
             if importlib.util.find_spec(name) is None:
                 raise ModuleNotFoundError(f"No module named {name!r}", name=name)
         code = int(module.main(args) or 0)
         signals.raise_if_received()  # a signal some library swallowed still ends the command as one
-        try:  # a closed or full stdout shows here, not as noise at interpreter exit
-            sys.stdout.flush()
-        except BrokenPipeError:
-            raise
-        except OSError as e:
-            from edge.output import OutputError
-
-            raise OutputError(f"cannot write to stdout ({e.strerror or e})") from None
+        _flush_stdout()
         return code
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (Terminated)
         return _stopped(prog, isinstance(e, signals.Terminated))
@@ -115,6 +119,30 @@ def _run(prog: str, module_name: str, rest: list[str], needs: tuple[str, ...]) -
         return _failed(prog, e)
 
 
+def _flush_stdout() -> None:
+    """A closed or full stdout shows here (BrokenPipeError, OutputError), not as noise at exit."""
+    from edge.output import OutputError
+
+    if sys.stdout is None:  # closed when Python started: what was printed went nowhere
+        raise OutputError("stdout is closed; nothing could be written (redirect it to a file or /dev/null)")
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        raise OutputError(f"cannot write to stdout ({e.strerror or e})") from None
+
+
+def _say(prog: str, text: str) -> int:
+    """Print the top-level usage or version: 0, or 1 and one line when stdout cannot take it."""
+    try:
+        print(text)
+        _flush_stdout()
+        return 0
+    except Exception as e:  # a closed pipe or an unwritable stdout; anything else is raised again
+        return _failed(prog, e)
+
+
 def _one_line_errors(parser):
     """The parser, whose mistakes (a bad flag or value) are one line and exit 2, as every other user
     error is, rather than argparse's usage block before that line."""
@@ -123,7 +151,12 @@ def _one_line_errors(parser):
         print(f"{parser.prog}: error: {message}{more}", file=sys.stderr)
         sys.exit(2)
 
+    def print_message(message: str, file=None):  # argparse's own drops write errors: --help to a
+        if message:                                  # full disk would say nothing and exit 0
+            (file or sys.stderr).write(message)
+
     parser.error = error
+    parser._print_message = print_message
     return parser
 
 

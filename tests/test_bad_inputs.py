@@ -742,6 +742,42 @@ def test_full_disk_is_one_line(corpus, cmd):
     one_error(p, cmd, "cannot write to stdout", code=1)
 
 
+@pytest.mark.parametrize("cmd", [["predict", "GOOD"], ["doctor"], ["--version"], ["--help"]])
+def test_closed_stdout_is_one_line(corpus, cmd):
+    """Started with stdout closed (`>&-`): Python has no sys.stdout, and nothing could be written."""
+    argv = [str(corpus / "good.png") if a == "GOOD" else a for a in cmd]
+    p = subprocess.run([str(EXE), *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                       timeout=60, preexec_fn=lambda: os.close(1))
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
+    assert p.stderr.count("\n") == 1 and "error: stdout is closed" in p.stderr, p.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("cmd", [["--version"], ["--help"], ["predict", "--help"]])
+def test_version_and_help_on_a_full_or_closed_stdout(cmd):
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([str(EXE), *cmd], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert p.returncode == 1 and p.stderr.count("\n") == 1, p.stderr
+    assert "cannot write to stdout (No space left on device)" in p.stderr, p.stderr
+    # a reader that went away before the text was written (`(sleep 1; mnist-edge --version) | true`)
+    r, w = os.pipe()
+    os.close(r)
+    p = subprocess.run([str(EXE), *cmd], stdout=w, stderr=subprocess.PIPE, text=True, timeout=60)
+    os.close(w)
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+
+
+def test_an_unknown_log_level_is_one_line(corpus):
+    p = subprocess.run([str(EXE), "predict", str(corpus / "good.png")], capture_output=True, text=True,
+                       timeout=60, env={**os.environ, "MNIST_EDGE_LOG": "bogus"})
+    assert p.returncode == 2 and p.stdout == "", p.stdout
+    assert p.stderr == ("mnist-edge predict: error: MNIST_EDGE_LOG='bogus': expected one of DEBUG, INFO, "
+                        "WARNING, ERROR, CRITICAL\n"), p.stderr
+    p = subprocess.run([str(EXE), "predict", str(corpus / "good.png")], capture_output=True, text=True,
+                       timeout=60, env={**os.environ, "MNIST_EDGE_LOG": "warning"})
+    assert p.returncode == 0 and p.stdout and "INFO" not in p.stderr, p.stderr
+
+
 # ---------------------------------------------------------------- live page
 
 
