@@ -47,7 +47,9 @@ def picamera2_broken(e: BaseException) -> str:
     return f"installed but does not import ({e.__class__.__name__}: {why}){hint}"
 
 
-_LOGIN = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/@:]*:)[^@]*@")  # scheme://user: password @
+_LOGIN = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/@:]*:)(?:[^/]*@|[^@]*@)")  # scheme://user: password @,
+#   the password up to the last "@" before the path (FFmpeg sends "p@ss" whole), or up to the first
+#   "@" when the password holds a "/"
 
 
 def without_password(url: str) -> str:
@@ -56,6 +58,8 @@ def without_password(url: str) -> str:
 
     >>> without_password("http://viewer:s3cret@pi.local:8080/raw.mjpg")
     'http://viewer:***@pi.local:8080/raw.mjpg'
+    >>> without_password("rtsp://admin:p@ssw0rd@cam.lan/stream")     # an unencoded "@" in it
+    'rtsp://admin:***@cam.lan/stream'
 
     Read as text, not parsed: a URL too broken to parse (a password with an unencoded "/", an
     unclosed "[") is masked all the same, and what OpenCV then fails to open is said in one line. On

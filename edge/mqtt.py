@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from edge.capture import without_password
 from edge.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ def parse_url(url: str, flag: str = "--mqtt", env: dict | None = None, wildcards
     what = "FILTER" if wildcards else "PREFIX"
     expect = f"expected mqtt://[user[:password]@]HOST[:PORT][/{what}] (or mqtts://)"
     raw = url.strip()
+    url = without_password(url)  # as every message shows it
     parts = urlsplit(raw)
     if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
         raise UserError(f"{flag} {url}: {expect}")

@@ -73,5 +73,6 @@ VIDEO_OFF = '<div id="video-off">video off: <a href="/">show the stream</a></div
 
 def render_page(latest: dict | None, title: str, video: bool = True) -> str:
     """The page, with the latest reading inlined so it is right before any script runs a fetch."""
-    data = json.dumps(latest).replace("</", "<\\/")  # safe inside <script>
+    data = json.dumps(latest).replace("<", "\\u003c")  # safe inside <script>: no "</script>" nor
+    #   "<!--<script" (which hides the real end tag from the HTML parser) from a file name
     return PAGE.format(title=html.escape(title), latest=data, video=VIDEO_ON if video else VIDEO_OFF)

@@ -331,6 +331,17 @@ def test_a_prefix_mqtt_would_not_take_as_meant_is_refused(url, expect):
         parse_url(url)
 
 
+@pytest.mark.parametrize("url", ["mqtt://user:S3cretPW@broker.lan:99999", "mqtt://user:S3cretPW@broker.lan/m/+",
+                                 "mqtt://user:S3cretPW@broker.lan/a?x=1", "ftp://user:S3cretPW@broker.lan"])
+def test_a_refused_url_is_named_without_its_password(url):
+    """Refusals go to stderr, CI logs and the journal: they name the URL as messages show a broker."""
+    from edge.errors import UserError
+
+    with pytest.raises(UserError) as e:
+        parse_url(url)
+    assert "S3cretPW" not in str(e.value) and "user:***@broker.lan" in str(e.value), e.value
+
+
 def test_an_ipv6_broker_is_shown_as_written():
     assert str(parse_url("mqtt://[::1]:18830/x")) == "mqtt://[::1]:18830"
 

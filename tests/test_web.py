@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import html
 import json
 import os
 import queue
@@ -228,6 +229,23 @@ def test_page_polls_latest_json(tmp_path, password):
     assert '<div id="details">1 (80%)  2 (70%)</div>' in dom
 
 
+@pytest.mark.parametrize("name", ["<!--<script>a.png", "</script><b>x.png", "a&amp;b \u2028.png"])
+def test_a_file_name_inlined_in_the_page_cannot_stop_its_script(tmp_path, name):
+    """The served reading is inlined in the page's <script>; a frame's file name is the user's, and
+    "<!--<script" in it would hide the real end tag from the HTML parser, so the script never ran."""
+    hub = FrameHub()
+    hub.publish(np.zeros((48, 64, 3), np.uint8), {"t": 0.0, "frame": 7, "reading": "5", "ms": {"total": 1.0},
+                                                  "file": name, "digits": []})
+    server = WebServer("127.0.0.1", 0, hub).start()
+    try:
+        dom = chromium_dom(server.url + "?video=0", tmp_path / "profile", "--virtual-time-budget=3000")
+    finally:
+        server.stop()
+    page = shown(dom)
+    assert page["reading"] == "5" and page["frame"] == "7", dom[-1500:]
+    assert page["status"] == f"frame 7, 1.0 ms, {html.escape(name, quote=False)}", page  # as the DOM has it
+
+
 def test_sigterm_stops_the_server_and_exits_0(served, exported, tmp_path):
     _, _, folder = served
     (tmp_path / "one").mkdir()
@@ -442,6 +460,8 @@ def test_loopback_decides_the_open_page_warning(host, alone):
     ("http://viewer:s3cret@pi.local:8080/raw.mjpg", "http://viewer:***@pi.local:8080/raw.mjpg"),
     ("rtsp://admin:p%40ss@10.0.0.2:554/s", "rtsp://admin:***@10.0.0.2:554/s"),
     ("rtsp://admin:pa/ss@cam/s", "rtsp://admin:***@cam/s"),  # unencoded: unparseable, masked anyway
+    ("http://admin:p@ssw0rd@127.0.0.1:18091/x.mjpg", "http://admin:***@127.0.0.1:18091/x.mjpg"),  # as FFmpeg
+    ("rtsp://a:b@c@d/e@f", "rtsp://a:***@d/e@f"),  # ...splits it: at the last "@" before the path
     ("http://u:pw@[abc]/", "http://u:***@[abc]/"), ("http://[::1", "http://[::1"),
     ("http://user@host/x", "http://user@host/x"), ("http://[::1]:8080/raw.mjpg", "http://[::1]:8080/raw.mjpg"),
     ("clip.mp4", "clip.mp4")])
