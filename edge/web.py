@@ -45,6 +45,9 @@ PASSWORD_ENV = "MNIST_EDGE_SERVE_PASSWORD"  # camera --serve's password, when se
 #   any user of the machine could read in the process list
 CLIENT_TIMEOUT_S = 10.0  # a request not sent whole, a frame not taken, or a stream with nothing new in
 # this long ends that connection, so idle or stalled clients cannot hold the stream slots or threads
+STREAM_SNDBUF = 128 * 1024  # a stream's kernel send buffer (Linux doubles it): a viewer that stops
+#   reading fills it in a few frames, and then the socket timeout drops it (with the default, up to
+#   ~4 MB, dozens of frames were queued first: a stalled viewer held its slot for minutes at 2 fps)
 MAX_CLIENTS = 32  # open connections at once (a thread each); more are closed as they come, so a flood
 #   of clients that send nothing, or a byte at a time, cannot exhaust a Pi's threads
 
@@ -126,6 +129,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"too many viewers\n", "text/plain")
             return
         try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SNDBUF)
             self.send_response(HTTPStatus.OK)
             self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
             self.send_header("Cache-Control", "no-store")

@@ -420,6 +420,59 @@ def test_a_request_trickled_a_byte_at_a_time_is_cut():
         server.stop()
 
 
+def _stream_status(server) -> int:
+    """The status a new viewer of the stream gets (its headers only: a stream never ends)."""
+    import http.client
+
+    host, port = server.httpd.server_address[:2]
+    conn = http.client.HTTPConnection(host, port, timeout=5)
+    try:
+        conn.request("GET", "/stream.mjpg")
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_viewers_that_stop_reading_free_their_slots_soon():
+    """Four viewers open the stream and never read: frames queue in their sockets until the send
+    buffer is full, then the write times out. A fifth viewer gets the stream a few seconds later
+    (10 frames/s of ~20 KB; before the send buffer was capped, ~2.5 MB a socket was queued first)."""
+    hub = FrameHub()
+    server = WebServer("127.0.0.1", 0, hub, client_timeout=1.0).start()
+    stop = threading.Event()
+    base = np.tile(np.linspace(0, 255, 640, dtype=np.uint8), (480, 1))
+
+    def publish():
+        n = 0
+        while not stop.is_set():
+            frame = cv2.putText(cv2.cvtColor(base, cv2.COLOR_GRAY2BGR), str(n), (50, 300),
+                                cv2.FONT_HERSHEY_SIMPLEX, 8, (0, 0, 0), 20)
+            hub.publish(frame, {"frame": n})
+            n += 1
+            time.sleep(0.1)
+
+    pub = threading.Thread(target=publish, daemon=True)
+    pub.start()
+    stalled = []
+    try:
+        for _ in range(4):
+            c = _connect(server)
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+            c.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")
+            stalled.append(c)
+        time.sleep(0.5)
+        assert _stream_status(server) == 503  # all slots taken
+        t0 = time.monotonic()
+        while _stream_status(server) == 503:
+            assert time.monotonic() - t0 < 8.0, "stalled viewers still hold every stream slot"
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        for c in stalled:
+            c.close()
+        server.stop()
+
+
 def test_connections_beyond_the_cap_are_closed(monkeypatch):
     monkeypatch.setattr(web, "MAX_CLIENTS", 3)
     hub = FrameHub()
