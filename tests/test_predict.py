@@ -191,3 +191,57 @@ def test_transparent_canvases_read_as_drawn(tmp_path, images):
     out = [json.loads(line) for line in r.stdout.splitlines()]
     assert [o["reading"] for o in out[:6]] == list(truth)
     assert out[7]["reading"] == out[6]["reading"] and len(out[6]["reading"]) == 4
+
+
+def _png_with_exif_orientation(image: np.ndarray, orientation: int) -> bytes:
+    """A PNG of `image` carrying an eXIf chunk whose Orientation tag is `orientation` (as a phone's)."""
+    import struct
+    import zlib
+
+    png = cv2.imencode(".png", image)[1].tobytes()
+    tiff = b"MM\x00\x2a\x00\x00\x00\x08" + struct.pack(">HHHIHH", 1, 0x0112, 3, 1, orientation, 0) + \
+        b"\x00\x00\x00\x00"
+    chunk = struct.pack(">I", len(tiff)) + b"eXIf" + tiff + struct.pack(">I", zlib.crc32(b"eXIf" + tiff))
+    return png[:33] + chunk + png[33:]  # after the signature and IHDR
+
+
+def test_exif_rotation_is_applied_with_or_without_transparency(tmp_path):
+    """OpenCV turns a colour decode by the file's EXIF orientation but not the alpha-keeping one:
+    one transparent pixel must not leave the picture lying on its side."""
+    from edge.images import read_image
+
+    rng = np.random.default_rng(0)
+    bgra = rng.integers(0, 256, (20, 40, 4), np.uint8)
+    bgra[:, :, 3] = 255
+    opaque = tmp_path / "opaque.png"
+    opaque.write_bytes(_png_with_exif_orientation(bgra[:, :, :3], 6))
+    bgra[0, 0, 3] = 0
+    clear = tmp_path / "one clear pixel.png"
+    clear.write_bytes(_png_with_exif_orientation(bgra, 6))
+    a, b = read_image(opaque), read_image(clear)
+    assert a.shape == (40, 20, 3), "OpenCV no longer applies EXIF orientation to PNG: rethink this"
+    assert b.shape == a.shape and (b == a).mean() > 0.99, b.shape  # the clear pixel laid on its background
+
+
+def test_a_big_16_bit_rgba_png_is_flattened_in_bounded_memory(tmp_path):
+    """A 138 KB 4096x4096 16-bit RGBA PNG (half transparent) decodes to 128 MB; laying it on its
+    background once took 900 MB more (float copies of the whole image). Peak memory of the whole
+    predict run, read from the kernel (ru_maxrss), stays near what the decodes themselves hold."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    a = np.zeros((4096, 4096, 4), np.uint16)
+    a[:, :2048, 3] = 65535
+    f = tmp_path / "rgba16.png"
+    cv2.imwrite(str(f), a, [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    del a
+    exe = Path(sys.executable).parent / "mnist-edge"
+    code = ("import resource, subprocess, sys;"
+            "r = subprocess.run(sys.argv[1:], capture_output=True, text=True);"
+            "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss;"
+            "print(r.returncode, peak, repr(r.stdout + r.stderr))")
+    out = subprocess.run([sys.executable, "-c", code, str(exe), "predict", "--locator", "none", str(f)],
+                         capture_output=True, text=True, timeout=300).stdout.split(" ", 2)
+    assert out[0] == "0" and "no digits" in out[2], out
+    assert int(out[1]) < 550 * 1024, f"peak {int(out[1]) // 1024} MB"  # KiB; was 900 MB, the decodes ~230
