@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -52,7 +52,7 @@ from edge.hub import FrameHub
 from edge.locator import Locator
 from edge.models import LOCATOR_HELP, locator_flag, resolve_locator, resolve_model, warn_if_segmenting
 from edge.mqtt import PASSWORD_ENV, MqttConfig, Publisher, check_interval, parse_url, start_publisher
-from edge.output import write_line
+from edge.output import silence_stdout, write_line
 from edge.reader import MIN_CONFIDENCE, read
 from edge.sources import SOURCE_HELP, Frame, RetryConfig, Source, SourceLost, frames, open_source
 from edge.stable import Stabilizer, StableConfig
@@ -171,8 +171,13 @@ def run(cfg: CameraConfig, source: Source | None = None, stop: threading.Event |
         locator_path = resolve_locator(cfg.locator, model, cfg.runtime)
         if cfg.mqtt:  # a broker that is not there or refuses us: one line, before the camera opens
             interval = MqttConfig.interval if cfg.mqtt_interval is None else cfg.mqtt_interval
-            outputs.publisher = start_publisher(MqttConfig(cfg.mqtt, cfg.device_id, interval,
-                                                           cfg.discovery), model)
+            try:
+                with _blocking():  # up to 10 s for a broker that does not answer: a stop ends it
+                    outputs.publisher = start_publisher(MqttConfig(cfg.mqtt, cfg.device_id, interval,
+                                                                   cfg.discovery), model)
+            except _Cut:
+                log.info("stopped before the broker answered")
+                return 0
             stack.callback(outputs.publisher.close)
         if source is None:
             source = open_source(cfg.source, stop=stop)  # a stream's open gives up when stop is set
@@ -265,11 +270,38 @@ def _linger(outputs: _Outputs, stop: threading.Event, why: str) -> None:
 
 
 def _emit(record: dict, out) -> bool:
-    """Print one JSON line; False if the reader went away (e.g. `| head`); OutputError if it fails."""
-    if write_line(json.dumps(record), out):
-        return True
+    """Print one JSON line; False if the reader went away (e.g. `| head`) or a stop came while the
+    line waited for a reader that is not reading; OutputError if it fails."""
+    line = json.dumps(record)
+    try:
+        with _blocking():
+            if write_line(line, out):
+                return True
+    except _Cut:
+        if out is sys.stdout:
+            silence_stdout()  # what is left in its buffer would wait for that reader at exit too
+        log.info("stopped while stdout's reader was not reading")
+        return False
     log.info("stdout closed; stopping")
     return False
+
+
+class _Cut(Exception):
+    """Ctrl-C or SIGTERM while the main thread waited in `_blocking()`: the wait is cut short."""
+
+
+_blocked = threading.Event()  # the main thread is in a call that may wait long (a write to a reader
+#   that does not read, a broker that does not answer): a stop signal then raises _Cut there, where
+#   otherwise it only sets the loop's stop event and the wait goes on (systemd would SIGKILL us)
+
+
+@contextmanager
+def _blocking() -> Iterator[None]:
+    _blocked.set()
+    try:
+        yield
+    finally:
+        _blocked.clear()
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -339,6 +371,9 @@ def main(args: argparse.Namespace) -> int:
     def on_signal(signum, _frame):
         log.info("%s: stopping", signal.Signals(signum).name)
         stop.set()
+        if _blocked.is_set():
+            _blocked.clear()  # once: the handling of the cut is not cut again
+            raise _Cut()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -467,6 +467,40 @@ def test_signal_ends_the_loop_cleanly(tmp_path, model, digit_scenes, sig):
     assert len(json_lines(out)) <= 1  # stopped long before the 6 frames at 1 frame/s
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_the_loop_while_stdouts_reader_is_not_reading(tmp_path, model, digit_scenes, sig):
+    """`camera | slow-consumer`: once the pipe is full the loop waits in write(); the signal's
+    handler only set the stop event, so the write went on waiting for as long as the reader did."""
+    import fcntl
+    import termios
+
+    video = tmp_path / "long.avi"
+    _write_video(video, [digit_scenes[i % 4][0] for i in range(2000)], fps=30)
+    exe = Path(sys.executable).parent / "mnist-edge"
+    r, w = os.pipe()  # a reader that never reads: 64 KiB of JSON lines fill it
+    p = subprocess.Popen([str(exe), "camera", "--source", str(video), "--model", str(model), "--locator",
+                          "none"], stdout=w, stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    os.close(w)
+    try:
+        deadline = time.monotonic() + 120
+        while int.from_bytes(fcntl.ioctl(r, termios.FIONREAD, b"\0" * 4), "little") < 60000:  # bytes queued
+            assert time.monotonic() < deadline and p.poll() is None, "the pipe never filled"
+            time.sleep(0.1)
+        time.sleep(0.5)  # the loop is now waiting in write()
+        t0 = time.monotonic()
+        p.send_signal(sig)
+        err = p.communicate(timeout=30)[1]
+        took = time.monotonic() - t0
+    finally:
+        if p.poll() is None:
+            p.kill()
+        os.close(r)
+    assert p.returncode == 0, err[-2000:]
+    assert "stopped while stdout's reader was not reading" in err and "Traceback" not in err, err[-2000:]
+    assert took < 10, took  # at once, not when the reader reads (it never would)
+
+
 @pytest.mark.parametrize("args, expect", [
     (["--source", "/nonexistent/frames"], "--source /nonexistent/frames: no such file or folder"),
     (["--source", "{empty}"], "no images in this folder"),

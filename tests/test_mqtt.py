@@ -510,3 +510,34 @@ def test_a_flickering_suspect_flag_publishes_nothing_a_held_one_once(monkeypatch
     for _ in range(12):  # cleared for 1.5 s: out once
         frame(False)
     assert [("suspect" in m, m["t"]) for m in sent] == [(False, 0.0), (True, 11.125), (False, 12.625)]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_a_broker_does_not_answer_stops_at_once(tmp_path, sig):
+    """A listener that takes the connection and never answers keeps camera waiting up to 10 s for
+    the broker's CONNACK; Ctrl-C or SIGTERM there is a user's stop (exit 0, no broker error)."""
+    import socket
+
+    cv2.imwrite(str(tmp_path / "a.png"), blank_frame(np.random.default_rng(0)))  # never read: no broker
+    silent = socket.create_server(("127.0.0.1", 0))
+    port = silent.getsockname()[1]
+    exe = Path(sys.executable).parent / "mnist-edge"
+    p = subprocess.Popen([str(exe), "camera", "--source", str(tmp_path), "--model", str(SHIPPED),
+                          "--mqtt", f"mqtt://127.0.0.1:{port}"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    try:
+        silent.settimeout(60)
+        conn, _ = silent.accept()  # camera is now waiting for the CONNACK
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        p.send_signal(sig)
+        out, err = p.communicate(timeout=30)
+        took = time.monotonic() - t0
+        conn.close()
+    finally:
+        silent.close()
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0 and out == "", err[-2000:]
+    assert "stopped before the broker answered" in err and "did not answer" not in err, err[-2000:]
+    assert took < 5, took  # not the rest of the 10 s
