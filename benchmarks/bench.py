@@ -199,7 +199,15 @@ def main(args: argparse.Namespace) -> int:
     if args.device_id is not None and not args.mqtt:  # would be silently ignored
         raise UserError(f"--device-id {args.device_id}: only used when publishing; add --mqtt URL")
     if args.compare:
+        unused = [a.option_strings[0] for a in get_args_parser()._actions if a.option_strings
+                  and a.dest not in ("compare", "out", "help") and getattr(args, a.dest) != a.default]
+        if unused:  # said, not ignored: --compare merges files and measures nothing
+            raise UserError(f"{unused[0]}: not used with --compare, which measures nothing (it merges "
+                            "bench.json files)")
         return compare(args.compare, Path(args.out or "."))
+    if args.runtimes is not None and not args.runtimes.replace(",", "").strip():
+        raise UserError(f"--runtimes {args.runtimes!r}: expected a comma list of keras, "
+                        f"{', '.join(RUNTIMES)}")
     for flag, value, low in (("--runs", args.runs, 1), ("--repeats", args.repeats, 1),
                              ("--batch", args.batch, 1), ("--min-seconds", args.min_seconds, 0)):
         if not value >= low or value == float("inf"):  # nan fails the comparison too

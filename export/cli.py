@@ -166,7 +166,14 @@ def check(cfg: ExportConfig) -> None:
     if cfg.opset not in onnx_exporter.OPSETS:
         raise UserError(f"--opset {cfg.opset}: expected {onnx_exporter.OPSETS.start}.."
                         f"{onnx_exporter.OPSETS.stop - 1}")
+    unused = [flag for name, flag in INT8_ONLY.items() if getattr(cfg, name) != getattr(ExportConfig, name)]
+    if unused and not cfg.int8:  # said, not ignored: the files written would not be what was asked
+        raise UserError(f"{unused[0]}: only used for the int8 models; add --int8")
     check_out_dir(cfg.out)
+
+
+INT8_ONLY = {"io": "--io", "calib_samples": "--calib-samples", "calib_method": "--calib-method",
+             "per_channel": "--per-tensor", "seed": "--seed", "max_drop": "--max-drop", "debug": "--debug"}
 
 
 def _io_tensors(content: bytes, suffix: str, runtime: str):

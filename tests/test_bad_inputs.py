@@ -320,7 +320,8 @@ def shipped(text: str, d: Path) -> str:
 def flag_args(d: Path, cmd: str, args: list[str]) -> tuple:
     args = [shipped(a, d) for a in args]
     extra = {"camera": ["--source", str(d / "frames")] if "--source" not in args else [],
-             "predict": [str(d / "good.png")], "bench": ["--artifacts", str(MODELS)]}.get(cmd, [])
+             "predict": [str(d / "good.png")],
+             "bench": ["--artifacts", str(MODELS)] if "--compare" not in args else []}.get(cmd, [])
     return (cmd, *extra, *args)
 
 
@@ -581,6 +582,10 @@ FLAGS = [  # (command, args, the flag the line names); the a_file placeholder is
     ("export", ["--max-drop", "-1"], "--max-drop -1"),
     ("export", ["--max-drop", "nan"], "--max-drop nan"),
     ("export", ["--calib-samples", "3", "--int8"], "--calib-samples 3"),
+    ("export", ["--calib-samples", "640"], "--calib-samples: only used for the int8 models; add --int8"),
+    ("export", ["--io", "float"], "--io: only used for the int8 models"),
+    ("export", ["--per-tensor"], "--per-tensor: only used for the int8 models"),
+    ("export", ["--debug"], "--debug: only used for the int8 models"),
     ("export", ["--out", "A_FILE"], "--out"),
     ("export", ["--out", "A_FILE/sub"], "--out"),
     ("export", ["--formats", "tflite,pb"], "--formats"),
@@ -638,6 +643,10 @@ FLAGS = [  # (command, args, the flag the line names); the a_file placeholder is
     ("camera", ["--mqtt-interval", "60"], "--mqtt-interval 60: only used when publishing"),  # the default
     ("camera", ["--device-id", ""], "--device-id '': only used when publishing"),
     ("bench", ["--compare", "A_FILE", "--device-id", "pi-a"], "--device-id pi-a: only used when publishing"),
+    ("bench", ["--compare", "A_FILE", "--quick"], "--quick: not used with --compare, which measures nothing"),
+    ("bench", ["--compare", "A_FILE", "--runs", "5"], "--runs: not used with --compare"),
+    ("bench", ["--runtimes", ""], "--runtimes '': expected a comma list of keras, litert"),
+    ("bench", ["--runtimes", " , "], "--runtimes ' , ': expected a comma list"),
     ("camera", ["--threads", "-1"], "--threads -1"),
     ("camera", ["--min-confidence", "2"], "--min-confidence 2"),
     ("camera", ["--max-frames", "-5"], "--max-frames -5"),
