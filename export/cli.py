@@ -15,7 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.contract import MANIFEST, TRAIN_REPORT, file_entry, model_file, remove_manifest, write_manifest
+from edge.contract import (
+    MANIFEST,
+    TRAIN_REPORT,
+    file_entry,
+    model_file,
+    read_manifest,
+    remove_manifest,
+    write_manifest,
+)
 from edge.errors import UserError, check_seed
 from edge.provenance import (
     atomic_path,
@@ -134,6 +142,7 @@ def _export(cfg: ExportConfig, model_path: Path, data, calib) -> tuple[list, dic
     provenance = _provenance(cfg, model, model_path, data, calib)
     precisions = ["fp32", "int8"] if cfg.int8 else ["fp32"]
     results, files = [], {}
+    earlier = _earlier_files(out)
     # the manifest is written last: until then, a stale one must not vouch for the new files
     remove_manifest(out)
     for fmt in cfg.formats:
@@ -152,7 +161,22 @@ def _export(cfg: ExportConfig, model_path: Path, data, calib) -> tuple[list, dic
     manifest = {"keras_test_accuracy": ref.accuracy,
                 "config": asdict(cfg) | {"formats": list(cfg.formats)}, **provenance, "files": files}
     write_manifest(out, manifest)
+    for name in sorted(earlier - set(files)):  # e.g. int8 files, exported again without --int8
+        (out / name).unlink(missing_ok=True)
+        log.info("removed %s: an earlier export's file, not written this time", out / name)
     return results, manifest
+
+
+def _earlier_files(out: Path) -> set[str]:
+    """The model files an earlier export's manifest in `out` lists (none if it has none, or an
+    unreadable one): this export removes those it does not write again, so no stale file is taken
+    for a current one (`doctor`, `bench`)."""
+    try:
+        listed = read_manifest(out) or {}
+    except UserError:
+        return set()
+    ours = {model_file(p, f) for p in ("fp32", "int8") for f in EXPORTERS}  # never anything else
+    return ours & set(listed.get("files", {}))
 
 
 def check(cfg: ExportConfig) -> None:

@@ -148,6 +148,17 @@ def test_float_io_option(tiny_model, mnist_file, tmp_path):
     assert clf.backend.input.dtype == np.float32 and clf.backend.input.scale is None
     assert not (tmp_path / "model_fp32.onnx").exists()
 
+    # Exported again there without --int8: the int8 file the new manifest does not list is an earlier
+    # export's, and would pass for a current one (doctor called it ready, bench measured it); a file
+    # no manifest listed is the user's and stays.
+    (tmp_path / "notes.txt").write_text("mine")
+    r = cli("export", "--formats", "tflite", "--model", str(tiny_model), "--out", str(tmp_path),
+            "--data", str(mnist_file))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert not (tmp_path / "model_int8.tflite").exists() and "removed" in r.stderr, r.stderr[-2000:]
+    assert sorted(p.name for p in tmp_path.glob("model_*")) == ["model_fp32.tflite"]
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
 
 def test_gate_fails_when_int8_drops_too_much(exported, mnist):
     # Against a reference right on every test digit, the tiny int8 model loses points: the gate fails.
