@@ -51,7 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _connected(url: str, device_id: str | None):
     """(broker, topic, client connected as this device's bench) for --mqtt URL; UserError if not."""
     broker = parse_url(url)
-    device_id = check_device_id(device_id or default_device_id())
+    device_id = check_device_id(default_device_id() if device_id is None else device_id)
     client = make_client(broker, f"mnist-edge-{device_id}-bench-{os.getpid()}")
     connect(client, broker, MqttConfig.connect_timeout, MqttConfig.keepalive)
     return broker, f"{broker.path or f'mnist-edge/{device_id}'}/{TOPIC}", client

@@ -35,7 +35,14 @@ from edge.device import int8_line, read_cpu
 from edge.errors import UserError
 from edge.heap import keep_freed_memory
 from edge.locator import Box, Locator
-from edge.models import LOCATOR_HELP, locator_flag, resolve_locator, resolve_model, warn_if_segmenting
+from edge.models import (
+    LOCATOR_HELP,
+    MODEL_HELP,
+    locator_flag,
+    resolve_locator,
+    resolve_model,
+    warn_if_segmenting,
+)
 from edge.reader import read
 
 log = logging.getLogger(__name__)
@@ -263,7 +270,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--scene", type=str, default="desk", choices=SCENES,
                    help="desk: paper, pens, lamp and camera as on a desk; clean: plain paper (default: desk)")
     p.add_argument("--model", type=str, default=None,
-                   help="a .tflite or .onnx model (default: the shipped models/model_int8.tflite)")
+                   help=MODEL_HELP)
     p.add_argument("--runtime", type=str, default=None,
                    help=f"{', '.join(RUNTIMES)} (default: the first installed)")
     p.add_argument("--locator", type=str, default=None,
@@ -298,7 +305,7 @@ def main(args: argparse.Namespace) -> int:
         cv2.setNumThreads(args.cv_threads)
     heap = "C library's default" if args.default_malloc else (
         "freed memory kept" if keep_freed_memory() else "C library's default (not glibc's, or preloaded)")
-    model = resolve_model(args.model)
+    model = resolve_model(args.model, args.runtime)
     located = None if args.locator == "truth" else resolve_locator(args.locator, model, args.runtime)
     clf = Classifier(model, args.runtime, threads=1)
     warn_if_segmenting(args.locator, located, model, args.runtime)  # (never for 'truth')

@@ -50,7 +50,14 @@ from edge.errors import UserError
 from edge.heap import keep_freed_memory
 from edge.hub import FrameHub
 from edge.locator import Locator
-from edge.models import LOCATOR_HELP, locator_flag, resolve_locator, resolve_model, warn_if_segmenting
+from edge.models import (
+    LOCATOR_HELP,
+    MODEL_HELP,
+    locator_flag,
+    resolve_locator,
+    resolve_model,
+    warn_if_segmenting,
+)
 from edge.mqtt import PASSWORD_ENV, MqttConfig, Publisher, check_interval, parse_url, start_publisher
 from edge.output import silence_stdout, write_line
 from edge.reader import MIN_CONFIDENCE, read
@@ -167,7 +174,7 @@ def run(cfg: CameraConfig, source: Source | None = None, stop: threading.Event |
         if cfg.show:
             open_window()
             stack.callback(close_windows)
-        model = resolve_model(cfg.model)  # cheap checks first, so a mistake is one line
+        model = resolve_model(cfg.model, cfg.runtime)  # cheap checks first, so a mistake is one line
         locator_path = resolve_locator(cfg.locator, model, cfg.runtime)
         if cfg.mqtt:  # a broker that is not there or refuses us: one line, before the camera opens
             interval = MqttConfig.interval if cfg.mqtt_interval is None else cfg.mqtt_interval
@@ -313,7 +320,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help=f"{SOURCE_HELP} (default: {d.source}, the first USB camera; 'picamera' for a Pi "
                         "camera)")
     p.add_argument("--model", type=str, default=d.model,
-                   help="a .tflite or .onnx model (default: the shipped models/model_int8.tflite)")
+                   help=MODEL_HELP)
     p.add_argument("--runtime", type=str, default=d.runtime,
                    help=f"{', '.join(RUNTIMES)} (default: the first installed)")
     p.add_argument("--threads", type=int, default=d.threads,

@@ -17,11 +17,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from edge.contract import DEFAULT_MODEL, locator_file
+from edge.contract import DEFAULT_MODEL, RUNTIMES, locator_file, model_file
 from edge.errors import UserError, missing
 
 log = logging.getLogger(__name__)
 
+MODEL_HELP = ("a .tflite or .onnx model (default: the shipped models/model_int8.tflite, or "
+              "models/model_int8.onnx with --runtime onnxruntime)")
 NO_LOCATOR = "none"  # --locator none: find digits by segmentation alone
 LOCATOR_HELP = ("find digits with this locator .tflite/.onnx (default: the shipped "
                 "models/locator_int8.tflite, or .onnx for an .onnx model or openvino); "
@@ -35,28 +37,36 @@ def model_dirs() -> list[Path]:
     return [here] if here.resolve() == repo.resolve() else [here, repo]
 
 
-def find_default_model() -> Path | None:
-    """The first models/model_int8.tflite found, or None."""
+def default_name(runtime: str | None = None) -> str:
+    """The shipped int8 model's file name: the .tflite, or the .onnx for a --runtime that reads no
+    .tflite (onnxruntime)."""
+    rt = RUNTIMES.get(runtime or "")
+    return DEFAULT_MODEL if rt is None or ".tflite" in rt.suffixes else model_file("int8", "onnx")
+
+
+def find_default_model(runtime: str | None = None) -> Path | None:
+    """The first models/model_int8.tflite (`default_name`) found, or None."""
+    name = default_name(runtime)
     for d in model_dirs():
-        if (d / DEFAULT_MODEL).is_file():
-            return d / DEFAULT_MODEL
+        if (d / name).is_file():
+            return d / name
     return None
 
 
-def default_model() -> Path:
+def default_model(runtime: str | None = None) -> Path:
     """The shipped int8 model; a UserError naming where it was looked for if there is none."""
-    path = find_default_model()
+    path = find_default_model(runtime)
     if path is None:
-        where = " or ".join(str(d / DEFAULT_MODEL) for d in model_dirs())
+        where = " or ".join(str(d / default_name(runtime)) for d in model_dirs())
         raise UserError(f"--model: no model given and none shipped ({where} not found); "
                         "pass --model PATH to a .tflite or .onnx file from `mnist-edge export`")
     return path
 
 
-def resolve_model(model: str | Path | None) -> Path:
-    """--model as given (must exist), or the shipped default when None."""
+def resolve_model(model: str | Path | None, runtime: str | None = None) -> Path:
+    """--model as given (must exist), or the shipped default for `runtime` when None."""
     if model is None:
-        return default_model()
+        return default_model(runtime)
     path = Path(model)
     if not path.is_file():
         raise UserError(f"--model {model}: {missing(model)}")

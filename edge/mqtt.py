@@ -125,8 +125,8 @@ def check_interval(seconds: float) -> float:
 
 def check_device_id(device_id: str) -> str:
     if not NAME_OK.match(device_id):
-        raise UserError(f"--device-id {device_id}: expected letters, digits, '_' or '-' only "
-                        "(it names MQTT topics and the Home Assistant device)")
+        raise UserError(f"--device-id {device_id or repr(device_id)}: expected letters, digits, '_' or "
+                        "'-' only (it names MQTT topics and the Home Assistant device)")
     return device_id
 
 
@@ -218,7 +218,7 @@ class Publisher:
         if cfg.queue < 1:
             raise UserError(f"--mqtt queue {cfg.queue}: expected 1 or more")
         check_interval(cfg.interval)
-        self.device_id = check_device_id(cfg.device_id or default_device_id())
+        self.device_id = check_device_id(default_device_id() if cfg.device_id is None else cfg.device_id)
         self.prefix = self.broker.path or f"mnist-edge/{self.device_id}"
         self.availability = f"{self.prefix}/availability"
         self.state_topic = f"{self.prefix}/state"

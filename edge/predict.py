@@ -33,7 +33,14 @@ from edge.errors import UserError
 from edge.heap import keep_freed_memory
 from edge.images import ImageError, probe, read_image, shown
 from edge.locator import Locator
-from edge.models import LOCATOR_HELP, locator_flag, resolve_locator, resolve_model, warn_if_segmenting
+from edge.models import (
+    LOCATOR_HELP,
+    MODEL_HELP,
+    locator_flag,
+    resolve_locator,
+    resolve_model,
+    warn_if_segmenting,
+)
 from edge.output import write_line
 from edge.reader import MIN_CONFIDENCE, read
 
@@ -60,7 +67,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser("mnist-edge predict", description=__doc__.splitlines()[0])
     p.add_argument("images", type=str, nargs="+", metavar="IMAGE", help="image files to read")
     p.add_argument("--model", type=str, default=None,
-                   help="a .tflite or .onnx model (default: the shipped models/model_int8.tflite)")
+                   help=MODEL_HELP)
     p.add_argument("--runtime", type=str, default=None,
                    help=f"{', '.join(RUNTIMES)} (default: the first installed)")
     p.add_argument("--min-confidence", type=float, default=MIN_CONFIDENCE,
@@ -90,7 +97,7 @@ def main(args: argparse.Namespace) -> int:
             early[i] = str(e)
     if len(early) == len(args.images):  # nothing to read: said now, not after loading the models
         raise _unread(list(early.values()), len(args.images))
-    model = resolve_model(args.model)
+    model = resolve_model(args.model, args.runtime)
     locator_path = resolve_locator(args.locator, model, args.runtime)
     clf = Classifier(model, args.runtime, threads=1)
     keep_freed_memory()  # as camera: each image's big temporaries reuse memory (edge.heap)

@@ -300,6 +300,9 @@ def parse_address(spec: str) -> tuple[str, int]:
     host, sep, port = s.rpartition(":")
     if not sep:
         host, port = "", s
+    if ":" in host and not (host.startswith("[") and host.endswith("]")):  # '::1', '::1:8080', '::'
+        raise UserError(f"--serve {spec}: an IPv6 address goes in brackets before its port, e.g. "
+                        "[::1]:8080 ([::]:8080 to be seen from other machines)")
     host = host.strip("[]") or "127.0.0.1"
     if not port.isdigit() or int(port) > 65535:
         raise UserError(f"--serve {spec or repr(spec)}: expected HOST:PORT or PORT, e.g. 127.0.0.1:8080 "

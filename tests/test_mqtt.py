@@ -318,6 +318,9 @@ def test_bad_device_id_is_one_line(tmp_path, broker, readings):
     r = cli("camera", "--source", str(folder), "--model", str(SHIPPED), "--device-id", "my meter/1",
             "--mqtt", f"mqtt://127.0.0.1:{broker.port}", timeout=60)
     assert r.returncode == 2 and "--device-id my meter/1: expected letters, digits" in r.stderr
+    r = cli("camera", "--source", str(folder), "--model", str(SHIPPED), "--device-id", "",
+            "--mqtt", f"mqtt://127.0.0.1:{broker.port}", timeout=60)  # not the hostname in its place
+    assert r.returncode == 2 and "--device-id '': expected letters, digits" in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize("url, expect", [

@@ -245,3 +245,12 @@ def test_a_big_16_bit_rgba_png_is_flattened_in_bounded_memory(tmp_path):
                          capture_output=True, text=True, timeout=300).stdout.split(" ", 2)
     assert out[0] == "0" and "no digits" in out[2], out
     assert int(out[1]) < 550 * 1024, f"peak {int(out[1]) // 1024} MB"  # KiB; was 900 MB, the decodes ~230
+
+
+def test_runtime_onnxruntime_without_model_takes_the_shipped_onnx(images):
+    """The shipped default is the .tflite; onnxruntime reads no .tflite, so the shipped .onnx is
+    its default (it once failed: "--runtime onnxruntime cannot run model_int8.tflite")."""
+    d, _, _ = images
+    r = cli("predict", "--runtime", "onnxruntime", "--json", str(d / "digit7.png"), timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads(r.stdout)["reading"] == "7"  # onnxruntime ran it, so it was the .onnx

@@ -500,6 +500,10 @@ def test_parse_address():
     for bad in ("", "host", "host:", "1.2.3.4:99999"):
         with pytest.raises(Exception, match="--serve"):
             parse_address(bad)
+    assert parse_address("[::]:80") == ("::", 80)
+    for bare in ("::1", "::1:8080", "::"):  # would have bound ':' (or failed to resolve it)
+        with pytest.raises(Exception, match=re.escape(f"--serve {bare}: an IPv6 address goes in brackets")):
+            parse_address(bare)
 
 
 @pytest.mark.parametrize("host, alone", [("127.0.0.1", True), ("127.0.0.2", True), ("::1", True),
