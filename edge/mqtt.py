@@ -176,7 +176,7 @@ def make_client(broker: Broker, client_id: str):
 def connect(client, broker: Broker, timeout: float, keepalive: int, flag: str = "--mqtt") -> None:
     """Connect and start paho's network thread; a UserError (one line) unless the broker accepts us."""
     answered, result = threading.Event(), {}
-    previous = client.on_connect
+    previous, previous_gone = client.on_connect, client.on_disconnect
 
     def first(c, userdata, flags, reason_code, properties):
         result["rc"] = reason_code
@@ -184,7 +184,11 @@ def connect(client, broker: Broker, timeout: float, keepalive: int, flag: str = 
         if previous is not None and not reason_code.is_failure:
             previous(c, userdata, flags, reason_code, properties)
 
-    client.on_connect = first
+    def gone(c, userdata, flags, reason_code, properties):  # closed before any CONNACK: say so now
+        result.setdefault("closed", True)
+        answered.set()
+
+    client.on_connect, client.on_disconnect = first, gone
     try:
         client.connect(broker.host, broker.port, keepalive)
     except ssl.SSLCertVerificationError as e:
@@ -197,16 +201,19 @@ def connect(client, broker: Broker, timeout: float, keepalive: int, flag: str = 
                             "broker's TLS port? (mqtt:// for a plain one)") from None
         raise UserError(f"{flag} {broker}: cannot reach the broker ({why})") from None
     client.loop_start()
-    if not answered.wait(timeout) or result["rc"].is_failure:
+    if not answered.wait(timeout) or "rc" not in result or result["rc"].is_failure:
         client.loop_stop()
         client.disconnect()
         if not result:
             raise UserError(f"{flag} {broker}: the broker did not answer in {timeout:g} s")
+        if "rc" not in result:
+            raise UserError(f"{flag} {broker}: the connection was closed before an MQTT answer; is "
+                            f"port {broker.port} an MQTT broker's{' (TLS)' if broker.tls else ''}?")
         rc = str(result["rc"])
         login = any(w in rc.lower() for w in ("authori", "password"))
         raise UserError(f"{flag} {broker}: the broker refused the connection ({rc})"
                         + (f"; check the user name and password (or {PASSWORD_ENV})" if login else ""))
-    client.on_connect = previous
+    client.on_connect, client.on_disconnect = previous, previous_gone
 
 
 class Publisher:

@@ -6,6 +6,7 @@ int8 model reads them); a paho client in the test subscribes like Home Assistant
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -544,3 +545,34 @@ def test_a_signal_while_a_broker_does_not_answer_stops_at_once(tmp_path, sig):
     assert p.returncode == 0 and out == "", err[-2000:]
     assert "stopped before the broker answered" in err and "did not answer" not in err, err[-2000:]
     assert took < 5, took  # not the rest of the 10 s
+
+
+@pytest.mark.parametrize("answer", [b"", b"HTTP/1.1 400 Bad Request\r\n\r\n"])
+def test_a_port_that_is_not_a_brokers_is_said_at_once(tmp_path, answer):
+    """Something else listens there (it closes at once, or answers in another protocol): one line
+    saying so when the connection closes, not "did not answer" after the 10 s timeout."""
+    import socket
+
+    cv2.imwrite(str(tmp_path / "a.png"), blank_frame(np.random.default_rng(0)))  # never read: no broker
+    other = socket.create_server(("127.0.0.1", 0))
+    port = other.getsockname()[1]
+
+    def serve():
+        with contextlib.suppress(OSError):
+            conn, _ = other.accept()
+            if answer:
+                conn.recv(100)
+                conn.sendall(answer)
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    t0 = time.monotonic()
+    r = cli("camera", "--source", str(tmp_path), "--model", str(SHIPPED), "--mqtt", f"mqtt://127.0.0.1:{port}",
+            timeout=60)
+    took = time.monotonic() - t0
+    other.close()
+    assert r.returncode == 2 and r.stdout == "", r.stderr[-2000:]
+    said = (f"mnist-edge camera: error: --mqtt mqtt://127.0.0.1:{port}: the connection was closed before an "
+            f"MQTT answer; is port {port} an MQTT broker's?")
+    assert r.stderr.strip() == said, r.stderr
+    assert took < 8, took  # not the 10 s a silent broker gets
