@@ -29,20 +29,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edge import models
 from edge.classifier import Classifier
 from edge.contract import RUNTIMES
 from edge.device import int8_line, read_cpu
 from edge.errors import UserError
 from edge.heap import keep_freed_memory
 from edge.locator import Box, Locator
-from edge.models import (
-    LOCATOR_HELP,
-    MODEL_HELP,
-    locator_flag,
-    resolve_locator,
-    resolve_model,
-    warn_if_segmenting,
-)
+from edge.models import LOCATOR_HELP, locator_flag, resolve_locator, resolve_model, warn_if_segmenting
 from edge.reader import read
 
 log = logging.getLogger(__name__)
@@ -270,7 +264,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--scene", type=str, default="desk", choices=SCENES,
                    help="desk: paper, pens, lamp and camera as on a desk; clean: plain paper (default: desk)")
     p.add_argument("--model", type=str, default=None,
-                   help=MODEL_HELP)
+                   help=models.MODEL_HELP)
     p.add_argument("--runtime", type=str, default=None,
                    help=f"{', '.join(RUNTIMES)} (default: the first installed)")
     p.add_argument("--locator", type=str, default=None,

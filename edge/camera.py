@@ -41,7 +41,7 @@ from typing import TextIO
 
 import numpy as np
 
-from edge import web
+from edge import models, web
 from edge.backends import MAX_THREADS
 from edge.classifier import Classifier
 from edge.contract import RUNTIMES
@@ -50,14 +50,7 @@ from edge.errors import UserError
 from edge.heap import keep_freed_memory
 from edge.hub import FrameHub
 from edge.locator import Locator
-from edge.models import (
-    LOCATOR_HELP,
-    MODEL_HELP,
-    locator_flag,
-    resolve_locator,
-    resolve_model,
-    warn_if_segmenting,
-)
+from edge.models import LOCATOR_HELP, locator_flag, resolve_locator, resolve_model, warn_if_segmenting
 from edge.mqtt import PASSWORD_ENV, MqttConfig, Publisher, check_interval, parse_url, start_publisher
 from edge.output import silence_stdout, write_line
 from edge.reader import MIN_CONFIDENCE, read
@@ -320,7 +313,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help=f"{SOURCE_HELP} (default: {d.source}, the first USB camera; 'picamera' for a Pi "
                         "camera)")
     p.add_argument("--model", type=str, default=d.model,
-                   help=MODEL_HELP)
+                   help=models.MODEL_HELP)
     p.add_argument("--runtime", type=str, default=d.runtime,
                    help=f"{', '.join(RUNTIMES)} (default: the first installed)")
     p.add_argument("--threads", type=int, default=d.threads,

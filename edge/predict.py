@@ -27,20 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
+from edge import models
 from edge.classifier import Classifier
 from edge.contract import RUNTIMES
 from edge.errors import UserError
 from edge.heap import keep_freed_memory
 from edge.images import ImageError, probe, read_image, shown
 from edge.locator import Locator
-from edge.models import (
-    LOCATOR_HELP,
-    MODEL_HELP,
-    locator_flag,
-    resolve_locator,
-    resolve_model,
-    warn_if_segmenting,
-)
+from edge.models import LOCATOR_HELP, locator_flag, resolve_locator, resolve_model, warn_if_segmenting
 from edge.output import write_line
 from edge.reader import MIN_CONFIDENCE, read
 
@@ -67,7 +61,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser("mnist-edge predict", description=__doc__.splitlines()[0])
     p.add_argument("images", type=str, nargs="+", metavar="IMAGE", help="image files to read")
     p.add_argument("--model", type=str, default=None,
-                   help=MODEL_HELP)
+                   help=models.MODEL_HELP)
     p.add_argument("--runtime", type=str, default=None,
                    help=f"{', '.join(RUNTIMES)} (default: the first installed)")
     p.add_argument("--min-confidence", type=float, default=MIN_CONFIDENCE,

@@ -662,7 +662,8 @@ FLAGS = [  # (command, args, the flag the line names); the a_file placeholder is
     ("predict", ["--min-confidence", "nan"], "--min-confidence nan"),
     ("predict", ["--min-confidence", "-0.1"], "--min-confidence -0.1"),
     ("predict", ["--model", "missing.onnx"], "--model missing.onnx"),
-    ("predict", ["--runtime", "onnxruntime"], "--runtime onnxruntime cannot run model_int8.tflite"),
+    ("predict", ["--model", "SHIPPED/model_int8.tflite", "--runtime", "onnxruntime"],
+     "--runtime onnxruntime cannot run model_int8.tflite"),  # (without --model it takes the .onnx)
     ("bench", ["--max-drop", "-1"], "--max-drop -1"),
     ("bench", ["--min-acc", "2"], "--min-acc 2"),
     ("bench", ["--threads", "x"], "--threads x"),
