@@ -36,6 +36,8 @@ NEEDS = {"train": ("tensorflow", "keras"), "locator": ("tensorflow", "keras"),
          "export": ("tensorflow", "keras")}  # (tf2onnx and onnx only for ONNX files: asked for then)
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")  # what MNIST_EDGE_LOG may say
+STDOUT_ONLY = ("edge.predict", "edge.doctor")  # commands whose only output is stdout: refused when it
+#   is closed from the start (camera may publish to MQTT or serve its page; the others write files)
 
 # a module a command needs -> the pip extra that installs it (the interpreters': edge.contract.RUNTIMES)
 EXTRAS = {"cv2": "camera", "tensorflow": "train", "keras": "train", "tf2onnx": "train", "onnx": "train",
@@ -78,12 +80,12 @@ def script(module: str) -> int:
 def run(prog: str, module: str, rest: list[str], needs: tuple[str, ...] = ()) -> int:
     """`module`'s get_args_parser() and main(args) on the arguments `rest`, as the command `prog`."""
     level = os.environ.get("MNIST_EDGE_LOG", "INFO").strip().upper() or "INFO"
-    if level not in LOG_LEVELS:
+    if level not in LOG_LEVELS + ("WARN", "FATAL", "NOTSET"):  # what logging takes, its aliases too
         print(f"{prog}: error: MNIST_EDGE_LOG={os.environ['MNIST_EDGE_LOG']!r}: expected one of "
               f"{', '.join(LOG_LEVELS)}", file=sys.stderr)
         return 2
-    if sys.stdout is None:  # started with stdout closed (`>&-`): every command writes its results there
-        return _say(prog, "")
+    if sys.stdout is None and module in STDOUT_ONLY:  # started with stdout closed (`>&-`): what it
+        return _say(prog, "")  # would print is all it does (camera may publish, export writes files)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ banner quiet
     for noisy in ("tensorflow", "tf2onnx", "absl", "onnxruntime", "h5py"):
@@ -107,7 +109,7 @@ def _run(prog: str, module_name: str, rest: list[str], needs: tuple[str, ...]) -
                 raise ModuleNotFoundError(f"No module named {name!r}", name=name)
         code = int(module.main(args) or 0)
         signals.raise_if_received()  # a signal some library swallowed still ends the command as one
-        _flush_stdout()
+        _flush_stdout(module_name in STDOUT_ONLY)
         return code
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (Terminated)
         return _stopped(prog, isinstance(e, signals.Terminated))
@@ -119,12 +121,16 @@ def _run(prog: str, module_name: str, rest: list[str], needs: tuple[str, ...]) -
         return _failed(prog, e)
 
 
-def _flush_stdout() -> None:
-    """A closed or full stdout shows here (BrokenPipeError, OutputError), not as noise at exit."""
+def _flush_stdout(needed: bool = True) -> None:
+    """A closed or full stdout shows here (BrokenPipeError, OutputError), not as noise at exit.
+    `needed`: a stdout closed from the start is an error (what was printed is all there is)."""
     from edge.output import OutputError
 
     if sys.stdout is None:  # closed when Python started: what was printed went nowhere
-        raise OutputError("stdout is closed; nothing could be written (redirect it to a file or /dev/null)")
+        if needed:
+            raise OutputError("stdout is closed; nothing could be written (redirect it to a file or "
+                              "/dev/null)")
+        return
     try:
         sys.stdout.flush()
     except BrokenPipeError:

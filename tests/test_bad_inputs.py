@@ -762,6 +762,13 @@ def test_closed_stdout_is_one_line(corpus, cmd):
     assert p.stderr.count("\n") == 1 and "error: stdout is closed" in p.stderr, p.stderr
 
 
+def test_camera_runs_with_stdout_closed(corpus):
+    """camera's readings may go to MQTT or its page alone: a closed stdout is not a mistake there."""
+    p = subprocess.run([str(EXE), "camera", "--source", str(corpus / "frames")], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True, timeout=120, preexec_fn=lambda: os.close(1))
+    assert p.returncode == 0 and "Traceback" not in p.stderr and "error" not in p.stderr, p.stderr[-2000:]
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 @pytest.mark.parametrize("cmd", [["--version"], ["--help"], ["predict", "--help"]])
 def test_version_and_help_on_a_full_or_closed_stdout(cmd):
@@ -785,6 +792,9 @@ def test_an_unknown_log_level_is_one_line(corpus):
                         "WARNING, ERROR, CRITICAL\n"), p.stderr
     p = subprocess.run([str(EXE), "predict", str(corpus / "good.png")], capture_output=True, text=True,
                        timeout=60, env={**os.environ, "MNIST_EDGE_LOG": "warning"})
+    assert p.returncode == 0 and p.stdout and "INFO" not in p.stderr, p.stderr
+    p = subprocess.run([str(EXE), "predict", str(corpus / "good.png")], capture_output=True, text=True,
+                       timeout=60, env={**os.environ, "MNIST_EDGE_LOG": "warn"})  # logging's alias
     assert p.returncode == 0 and p.stdout and "INFO" not in p.stderr, p.stderr
 
 
