@@ -286,22 +286,25 @@ def _emit(record: dict, out) -> bool:
     return False
 
 
-class _Cut(Exception):
-    """Ctrl-C or SIGTERM while the main thread waited in `_blocking()`: the wait is cut short."""
+class _Cut(BaseException):
+    """Ctrl-C or SIGTERM while the main thread waited in `_blocking()`: the wait is cut short. A
+    BaseException, as KeyboardInterrupt is: code in the wait (logging, paho) catches Exception."""
 
 
-_blocked = threading.Event()  # the main thread is in a call that may wait long (a write to a reader
-#   that does not read, a broker that does not answer): a stop signal then raises _Cut there, where
-#   otherwise it only sets the loop's stop event and the wait goes on (systemd would SIGKILL us)
+_blocked = False  # the main thread is in a call that may wait long (a write to a reader that does not
+#   read, a broker that does not answer): a stop signal then raises _Cut there, where otherwise it only
+#   sets the loop's stop event and the wait goes on (systemd would SIGKILL us). A plain flag: the
+#   handler runs in the main thread, and an Event's lock, held by that thread, would deadlock it
 
 
 @contextmanager
 def _blocking() -> Iterator[None]:
-    _blocked.set()
+    global _blocked
+    _blocked = True
     try:
         yield
     finally:
-        _blocked.clear()
+        _blocked = False
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -369,10 +372,11 @@ def main(args: argparse.Namespace) -> int:
     stop = threading.Event()
 
     def on_signal(signum, _frame):
+        global _blocked
         log.info("%s: stopping", signal.Signals(signum).name)
         stop.set()
-        if _blocked.is_set():
-            _blocked.clear()  # once: the handling of the cut is not cut again
+        if _blocked:
+            _blocked = False  # once: the handling of the cut is not cut again
             raise _Cut()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}

@@ -185,6 +185,8 @@ def connect(client, broker: Broker, timeout: float, keepalive: int, flag: str = 
             previous(c, userdata, flags, reason_code, properties)
 
     def gone(c, userdata, flags, reason_code, properties):  # closed before any CONNACK: say so now
+        if "rc" in result and previous_gone is not None:  # after it: the caller's own outage handling
+            previous_gone(c, userdata, flags, reason_code, properties)
         result.setdefault("closed", True)
         answered.set()
 

@@ -484,10 +484,13 @@ def test_a_signal_stops_the_loop_while_stdouts_reader_is_not_reading(tmp_path, m
     os.close(w)
     try:
         deadline = time.monotonic() + 120
-        while int.from_bytes(fcntl.ioctl(r, termios.FIONREAD, b"\0" * 4), "little") < 60000:  # bytes queued
+        size = fcntl.fcntl(r, 1032)  # F_GETPIPE_SZ: 64 KiB with 4 KiB pages, 256 KiB with 16 KiB pages
+        queued, still = -1, 0.0  # bytes in the pipe; for how long they have not grown
+        while still < 1.0 or queued < size // 2:  # full: the loop is waiting in write()
             assert time.monotonic() < deadline and p.poll() is None, "the pipe never filled"
             time.sleep(0.1)
-        time.sleep(0.5)  # the loop is now waiting in write()
+            now = int.from_bytes(fcntl.ioctl(r, termios.FIONREAD, b"\0" * 4), "little")
+            queued, still = now, (still + 0.1 if now == queued else 0.0)
         t0 = time.monotonic()
         p.send_signal(sig)
         err = p.communicate(timeout=30)[1]
