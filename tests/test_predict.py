@@ -193,34 +193,61 @@ def test_transparent_canvases_read_as_drawn(tmp_path, images):
     assert out[7]["reading"] == out[6]["reading"] and len(out[6]["reading"]) == 4
 
 
-def _png_with_exif_orientation(image: np.ndarray, orientation: int) -> bytes:
-    """A PNG of `image` carrying an eXIf chunk whose Orientation tag is `orientation` (as a phone's)."""
+def _with_exif_orientation(image: np.ndarray, orientation: int, fmt: str) -> bytes:
+    """A PNG (an eXIf chunk) or lossless WebP (VP8X, then an EXIF chunk after the image) of `image`
+    whose EXIF Orientation tag is `orientation`, as a phone's."""
     import struct
     import zlib
 
-    png = cv2.imencode(".png", image)[1].tobytes()
     tiff = b"MM\x00\x2a\x00\x00\x00\x08" + struct.pack(">HHHIHH", 1, 0x0112, 3, 1, orientation, 0) + \
         b"\x00\x00\x00\x00"
-    chunk = struct.pack(">I", len(tiff)) + b"eXIf" + tiff + struct.pack(">I", zlib.crc32(b"eXIf" + tiff))
-    return png[:33] + chunk + png[33:]  # after the signature and IHDR
+    if fmt == "png":
+        png = cv2.imencode(".png", image)[1].tobytes()
+        chunk = struct.pack(">I", len(tiff)) + b"eXIf" + tiff + struct.pack(">I", zlib.crc32(b"eXIf" + tiff))
+        return png[:33] + chunk + png[33:]  # after the signature and IHDR
+    h, w = image.shape[:2]
+    flags = 0x08 | (0x10 if image.shape[2] == 4 else 0)  # EXIF, alpha
+    vp8x = b"VP8X" + struct.pack("<I", 10) + bytes([flags, 0, 0, 0]) + (w - 1).to_bytes(3, "little") + \
+        (h - 1).to_bytes(3, "little")
+    lossless = cv2.imencode(".webp", image, [cv2.IMWRITE_WEBP_QUALITY, 101])[1].tobytes()
+    payload = b"WEBP" + vp8x + lossless[12:] + b"EXIF" + struct.pack("<I", len(tiff)) + tiff
+    return b"RIFF" + struct.pack("<I", len(payload)) + payload
 
 
-def test_exif_rotation_is_applied_with_or_without_transparency(tmp_path):
+@pytest.mark.parametrize("fmt", ["png", "webp"])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_rotation_is_applied_with_or_without_transparency(tmp_path, orientation, fmt):
     """OpenCV turns a colour decode by the file's EXIF orientation but not the alpha-keeping one:
-    one transparent pixel must not leave the picture lying on its side."""
+    one transparent pixel must not leave the picture lying on its side or mirrored."""
     from edge.images import read_image
 
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(orientation)
     bgra = rng.integers(0, 256, (20, 40, 4), np.uint8)
     bgra[:, :, 3] = 255
-    opaque = tmp_path / "opaque.png"
-    opaque.write_bytes(_png_with_exif_orientation(bgra[:, :, :3], 6))
+    opaque = tmp_path / f"opaque.{fmt}"
+    opaque.write_bytes(_with_exif_orientation(bgra[:, :, :3], orientation, fmt))
     bgra[0, 0, 3] = 0
-    clear = tmp_path / "one clear pixel.png"
-    clear.write_bytes(_png_with_exif_orientation(bgra, 6))
-    a, b = read_image(opaque), read_image(clear)
-    assert a.shape == (40, 20, 3), "OpenCV no longer applies EXIF orientation to PNG: rethink this"
+    clear = tmp_path / f"one clear pixel.{fmt}"
+    clear.write_bytes(_with_exif_orientation(bgra, orientation, fmt))
+    a, b = read_image(opaque), read_image(clear)  # a: OpenCV's own turn
+    assert a.shape == ((20, 40, 3) if orientation < 5 else (40, 20, 3)), "OpenCV no longer applies EXIF"
     assert b.shape == a.shape and (b == a).mean() > 0.99, b.shape  # the clear pixel laid on its background
+
+
+@pytest.mark.parametrize("hw", [(768, 1024), (1024, 1024), (513, 700)])
+def test_a_big_transparent_canvas_without_exif_keeps_its_orientation(tmp_path, hw):
+    """Black strokes on transparent black: OpenCV's colour decode is one black square, so nothing in
+    it can say how the canvas is turned; only the file's EXIF may turn it."""
+    from edge.images import read_image
+
+    canvas = np.zeros((*hw, 4), np.uint8)
+    cv2.putText(canvas, "7", (hw[1] // 3, 2 * hw[0] // 3), cv2.FONT_HERSHEY_SIMPLEX, hw[0] / 60,
+                (0, 0, 0, 255), max(2, hw[0] // 40))
+    f = tmp_path / "seven.png"
+    cv2.imwrite(str(f), canvas)
+    flat = read_image(f)
+    assert flat.shape == (*hw, 3)
+    assert np.array_equal(flat[:, :, 0] < 128, canvas[:, :, 3] >= 128)  # the ink where it was drawn
 
 
 def test_a_big_16_bit_rgba_png_is_flattened_in_bounded_memory(tmp_path):
