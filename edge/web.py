@@ -300,6 +300,8 @@ def parse_address(spec: str) -> tuple[str, int]:
     host, sep, port = s.rpartition(":")
     if not sep:
         host, port = "", s
+    if s.startswith("[") and s.endswith("]"):  # '[::1]': the address alone
+        raise UserError(f"--serve {spec}: expected a port after the address, e.g. {s}:8080")
     if ":" in host and not (host.startswith("[") and host.endswith("]")):  # '::1', '::1:8080', '::'
         raise UserError(f"--serve {spec}: an IPv6 address goes in brackets before its port, e.g. "
                         "[::1]:8080 ([::]:8080 to be seen from other machines)")

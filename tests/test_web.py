@@ -501,6 +501,8 @@ def test_parse_address():
         with pytest.raises(Exception, match="--serve"):
             parse_address(bad)
     assert parse_address("[::]:80") == ("::", 80)
+    with pytest.raises(Exception, match=re.escape("--serve [::1]: expected a port after the address")):
+        parse_address("[::1]")
     for bare in ("::1", "::1:8080", "::"):  # would have bound ':' (or failed to resolve it)
         with pytest.raises(Exception, match=re.escape(f"--serve {bare}: an IPv6 address goes in brackets")):
             parse_address(bare)
