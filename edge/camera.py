@@ -370,18 +370,33 @@ def main(args: argparse.Namespace) -> int:
     cfg = config(args)
     keep_freed_memory()  # each frame's big temporaries reuse the last frame's memory (edge.heap)
     stop = threading.Event()
+    # A signal handler runs in the main thread wherever it is, so it takes no lock: setting the Event
+    # (whose lock the interrupted thread may hold) or logging there could deadlock. Python writes
+    # each signal's number to the wakeup pipe; a thread reading it logs and sets `stop`.
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
 
     def on_signal(signum, _frame):
         global _blocked
-        log.info("%s: stopping", signal.Signals(signum).name)
-        stop.set()
         if _blocked:
             _blocked = False  # once: the handling of the cut is not cut again
             raise _Cut()
 
+    def watch():
+        while data := os.read(wake_r, 64):
+            for signum in data:
+                if signum in (signal.SIGINT, signal.SIGTERM):
+                    log.info("%s: stopping", signal.Signals(signum).name)
+                    stop.set()
+        os.close(wake_r)
+
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous_fd = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+    threading.Thread(target=watch, name="signals", daemon=True).start()
     try:
         return run(cfg, stop=stop)
     finally:
+        signal.set_wakeup_fd(previous_fd)
         for s, handler in previous.items():
             signal.signal(s, handler)
+        os.close(wake_w)  # the watcher reads the end of the pipe and returns

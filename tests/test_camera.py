@@ -599,3 +599,41 @@ def test_a_picamera2_that_does_not_import_is_one_line_with_its_cause(tmp_path, c
     r = cli("doctor", env=env, timeout=120)
     row = next(ln for ln in r.stdout.splitlines() if "picamera2" in ln)
     assert "✗" in row and says in row and "not installed" not in row and row.count("picamera2") == 1, row
+
+
+SIGNAL_INSIDE_THE_LOCK = """
+import os, signal, sys, threading, time
+from edge.cli import main
+
+fired = []
+
+
+def set_with_a_signal_inside(self):  # Event.set, with a SIGTERM landing while it holds its lock
+    with self._cond:
+        if threading.get_ident() == threading.main_thread().ident and not fired:
+            fired.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.2)  # the handler runs here, this Event's lock held
+        self._flag = True
+        self._cond.notify_all()
+
+
+threading.Event.set = set_with_a_signal_inside
+code = main(["camera", "--source", sys.argv[1], "--locator", "none"])
+print("fired" if fired else "not fired", code, file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def test_a_signal_landing_while_the_main_thread_holds_the_stop_events_lock(tmp_path, digit_scenes):
+    """The main thread sets `stop` itself when stdout's reader goes; a SIGTERM landing just then, in
+    Event.set with its lock held, once ran a handler that set the same Event: a deadlock only
+    SIGKILL ended. The handler now takes no lock (a thread reading Python's wakeup pipe sets it)."""
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"f{i}.png"), digit_scenes[i][0])
+    r, w = os.pipe()
+    os.close(r)  # stdout's reader is gone before the first line: camera sets `stop` itself
+    p = subprocess.run([sys.executable, "-c", SIGNAL_INSIDE_THE_LOCK, str(tmp_path)], stdout=w,
+                       stderr=subprocess.PIPE, text=True, timeout=60, cwd=REPO)
+    os.close(w)
+    assert "fired 0" in p.stderr and "Traceback" not in p.stderr, p.stderr[-2000:]
