@@ -33,7 +33,7 @@ from edge import models
 from edge.classifier import Classifier
 from edge.contract import RUNTIMES
 from edge.device import int8_line, read_cpu
-from edge.errors import UserError
+from edge.errors import UserError, check_seed
 from edge.heap import keep_freed_memory
 from edge.locator import Box, Locator
 from edge.models import LOCATOR_HELP, locator_flag, resolve_locator, resolve_model, warn_if_segmenting
@@ -295,6 +295,11 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"--frames {args.frames}: expected 1 or more")
     if args.blank < 0:
         raise UserError(f"--blank {args.blank}: expected 0 or more")
+    if args.cv_threads < 0:
+        raise UserError(f"--cv-threads {args.cv_threads}: expected 0 (OpenCV's choice) or more")
+    if args.show_misses < 0:
+        raise UserError(f"--show-misses {args.show_misses}: expected 0 or more")
+    check_seed(args.seed)
     if args.cv_threads > 0:
         cv2.setNumThreads(args.cv_threads)
     heap = "C library's default" if args.default_malloc else (

@@ -67,8 +67,11 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> int:
+    from edge.errors import UserError
     from train.tf_logs import to_log_file
 
+    if args.runs < 1:
+        raise UserError(f"--runs {args.runs}: expected 1 or more")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     cpu = read_cpu()
     print(f"{cpu.core or platform.processor() or platform.machine()}; int8 instructions: {int8_line(cpu)}")

@@ -247,6 +247,16 @@ def main(args: argparse.Namespace) -> int:
             raise UserError(f"{f}: expected an existing {' or '.join(MODEL_SUFFIXES)} file")
     if Path(args.fp32).suffix != Path(args.int8).suffix:
         raise UserError(f"{args.fp32}, {args.int8}: expected two files of the same format")
+    if args.threads < 1:
+        raise UserError(f"--threads {args.threads}: expected 1 or more")
+    from edge.backends import open_backend
+
+    for f in (args.fp32, args.int8):
+        open_backend(f, None, 1)  # a file no runtime here loads (cut short, not a model): its one line
+    if args.json:
+        json_path = Path(args.json)
+        if json_path.is_dir() or not json_path.parent.is_dir():
+            raise UserError(f"--json {args.json}: expected a file name in an existing folder")
     c = compare(args.fp32, args.int8, args.threads)
     print(text(c))
     if args.json:

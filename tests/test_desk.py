@@ -475,3 +475,32 @@ def test_frame_benchmark_refuses_a_negative_count_in_one_line():
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
         assert r.stderr.strip().splitlines() == [f"python -m benchmarks.frames: error: {flag} -1: expected "
                                                  f"{'1' if flag == '--frames' else '0'} or more"]
+
+
+BENCH_SCRIPT_MISTAKES = [
+    ("benchmarks.frames", ["--frames", "3", "--seed", "-1"], "--seed -1: expected a whole number"),
+    ("benchmarks.frames", ["--frames", "3", "--cv-threads", "-5"], "--cv-threads -5: expected 0"),
+    ("benchmarks.frames", ["--frames", "3", "--show-misses", "-1"], "--show-misses -1: expected 0 or more"),
+    ("benchmarks.int8_ceiling", ["--runs", "0"], "--runs 0: expected 1 or more"),
+    ("benchmarks.layers", ["FP32", "INT8", "--threads", "0"], "--threads 0: expected 1 or more"),
+    ("benchmarks.layers", ["FP32", "INT8", "--json", "TMP/a_file/x.json"], "expected a file name in an"),
+    ("benchmarks.layers", ["FP32", "INT8", "--json", "TMP"], "--json TMP: expected a file name"),
+    ("benchmarks.layers", ["FP32", "TMP/cut.tflite"], "cut.tflite: litert cannot load it"),
+]
+
+
+@pytest.mark.parametrize("module, args, says", BENCH_SCRIPT_MISTAKES,
+                         ids=[f"{m} {' '.join(a)}" for m, a, _ in BENCH_SCRIPT_MISTAKES])
+def test_a_benchmark_scripts_mistake_is_one_line(tmp_path, module, args, says):
+    """Each once gave a traceback from numpy or LiteRT, or (--runs 0) a table of nan and exit 0."""
+    (tmp_path / "a_file").write_text("not a folder")
+    (tmp_path / "cut.tflite").write_bytes((REPO / "models" / "model_int8.tflite").read_bytes()[:20000])
+    names = {"FP32": str(REPO / "models" / "model_fp32.tflite"),
+             "INT8": str(REPO / "models" / "model_int8.tflite")}
+    argv = [names.get(a, a.replace("TMP", str(tmp_path))) for a in args]
+    r = subprocess.run([sys.executable, "-m", module, *argv], cwd=REPO, capture_output=True, text=True,
+                       timeout=120)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and "Traceback" not in r.stderr and r.stdout == "", r.stderr[-2000:]
+    assert len(lines) == 1 and lines[0].startswith(f"python -m {module}: error: "), lines
+    assert says.replace("TMP", str(tmp_path)) in lines[0], lines
