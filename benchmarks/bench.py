@@ -222,6 +222,12 @@ def main(args: argparse.Namespace) -> int:
     out = Path(cfg.out or cfg.artifacts)
     if cfg.out:  # before the measuring, not after it (the artifacts folder is checked as it loads)
         check_out_dir(cfg.out)
+    elif Path(cfg.artifacts).is_dir():  # the reports go there: a read-only copy of an export
+        try:
+            check_out_dir(cfg.artifacts, "--artifacts")
+        except UserError as e:
+            raise UserError(f"{e}; bench writes its reports there unless --out names another folder") \
+                from None
     if args.mqtt:  # the broker too
         fleet.reachable(args.mqtt, args.device_id)
     result = run_bench(cfg)

@@ -86,6 +86,12 @@ def load_model_dir(folder: Path, role: str) -> dict:
             log.warning("%s: differs from the file %s describes", folder / h.name, MANIFEST)
         files[h.name] = {"bytes": (folder / h.name).stat().st_size, "sha256": h.sha256,
                          "manifest_sha256": h.listed}
+    source = (manifest.get("source_model") or {}).get("sha256")
+    if KERAS_MODEL in files and source and files[KERAS_MODEL]["sha256"] != source:  # retrained since
+        log.warning("%s: not the model the files here were exported from (its SHA-256 differs from %s's "
+                    "source_model): left out, and Δ is against the Keras accuracy %s records; export "
+                    "again to measure against it", folder / KERAS_MODEL, MANIFEST, MANIFEST)
+        del files[KERAS_MODEL]
     return {"role": role, "dir": str(folder), "arch": manifest.get("arch", role), "files": files,
             "keras_test_accuracy": manifest.get("keras_test_accuracy"), "data": manifest.get("data")}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -125,6 +126,42 @@ def test_a_file_replaced_since_its_export_is_marked(bench, mnist_file, tmp_path)
     want = "⚠ edge model_int8.tflite: not the file its manifest lists"
     assert want in r.stdout and want in (tmp_path / "out" / "bench.md").read_text()
     assert "model_fp32.tflite: not the file" not in r.stdout
+
+def test_a_keras_model_retrained_since_the_export_is_left_out(bench, mnist_file, tmp_path):
+    """model.keras retrained into the folder after its export: its row and every Δ and agreement
+    against it compared the files with another model. It is left out, and Δ is against the Keras
+    accuracy the manifest records for the files' own source."""
+    art, _ = bench
+    other = copy_models(art, tmp_path / "retrained")
+    shutil.copy2(MODELS / "model.keras", other / "model.keras")  # not the tiny model exported here
+    r = cli("bench", "--quick", "--artifacts", str(other), "--data", str(mnist_file), "--threads", "1",
+            "--runtimes", "keras,litert", "--min-acc", "0.5", "--max-drop", "5",
+            "--out", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "model.keras: not the model the files here were exported from" in r.stderr, r.stderr[-3000:]
+    rows = json.loads((tmp_path / "out" / "bench.json").read_text())["rows"]
+    assert rows and not [row for row in rows if row["file"] == "model.keras"], rows
+    assert {row["file"] for row in rows} >= {"model_fp32.tflite", "model_int8.tflite"}
+
+
+def test_a_read_only_artifacts_folder_is_refused_before_measuring(bench, monkeypatch):
+    """Without --out the reports go into the artifacts folder: one that cannot be written (a
+    read-only copy of an export) measured every row, then gave a traceback."""
+    import os
+
+    from benchmarks import bench as bench_cli
+    from edge.errors import UserError
+
+    art, _ = bench
+    real_access = os.access
+    monkeypatch.setattr(os, "access",
+                        lambda p, mode, **k: False if Path(p) == art else real_access(p, mode, **k))
+    monkeypatch.setattr(bench_cli, "run_bench", lambda cfg: pytest.fail("measured before the check"))
+    args = bench_cli.get_args_parser().parse_args(["--artifacts", str(art), "--quick"])
+    said = re.escape(f"--artifacts {art}: {art} is not writable; bench writes its reports there")
+    with pytest.raises(UserError, match=said):
+        bench_cli.main(args)
+
 
 def test_gate_fails_with_a_high_floor_and_baseline_rows_are_labelled(bench, mnist_file, tmp_path):
     art, _ = bench
