@@ -30,18 +30,17 @@ import logging
 import math
 import os
 import shlex
-import signal
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import TextIO
 
 import numpy as np
 
-from edge import models, web
+from edge import models, signals, web
 from edge.backends import MAX_THREADS
 from edge.classifier import Classifier
 from edge.contract import RUNTIMES
@@ -172,10 +171,10 @@ def run(cfg: CameraConfig, source: Source | None = None, stop: threading.Event |
         if cfg.mqtt:  # a broker that is not there or refuses us: one line, before the camera opens
             interval = MqttConfig.interval if cfg.mqtt_interval is None else cfg.mqtt_interval
             try:
-                with _blocking():  # up to 10 s for a broker that does not answer: a stop ends it
+                with signals.cut_short():  # up to 10 s for a broker that does not answer: a stop ends it
                     outputs.publisher = start_publisher(MqttConfig(cfg.mqtt, cfg.device_id, interval,
                                                                    cfg.discovery), model)
-            except _Cut:
+            except signals.Cut:
                 log.info("stopped before the broker answered")
                 return 0
             stack.callback(outputs.publisher.close)
@@ -274,37 +273,16 @@ def _emit(record: dict, out) -> bool:
     line waited for a reader that is not reading; OutputError if it fails."""
     line = json.dumps(record)
     try:
-        with _blocking():
+        with signals.cut_short():
             if write_line(line, out):
                 return True
-    except _Cut:
+    except signals.Cut:
         if out is sys.stdout:
             silence_stdout()  # what is left in its buffer would wait for that reader at exit too
         log.info("stopped while stdout's reader was not reading")
         return False
     log.info("stdout closed; stopping")
     return False
-
-
-class _Cut(BaseException):
-    """Ctrl-C or SIGTERM while the main thread waited in `_blocking()`: the wait is cut short. A
-    BaseException, as KeyboardInterrupt is: code in the wait (logging, paho) catches Exception."""
-
-
-_blocked = False  # the main thread is in a call that may wait long (a write to a reader that does not
-#   read, a broker that does not answer): a stop signal then raises _Cut there, where otherwise it only
-#   sets the loop's stop event and the wait goes on (systemd would SIGKILL us). A plain flag: the
-#   handler runs in the main thread, and an Event's lock, held by that thread, would deadlock it
-
-
-@contextmanager
-def _blocking() -> Iterator[None]:
-    global _blocked
-    _blocked = True
-    try:
-        yield
-    finally:
-        _blocked = False
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -370,33 +348,5 @@ def main(args: argparse.Namespace) -> int:
     cfg = config(args)
     keep_freed_memory()  # each frame's big temporaries reuse the last frame's memory (edge.heap)
     stop = threading.Event()
-    # A signal handler runs in the main thread wherever it is, so it takes no lock: setting the Event
-    # (whose lock the interrupted thread may hold) or logging there could deadlock. Python writes
-    # each signal's number to the wakeup pipe; a thread reading it logs and sets `stop`.
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_w, False)
-
-    def on_signal(signum, _frame):
-        global _blocked
-        if _blocked:
-            _blocked = False  # once: the handling of the cut is not cut again
-            raise _Cut()
-
-    def watch():
-        while data := os.read(wake_r, 64):
-            for signum in data:
-                if signum in (signal.SIGINT, signal.SIGTERM):
-                    log.info("%s: stopping", signal.Signals(signum).name)
-                    stop.set()
-        os.close(wake_r)
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    previous_fd = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
-    threading.Thread(target=watch, name="signals", daemon=True).start()
-    try:
+    with signals.stopping(stop):  # Ctrl-C and SIGTERM set it, and cut a long wait short
         return run(cfg, stop=stop)
-    finally:
-        signal.set_wakeup_fd(previous_fd)
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-        os.close(wake_w)  # the watcher reads the end of the pipe and returns
