@@ -269,8 +269,8 @@ def _linger(outputs: _Outputs, stop: threading.Event, why: str) -> None:
 
 
 def _emit(record: dict, out) -> bool:
-    """Print one JSON line; False if the reader went away (e.g. `| head`) or a stop came while the
-    line waited for a reader that is not reading; OutputError if it fails."""
+    """Print one JSON line; False if the reader went away (e.g. `| head`) or a stop came while it
+    was written (a reader that does not read keeps it waiting); OutputError if it fails."""
     line = json.dumps(record)
     try:
         with signals.cut_short():
@@ -279,7 +279,7 @@ def _emit(record: dict, out) -> bool:
     except signals.Cut:
         if out is sys.stdout:
             silence_stdout()  # what is left in its buffer would wait for that reader at exit too
-        log.info("stopped while stdout's reader was not reading")
+        log.info("stopped while writing a reading to stdout (its reader may not be reading)")
         return False
     log.info("stdout closed; stopping")
     return False

@@ -130,11 +130,13 @@ def stopping(stop: threading.Event) -> Iterator[None]:
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     previous_fd = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
-    threading.Thread(target=watch, name="signals", daemon=True).start()
+    watcher = threading.Thread(target=watch, name="signals", daemon=True)
+    watcher.start()
     try:
         yield
     finally:
         signal.set_wakeup_fd(previous_fd)
         for s, handler in previous.items():
             signal.signal(s, handler)
-        os.close(wake_w)  # the watcher reads the end of the pipe and returns
+        os.close(wake_w)  # the watcher reads the end of the pipe and returns...
+        watcher.join(timeout=5)  # ...having said what it read, before the program ends
