@@ -1,13 +1,15 @@
 """`mnist-edge doctor`: what this device has, what is missing, and whether the model can run here.
 
     mnist-edge doctor                          # the shipped models/model_int8.tflite
+    mnist-edge doctor --runtime onnxruntime    # the shipped model_int8.onnx, as predict and camera would
     mnist-edge doctor --model artifacts/       # every model in a folder, hashes against its manifest
 
 Prints Python, platform, numpy (and its ABI: interpreters built for numpy 1 cannot load under 2),
 each interpreter, the camera libraries, each model file's SHA-256 against manifest.json (✓/✗), and
-whether each model loads and runs in each installed runtime that can take it, and whether the digit
-locator camera and predict use by default is there and runs. Exit 0 when a model runs in a runtime,
-no file disagrees with its manifest and the locator (if found) runs; 1 otherwise, with what to do.
+whether each model loads and runs in each installed runtime that can take it (in --runtime alone
+when given), and whether the digit locator camera and predict use by default is there and runs.
+Exit 0 when a model runs in a runtime, no file disagrees with its manifest and the locator (if
+found) runs; 1 otherwise, with what to do.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from edge.contract import (
 )
 from edge.device import emulated, int8_line, numpy_abi, read_cpu
 from edge.errors import UserError
-from edge.models import default_locator, find_default_model, locator_flag, model_dirs
+from edge.models import default_locator, default_name, find_default_model, locator_flag, model_dirs
 
 OK, BAD, NA = "✓", "✗", "-"
 
@@ -165,35 +167,50 @@ def _paho_line() -> tuple[bool, str]:
     return True, importlib.metadata.version("paho-mqtt")
 
 
-def _models(arg: str | None) -> tuple[Path | None, list[Path]]:
-    """(folder whose manifest applies, model files to try)."""
+def _models(arg: str | None, runtime: str | None = None) -> tuple[Path | None, list[Path]]:
+    """(folder whose manifest applies, model files to try): without --model, the shipped model
+    predict and camera would take for this --runtime (`edge.models.find_default_model`); with it,
+    the files --runtime can run."""
     if arg is None:
-        path = find_default_model()
+        path = find_default_model(runtime)
         return (path.parent, [path]) if path else (None, [])
     p = Path(arg)
     if p.is_dir():
-        return p, sorted(q for q in p.iterdir() if q.suffix in MODEL_SUFFIXES and q.name not in LOCATORS)
+        return p, sorted(q for q in p.iterdir() if q.suffix in _suffixes(runtime) and q.name not in LOCATORS)
     if p.is_file():
+        if p.suffix not in _suffixes(runtime):
+            raise UserError(f"--runtime {runtime} cannot run {p.name}")
         return p.parent, [p]
     raise UserError(f"--model {arg}: no such file or folder")
 
 
-def doctor(model: str | None = None, out=None) -> int:
-    """Print the report; 0 when ready, 1 otherwise."""
+def _suffixes(runtime: str | None) -> tuple:
+    """The model files doctor tries: those --runtime reads, else every kind."""
+    return RUNTIMES[runtime].suffixes if runtime else MODEL_SUFFIXES
+
+
+def doctor(model: str | None = None, out=None, runtime: str | None = None) -> int:
+    """Print the report; 0 when ready, 1 otherwise. `runtime`: try the models in it alone, and
+    without `model` the shipped one it runs."""
     out = out or sys.stdout
+    if runtime is not None and runtime not in RUNTIMES:
+        raise UserError(f"--runtime {runtime}: expected one of {', '.join(RUNTIMES)}")
 
     def say(line: str = "") -> None:  # file names that are not UTF-8 show their bytes as \xff
         print(os.fsencode(line).decode("utf-8", "backslashreplace"), file=out)
 
-    folder, models = _models(model)
+    folder, models = _models(model, runtime)
     hints: list[str] = []  # what to install or do, printed when not ready
     _system(say)
     usable = _runtimes(say, hints)
     _camera(say, hints)
     _mqtt(say)
     unfit = _files(say, hints, folder) if folder is not None else []
-    runs = _runs(say, hints, models, usable, folder if model else None)
-    first = min(runs, key=lambda r: (r[0] != DEFAULT_MODEL, r[0])) if runs else None  # the default first
+    runs = _runs(say, hints, models, usable, folder if model else None, runtime)
+    if not runs and model is None and runtime is None:
+        _other_runtime(hints, usable)
+    default = default_name(runtime)
+    first = min(runs, key=lambda r: (r[0] != default, r[0])) if runs else None  # the default first
     by_name = {m.name: m for m in models}
     locator_ok = first is None or _locator(say, hints, by_name[first[0]], first[1])
     ready = bool(runs) and not unfit and locator_ok
@@ -278,19 +295,21 @@ def _files(say, hints: list[str], folder: Path) -> list[str]:
 
 
 def _runs(say, hints: list[str], models: list[Path], usable: set[str],
-          given: Path | None = None) -> list[tuple[str, str]]:
-    """Each model in each usable runtime that can take it; the (file, runtime) pairs that ran.
-    `given`: the folder --model named (None: the shipped model was looked for)."""
+          given: Path | None = None, runtime: str | None = None) -> list[tuple[str, str]]:
+    """Each model in each usable runtime that can take it (in `runtime` alone when given); the
+    (file, runtime) pairs that ran. `given`: the folder --model named (None: the shipped model was
+    looked for)."""
     runs = []
     say("models")
     if not models:
-        where = (f"no classifier .tflite or .onnx in {given}" if given else
-                 " or ".join(str(d / DEFAULT_MODEL) for d in model_dirs()) + " not found")
+        default = default_name(runtime)
+        where = (f"no classifier {' or '.join(_suffixes(runtime))} in {given}" if given else
+                 " or ".join(str(d / default) for d in model_dirs()) + " not found")
         say(f"  {BAD} no model ({where})")
         hints.append("pass --model PATH (a file or a folder from `mnist-edge export`), or put the "
-                     f"shipped {DEFAULT_MODEL} in ./models")
+                     f"shipped {default} in ./models")
     for path in models:
-        runtimes = default_runtimes(path.suffix)
+        runtimes = (runtime,) if runtime else default_runtimes(path.suffix)
         tried = [rt for rt in runtimes if rt in usable]
         for rt in tried:
             ok, what = try_model(path, rt)
@@ -300,8 +319,19 @@ def _runs(say, hints: list[str], models: list[Path], usable: set[str],
         if not tried:
             say(f"  {BAD} {path.name:<22} no runtime for {path.suffix} here "
                 f"({' or '.join(RUNTIMES[r].distribution for r in runtimes)})")
-            hints.append(f"to run {path.suffix} models: pip install 'mnist-edge[{extra_for(path.suffix)}]'")
+            extra = RUNTIMES[runtime].extra if runtime else extra_for(path.suffix)
+            hints.append(f"to run {path.suffix} models: pip install 'mnist-edge[{extra}]'")
     return runs
+
+
+def _other_runtime(hints: list[str], usable: set[str]) -> None:
+    """The shipped model found no runtime here: a hint naming the --runtime that would run the one
+    shipped for it (`edge.models.find_default_model`), as on a device with only onnxruntime."""
+    tried = default_runtimes(Path(DEFAULT_MODEL).suffix)
+    other = next((rt for rt in RUNTIMES if rt in usable and rt not in tried and find_default_model(rt)), None)
+    if other:
+        hints.append(f"or pass --runtime {other} (to doctor, predict and camera) to use the shipped "
+                     f"{default_name(other)} with it")
 
 
 def _locator(say, hints: list[str], model: Path, runtime: str) -> bool:
@@ -323,9 +353,13 @@ def _locator(say, hints: list[str], model: Path, runtime: str) -> bool:
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser("mnist-edge doctor", description=__doc__.splitlines()[0])
     p.add_argument("--model", type=str, default=None,
-                   help=f"a model file or a folder of them (default: the shipped models/{DEFAULT_MODEL})")
+                   help=f"a model file or a folder of them (default: the shipped models/{DEFAULT_MODEL}, "
+                        "or the .onnx with --runtime onnxruntime, as predict and camera take)")
+    p.add_argument("--runtime", type=str, default=None,
+                   help=f"{', '.join(RUNTIMES)}: try the models in this one alone (default: each "
+                        "installed one predict and camera would pick for the file)")
     return p
 
 
 def main(args: argparse.Namespace) -> int:
-    return doctor(args.model)
+    return doctor(args.model, runtime=args.runtime)

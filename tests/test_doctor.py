@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
-from tests.conftest import cli
+from tests.conftest import REPO, cli
 
 FILES = ("model_fp32.onnx", "model_fp32.tflite", "model_int8.onnx", "model_int8.tflite")
 
@@ -64,8 +65,6 @@ def test_missing_model_path_is_one_line(tmp_path):
 def test_doctor_checks_the_locator_camera_and_predict_use(tmp_path):
     """The shipped folder: the locator files are not taken for classifiers, the locator beside the
     model runs; a locator file that does not load makes the device not ready."""
-    from tests.conftest import REPO
-
     folder = tmp_path / "models"
     shutil.copytree(REPO / "models", folder)
     r = cli("doctor", "--model", str(folder), timeout=120)
@@ -125,3 +124,39 @@ def test_a_file_export_marked_failed_is_flagged_and_exits_1(exported, tmp_path):
     assert r.returncode == 1 and "but the manifest says" in lines_for(r.stdout, "model_int8.tflite")[0]
     assert "not ready: a model file differs from its manifest.json or locator.json\n" in r.stdout
     assert "hint: a model file differs from" in r.stdout and "failed export's validation" not in r.stdout
+
+
+def only_onnxruntime(tmp_path) -> dict:
+    """The environment of a device with onnxruntime alone: the other interpreters do not import."""
+    for module in ("ai_edge_litert", "tflite_runtime", "openvino"):
+        (tmp_path / module).mkdir()
+        (tmp_path / module / "__init__.py").write_text(
+            f"raise ModuleNotFoundError({f'No module named {module!r}'!r}, name={module!r})\n")
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
+
+
+def test_runtime_picks_the_shipped_model_it_runs_as_predict_does(tmp_path):
+    """Without --model, doctor checked the shipped .tflite alone, even on a device with only
+    onnxruntime; --runtime picks the model as predict and camera do (the .onnx for onnxruntime)."""
+    env = only_onnxruntime(tmp_path)
+    r = cli("doctor", "--runtime", "onnxruntime", env=env, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "✗ litert" in r.stdout and "✓ onnxruntime" in r.stdout  # the device this is
+    models = r.stdout.split("\nmodels\n")[1].split("\ndigit locator\n")
+    assert lines_for(models[0], "model_int8.onnx")[0].startswith("✓ model_int8.onnx        onnxruntime")
+    assert ".tflite" not in models[0], models[0]
+    assert lines_for(models[1], "locator_int8.onnx")[0].startswith("✓ locator_int8.onnx      onnxruntime")
+    assert "ready: model_int8.onnx runs in onnxruntime" in r.stdout
+    # without --runtime it takes the .tflite, as predict does, and says which --runtime would do
+    r = cli("doctor", env=env, timeout=120)
+    assert r.returncode == 1 and "no runtime for .tflite here" in r.stdout, r.stdout
+    assert "hint: or pass --runtime onnxruntime (to doctor, predict and camera) to use the shipped " \
+        "model_int8.onnx" in r.stdout
+    shipped = REPO / "models" / "model_int8.tflite"
+    r = cli("doctor", "--model", str(shipped), "--runtime", "onnxruntime", timeout=120)
+    assert r.returncode == 2 and r.stderr.strip() == "mnist-edge doctor: error: --runtime onnxruntime " \
+                                                     "cannot run model_int8.tflite", r.stderr
+    r = cli("doctor", "--runtime", "tensorrt", timeout=120)
+    assert r.returncode == 2 and r.stdout == "", r.stdout
+    assert r.stderr.strip() == "mnist-edge doctor: error: --runtime tensorrt: expected one of litert, " \
+                               "tflite-runtime, onnxruntime, openvino"
