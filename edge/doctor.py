@@ -56,6 +56,7 @@ class FileCheck:
     status: str  # OK: hash matches; BAD: differs; NA: listed in the manifest but not here; "?": unlisted
     detail: str  # what was compared
     failed_validation: bool = False  # its hash matches, but export marked it failed (BAD)
+    differs: str = ""  # BAD by its hash: which listing it differs from, expected and found, briefly
 
 
 def check_files(folder: Path, manifest: dict | None, locator_report: dict | None = None) -> list[FileCheck]:
@@ -77,8 +78,11 @@ def check_files(folder: Path, manifest: dict | None, locator_report: dict | None
             out.append(FileCheck(name, "?", f"no {source.removeprefix('the ')}: not checked"
                                  if listing is None else f"not in {source}: not checked"))
         elif got != want:
+            listing = LOCATOR_REPORT if name in located else MANIFEST
             out.append(FileCheck(name, BAD, f"sha256 {got[:12]}… but {source} says {want[:12]}… "
-                                            "(changed or corrupt)"))
+                                            "(changed or corrupt)",
+                                 differs=f"{name} differs from its {listing} (sha256 {want[:12]}… "
+                                         f"expected, {got[:12]}… found)"))
         elif (failed := failed_validation(exported.get(name, {}))) and name not in located:
             out.append(FileCheck(name, BAD, f"sha256 {got[:12]}… matches {source}, but it failed "
                                             f"export's validation: {failed}", failed_validation=True))
@@ -277,11 +281,13 @@ def _files(say, hints: list[str], folder: Path) -> list[str]:
         f" (incomplete export: {', '.join(partial)} but no {MANIFEST}; an interrupted export, or "
         "files copied without it: hashes not checked)" if partial
         else f" (no {MANIFEST}: model hashes not checked)" if manifest is None else ""))
-    differs, failed = [], []
+    differs, failed, why = [], [], []
     for c in check_files(folder, manifest, read_locator_report(folder)):
         say(f"  {c.status} {c.name:<22} {c.detail}")
         if c.status == BAD:
             (failed if c.failed_validation else differs).append(c.name)
+            if c.differs:
+                why.append(c.differs)
     if set(differs) - set(LOCATORS):
         hints.append(f"a model file differs from {folder / MANIFEST}: export again or copy it again")
     if set(differs) & set(LOCATORS):
@@ -290,8 +296,7 @@ def _files(say, hints: list[str], folder: Path) -> list[str]:
     if failed:
         hints.append(f"{', '.join(failed)} failed export's validation: export again (for int8, more "
                      "--calib-samples), or take the file out of the folder")
-    return ([f"a model file differs from its {MANIFEST} or {LOCATOR_REPORT}"] if differs else []) + \
-        ([f"{', '.join(failed)} failed export's validation"] if failed else [])
+    return why + ([f"{', '.join(failed)} failed export's validation"] if failed else [])
 
 
 def _runs(say, hints: list[str], models: list[Path], usable: set[str],

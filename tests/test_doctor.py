@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 
 from tests.conftest import REPO, cli
 
 FILES = ("model_fp32.onnx", "model_fp32.tflite", "model_int8.onnx", "model_int8.tflite")
+
+
+def differs(folder, name: str, listing: str = "manifest.json") -> str:
+    """The reason doctor's "not ready" line gives for a file whose hash is not its listing's."""
+    import json
+
+    from edge.provenance import sha256_file
+
+    want = json.loads((folder / listing).read_text())["files"][name]["sha256"]
+    return f"{name} differs from its {listing} (sha256 {want[:12]}… expected, " \
+           f"{sha256_file(folder / name)[:12]}… found)"
 
 
 def lines_for(stdout: str, name: str) -> list[str]:
@@ -43,8 +55,23 @@ def test_tampered_file_is_flagged_and_exits_1(exported, tmp_path):
     assert runs.startswith("✓")  # it was the hash, not a broken file, that failed the check
     for name in FILES[:3]:
         assert lines_for(r.stdout, name)[0].startswith("✓")
-    assert "not ready: a model file differs from its manifest.json or locator.json" in r.stdout
+    assert f"not ready: {differs(folder, 'model_int8.tflite')}\n" in r.stdout
     assert "hint: a model file differs from" in r.stdout
+
+
+def test_the_not_ready_line_names_the_file_that_differs(tmp_path):
+    """It said "a model file differs from its manifest.json or locator.json", not which one."""
+    folder = tmp_path / "models"
+    shutil.copytree(REPO / "models", folder)
+    data = bytearray((folder / "model_fp32.onnx").read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit in the weights: still loads and runs, but not as exported
+    (folder / "model_fp32.onnx").write_bytes(bytes(data))
+    r = cli("doctor", "--model", str(folder), timeout=120)
+    assert r.returncode == 1, r.stdout
+    line = next(ln for ln in r.stdout.splitlines() if ln.startswith("not ready: "))
+    assert line == f"not ready: {differs(folder, 'model_fp32.onnx')}", line
+    assert re.fullmatch(r"not ready: model_fp32\.onnx differs from its manifest\.json "
+                        r"\(sha256 [0-9a-f]{12}… expected, [0-9a-f]{12}… found\)", line), line
 
 
 def test_no_model_exits_1_with_a_hint(tmp_path):
@@ -80,7 +107,7 @@ def test_doctor_checks_the_locator_camera_and_predict_use(tmp_path):
     r = cli("doctor", "--model", str(folder), timeout=120)
     hashed, ran = lines_for(r.stdout, "locator_int8.tflite")
     assert r.returncode == 1 and hashed.startswith("✗") and ran.startswith("✓"), r.stdout
-    assert "not ready: a model file differs from its manifest.json or locator.json\n" in r.stdout
+    assert f"not ready: {differs(folder, 'locator_int8.tflite', 'locator.json')}\n" in r.stdout
     (folder / "locator_int8.tflite").write_bytes(b"TFL3 not a model")
     r = cli("doctor", "--model", str(folder), timeout=120)
     assert r.returncode == 1, r.stdout
@@ -88,7 +115,7 @@ def test_doctor_checks_the_locator_camera_and_predict_use(tmp_path):
     assert hashed.startswith("✗") and "but locator.json says" in hashed, hashed
     assert "hint: a locator file differs from" in r.stdout
     assert ran.startswith("✗")
-    assert "not ready: a model file differs from its manifest.json or locator.json; " \
+    assert f"not ready: {differs(folder, 'locator_int8.tflite', 'locator.json')}; " \
         "the digit locator does not run" in r.stdout
     assert "--locator none" in r.stdout
 
@@ -122,7 +149,7 @@ def test_a_file_export_marked_failed_is_flagged_and_exits_1(exported, tmp_path):
     (folder / "model_int8.tflite").write_bytes(bytes(data))
     r = cli("doctor", "--model", str(folder), timeout=120)
     assert r.returncode == 1 and "but the manifest says" in lines_for(r.stdout, "model_int8.tflite")[0]
-    assert "not ready: a model file differs from its manifest.json or locator.json\n" in r.stdout
+    assert f"not ready: {differs(folder, 'model_int8.tflite')}\n" in r.stdout
     assert "hint: a model file differs from" in r.stdout and "failed export's validation" not in r.stdout
 
 
