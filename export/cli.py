@@ -44,6 +44,7 @@ from train.tf_logs import to_log_file
 log = logging.getLogger(__name__)
 EXPORTERS = {"tflite": tflite_exporter, "onnx": onnx_exporter}
 VERSIONS = ("tensorflow-cpu", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert")
+BENCH_REPORTS = ("bench.json", "bench.md", "bench.png")  # what `mnist-edge bench` writes beside the files
 
 
 @dataclass
@@ -145,6 +146,7 @@ def _export(cfg: ExportConfig, model_path: Path, data, calib) -> tuple[list, dic
     earlier = _earlier_files(out)
     # the manifest is written last: until then, a stale one must not vouch for the new files
     remove_manifest(out)
+    _remove_bench_reports(out)
     for fmt in cfg.formats:
         exp, written = EXPORTERS[fmt], {}
         for precision in precisions:
@@ -165,6 +167,18 @@ def _export(cfg: ExportConfig, model_path: Path, data, calib) -> tuple[list, dic
         (out / name).unlink(missing_ok=True)
         log.info("removed %s: an earlier export's file, not written this time", out / name)
     return results, manifest
+
+
+def _remove_bench_reports(out: Path) -> None:
+    """An earlier bench's reports in `out` measured the files this export rewrites or removes: they
+    go, with a line saying so, rather than pass for the new files' (`mnist-edge bench` writes them
+    again)."""
+    stale = [name for name in BENCH_REPORTS if (out / name).is_file()]
+    for name in stale:
+        (out / name).unlink(missing_ok=True)
+    if stale:
+        log.info("removed %s from %s: an earlier bench's reports, of the files this export replaces "
+                 "(mnist-edge bench writes them again)", ", ".join(stale), out)
 
 
 def _earlier_files(out: Path) -> set[str]:

@@ -160,6 +160,32 @@ def test_float_io_option(tiny_model, mnist_file, tmp_path):
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
+def test_export_removes_the_bench_reports_of_the_files_it_replaces(mnist_file, tmp_path):
+    """An earlier bench's bench.json, bench.md and bench.png stayed beside the files export rewrote
+    or removed, and passed for their measurements; `make run`'s export then bench still ends with
+    reports, of the new files. (The shipped model, exported again: nothing is trained.)"""
+    import shutil
+
+    from tests.conftest import REPO
+
+    for name in ("model.keras", "bench.json", "bench.md", "bench.png"):
+        shutil.copy(REPO / "models" / name, tmp_path / name)
+    (tmp_path / "notes.txt").write_text("mine")
+    r = cli("export", "--formats", "tflite", "--model", str(tmp_path / "model.keras"), "--out",
+            str(tmp_path), "--data", str(mnist_file))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert not [n for n in ("bench.json", "bench.md", "bench.png") if (tmp_path / n).exists()]
+    said = [line for line in r.stderr.splitlines() if "removed" in line]
+    assert len(said) == 1 and f"removed bench.json, bench.md, bench.png from {tmp_path}: an earlier " \
+        "bench's reports" in said[0], r.stderr[-2000:]
+    assert (tmp_path / "notes.txt").read_text() == "mine"  # a file bench did not write stays
+    r = cli("bench", "--artifacts", str(tmp_path), "--runtimes", "litert", "--threads", "1", "--quick",
+            "--data", str(mnist_file))
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = json.loads((tmp_path / "bench.json").read_text())["rows"]
+    assert {row["file"] for row in rows} == {"model_fp32.tflite"} and (tmp_path / "bench.md").is_file()
+
+
 def test_gate_fails_when_int8_drops_too_much(exported, mnist):
     # Against a reference right on every test digit, the tiny int8 model loses points: the gate fails.
     # (A negative --max-drop, which once forced this through the CLI, is now refused as a user error.)
