@@ -66,6 +66,9 @@ def check_bench(result, name) -> dict:
     if not isinstance(rows, list) or not isinstance(result.get("device"), dict) or not all(
             isinstance(r, dict) and all(k in r for k in ROW_KEYS) for r in rows):
         raise UserError(f"{name}: missing or malformed 'device' or 'rows' (expected mnist-edge bench output)")
+    if not rows:  # bench writes at least one: an empty list would merge into an empty comparison
+        raise UserError(f"{name}: no rows, nothing to compare (mnist-edge bench writes one per file, "
+                        "runtime and thread count)")
     bad = _bad_field(rows)
     if bad is None and not isinstance(result["device"].get("name", ""), (str, type(None))):
         bad = f"device.name is a {type(result['device']['name']).__name__}"

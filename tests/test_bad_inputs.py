@@ -177,6 +177,7 @@ CAMERA_MODELS = ["out12.onnx", "meta_list.tflite", "divide_by_zero.tflite", "tru
                  "cut_short.tflite"]
 COMPARE_CASES = [("threads_text", "rows[0].threads is a str"), ("p50_text", "rows[1].latency_us"),
                  ("size_null", "rows[0].size_bytes is a NoneType"), ("rows_dict", "'rows'"),
+                 ("rows_empty", "no rows, nothing to compare"),  # once an empty comparison, exit 0
                  ("missing", "no such file")]
 
 BAD_MANIFESTS = {  # name -> (manifest.json text, what the error line says)
@@ -239,7 +240,7 @@ def corpus(tmp_path_factory) -> Path:
     for name, (path, value) in {"threads_text": (("rows", 0, "threads"), "one"),
                                 "p50_text": (("rows", 1, "latency_us", "p50"), "fast"),
                                 "size_null": (("rows", 0, "size_bytes"), None),
-                                "rows_dict": (("rows",), {"a": 1})}.items():
+                                "rows_dict": (("rows",), {"a": 1}), "rows_empty": (("rows",), [])}.items():
         b = json.loads(json.dumps(bench))
         target = b
         for k in path[:-1]:
