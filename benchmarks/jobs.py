@@ -44,7 +44,9 @@ WORKER_TIMEOUT_S = 900  # one row's worker process, at most
 
 
 def resolve_threads(spec) -> list[int]:
-    out = []
+    """--threads as thread counts, each once. A count given twice is refused (a typo, or rows asked
+    for twice); 'all' that comes to a count also given (1,all on one core) is measured once."""
+    out, given = [], []
     for t in spec:
         t = str(t).strip()
         if t == "all":
@@ -54,6 +56,10 @@ def resolve_threads(spec) -> list[int]:
         else:
             raise UserError(f"--threads {','.join(map(str, spec))}: expected integers from 1 to "
                             f"{MAX_THREADS}, or 'all'")
+        if (t if t == "all" else n) in given:
+            raise UserError(f"--threads {','.join(map(str, spec))}: {t} is given twice; expected each "
+                            "thread count once, e.g. 1,all")
+        given.append(t if t == "all" else n)
         if n not in out:
             out.append(n)
     if not out:

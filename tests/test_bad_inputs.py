@@ -680,6 +680,8 @@ FLAGS = [  # (command, args, the flag the line names); the a_file placeholder is
     ("bench", ["--min-seconds", "nan"], "--min-seconds nan: expected a finite number"),  # once accepted
     ("bench", ["--threads", "1,100000"], "--threads 1,100000: expected integers from 1 to 64"),
     ("bench", ["--threads", ","], "--threads"),
+    ("bench", ["--threads", "1,1"], "--threads 1,1: 1 is given twice"),  # once measured once, silently
+    ("bench", ["--threads", "all,2,all"], "--threads all,2,all: all is given twice"),
     ("bench", ["--artifacts", "missing_dir"], "missing_dir: no such folder"),
     ("bench", ["--artifacts", "A_FILE"], "--artifacts A_FILE: a file, expected a folder"),
     ("bench", ["--out", "A_FILE"], "--out A_FILE: a file is there"),  # before measuring, not after
