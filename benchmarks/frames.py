@@ -13,8 +13,9 @@ and `predict` run (the shipped locator finds the digits; `--locator none`: segme
 interpreter thread and, by default, one OpenCV thread. Reports the share of frames read exactly,
 digit accuracy (1 - edit distance / true digits), false readings on blank scenes, where the digit
 errors went (dropped, added, misread: finding or reading), frames per second, and on desk scenes the
-same broken down by paper and by ink, then false readings on 300 more blank pages (`--blank`; the
-scenes' one in ten is too few to tell 2 % from 4 %). Needs MNIST (--data or MNIST_EDGE_DATA).
+same broken down by paper and by ink, then false readings on 300 more blank desk pages (`--blank N`,
+after either scene; by default after desk scenes only: the scenes' one in ten is too few to tell 2 %
+from 4 %). Needs MNIST (--data or MNIST_EDGE_DATA).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from edge.reader import read
 log = logging.getLogger(__name__)
 SCENES = ("desk", "clean")
 BLANK_STREAM = 0xB1A4C  # the blank pages' seeds are (--seed, this): never the desk scenes' own
+BLANK_PAGES = 300  # --blank's default after desk scenes; after clean ones, none unless asked
 
 
 @dataclass
@@ -280,9 +282,9 @@ def get_args_parser() -> argparse.ArgumentParser:
                         "by default, keep freed memory for the next frame: edge.heap)")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated scenes")
     p.add_argument("--data", type=str, default=None, help="MNIST (default: $MNIST_EDGE_DATA, ...)")
-    p.add_argument("--blank", type=int, default=300,
-                   help="desk: blank pages read after the scenes, untimed, to count false readings "
-                        "(default: 300; 0: none)")
+    p.add_argument("--blank", type=int, default=None,
+                   help="blank desk pages read after the scenes, untimed, to count false readings "
+                        f"(default: {BLANK_PAGES} after desk scenes, none after clean ones; 0: none)")
     p.add_argument("--show-misses", type=int, default=0, metavar="N",
                    help="list the first N frames read wrong, with what was read")
     return p
@@ -293,7 +295,7 @@ def main(args: argparse.Namespace) -> int:
 
     if args.frames < 1:
         raise UserError(f"--frames {args.frames}: expected 1 or more")
-    if args.blank < 0:
+    if args.blank is not None and args.blank < 0:
         raise UserError(f"--blank {args.blank}: expected 0 or more")
     if args.cv_threads < 0:
         raise UserError(f"--cv-threads {args.cv_threads}: expected 0 (OpenCV's choice) or more")
@@ -326,8 +328,9 @@ def main(args: argparse.Namespace) -> int:
           f"{os.cpu_count()} cores, load average {load:.1f} (other work slows every stage)")
     print(report(frames, readings, ms, args.scene))
     print("digits looked for by: " + ", ".join(f"{how} {n}" for how, n in found.most_common()))
-    if args.scene == "desk" and args.blank:
-        pages = blank_pages(args.blank, args.seed, args.size)
+    blank = args.blank if args.blank is not None else BLANK_PAGES if args.scene == "desk" else 0
+    if blank:  # desk pages whatever the scene: blank_pages draws them alone
+        pages = blank_pages(blank, args.seed, args.size)
         _, said, _ = measure(pages, clf, locator, warmup=0)
         false = [f"{f.paper} {r!r}" for f, r in zip(pages, said, strict=True) if r]
         print(f"blank pages: {len(false)} of {len(pages)} read as digits "

@@ -306,6 +306,20 @@ def test_frame_benchmark_desk_smoke(mnist_file):
     assert cpu is None or f"{cpu} (" in r.stdout, r.stdout[:600]
 
 
+def test_frame_benchmark_reads_blank_pages_after_clean_scenes_when_asked(mnist_file):
+    """--scene clean --blank N silently read no blank page: the blank desk pages are drawn alone, so
+    --blank is honoured after either scene (by default after desk scenes only, as before)."""
+    def run(*args: str) -> str:
+        r = subprocess.run([sys.executable, "-m", "benchmarks.frames", "--scene", "clean", "--frames", "3",
+                            *args, "--data", str(mnist_file)], cwd=REPO, capture_output=True, text=True,
+                           timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return r.stdout
+
+    assert re.search(r"^blank pages: \d of 4 read as digits", run("--blank", "4"), re.M)
+    assert "blank pages" not in run()
+
+
 def test_frame_benchmark_ends_quietly_when_its_reader_goes_away(mnist_file):
     """`python -m benchmarks.frames ... | head -2` ends as mnist-edge does: exit 0, no traceback."""
     p = subprocess.Popen([sys.executable, "-m", "benchmarks.frames", "--scene", "clean", "--frames", "5",
