@@ -198,7 +198,7 @@ def score(frames: list[Frame], readings: list[str]) -> dict:
 class TrueBoxes:
     """A stand-in locator that knows where the digits are: measures the crops alone."""
 
-    path = "truth (the scenes' own boxes)"
+    shown = "no locator: the scenes' own boxes (--locator truth, to measure the crops alone)"
 
     def __init__(self):
         self.frame: Frame | None = None
@@ -320,14 +320,17 @@ def main(args: argparse.Namespace) -> int:
     size = "x".join(map(str, args.size)) + ("" if drawn == args.size else
                                              f" (drawn at {drawn[0]}x{drawn[1]}, resized)")
     print(f"{args.frames} {args.scene} scenes, {size}, MNIST test digits, seed {args.seed}")
-    print(f"model {model} in {clf.runtime}, locator {locator.path if locator else 'none (segmentation)'}, "
-          f"1 interpreter thread, OpenCV threads: {cv_threads}, malloc: {heap}")
+    truth = isinstance(locator, TrueBoxes)
+    finder = locator.shown if truth else f"locator {locator.path if locator else 'none (segmentation)'}"
+    print(f"model {model} in {clf.runtime}, {finder}, 1 interpreter thread, OpenCV threads: {cv_threads}, "
+          f"malloc: {heap}")
     cpu = read_cpu()
     print(f"{cpu.core or platform.processor() or platform.machine()} ({platform.machine()}; int8: "
           f"{int8_line(cpu)}), {platform.platform()}, Python {platform.python_version()}, "
           f"{os.cpu_count()} cores, load average {load:.1f} (other work slows every stage)")
     print(report(frames, readings, ms, args.scene))
-    print("digits looked for by: " + ", ".join(f"{how} {n}" for how, n in found.most_common()))
+    print("digits looked for by: " + ", ".join(f"{how.replace('locator', 'true boxes') if truth else how} {n}"
+                                               for how, n in found.most_common()))
     blank = args.blank if args.blank is not None else BLANK_PAGES if args.scene == "desk" else 0
     if blank:  # desk pages whatever the scene: blank_pages draws them alone
         pages = blank_pages(blank, args.seed, args.size)

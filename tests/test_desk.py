@@ -320,6 +320,20 @@ def test_frame_benchmark_reads_blank_pages_after_clean_scenes_when_asked(mnist_f
     assert "blank pages" not in run()
 
 
+def test_frame_benchmark_reports_truth_as_the_scenes_boxes_not_a_locator(mnist_file):
+    """--locator truth was reported as "locator truth (the scenes' own boxes)", and the digits it
+    found as found by "locator": no locator runs, the crops are cut at the scenes' own boxes."""
+    r = subprocess.run([sys.executable, "-m", "benchmarks.frames", "--scene", "clean", "--frames", "3",
+                        "--locator", "truth", "--data", str(mnist_file)], cwd=REPO, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    header = next(line for line in r.stdout.splitlines() if line.startswith("model "))
+    assert ", no locator: the scenes' own boxes (--locator truth, to measure the crops alone), " in header
+    assert " locator truth" not in header, header
+    looked = next(line for line in r.stdout.splitlines() if line.startswith("digits looked for by: "))
+    assert "true boxes" in looked and "locator" not in looked, looked
+
+
 def test_frame_benchmark_ends_quietly_when_its_reader_goes_away(mnist_file):
     """`python -m benchmarks.frames ... | head -2` ends as mnist-edge does: exit 0, no traceback."""
     p = subprocess.Popen([sys.executable, "-m", "benchmarks.frames", "--scene", "clean", "--frames", "5",
