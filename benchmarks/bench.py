@@ -30,7 +30,7 @@ from benchmarks.device import fingerprint, temperature_c
 from benchmarks.jobs import load_model_dir, plan, resolve_threads, run_job, score
 from benchmarks.layers import text as layers_text
 from benchmarks.speed import speed_gate, speed_lines
-from edge.contract import DEFAULT_RUNTIMES, FORMATS, RUNTIMES, model_file
+from edge.contract import BENCH_REPORTS, DEFAULT_RUNTIMES, FORMATS, RUNTIMES, model_file
 from edge.errors import UserError
 from edge.provenance import atomic_write_bytes, atomic_write_json, check_out_dir, environment
 
@@ -136,13 +136,14 @@ def run_bench(cfg: BenchConfig) -> dict:
 
 
 def write_outputs(result: dict, out: Path) -> list[str]:
-    """bench.json, bench.md and (with matplotlib) bench.png in `out`: the names written."""
-    atomic_write_json(out / "bench.json", result)
-    atomic_write_bytes(out / "bench.md", report.markdown_page(result).encode())
+    """BENCH_REPORTS in `out` (bench.png with matplotlib only): the names written."""
+    data, page, plot = BENCH_REPORTS
+    atomic_write_json(out / data, result)
+    atomic_write_bytes(out / page, report.markdown_page(result).encode())
     d = result["device"]
     title = f"mnist-edge bench: {d['name']} ({d['cpu_model']})"
-    drawn = report.write_plot(result["rows"], out / "bench.png", title)
-    return ["bench.json", "bench.md"] + ["bench.png"] * drawn
+    drawn = report.write_plot(result["rows"], out / plot, title)
+    return [data, page] + [plot] * drawn
 
 
 def get_args_parser() -> argparse.ArgumentParser:

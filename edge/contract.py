@@ -70,6 +70,8 @@ KERAS_MODEL = "model.keras"  # the trained float model export starts from
 TRAIN_REPORT = "train.json"  # beside it: how it was trained (train.train), its SHA-256 among it
 MANIFEST = "manifest.json"  # beside the model files, written last: their hashes and provenance
 MANIFEST_SCHEMA = "mnist-edge/manifest/1"
+BENCH_REPORTS = ("bench.json", "bench.md", "bench.png")  # `mnist-edge bench` writes these beside the
+#   files it measured: the results, their page, their plot (with matplotlib)
 
 
 def model_file(precision: str, fmt: str) -> str:

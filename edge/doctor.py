@@ -183,7 +183,8 @@ def _models(arg: str | None, runtime: str | None = None) -> tuple[Path | None, l
         return p, sorted(q for q in p.iterdir() if q.suffix in _suffixes(runtime) and q.name not in LOCATORS)
     if p.is_file():
         if p.suffix not in _suffixes(runtime):
-            raise UserError(f"--runtime {runtime} cannot run {p.name}")
+            raise UserError(f"--model {arg}: a {p.suffix or 'suffix-less'} file, which --runtime {runtime} "
+                            f"does not run (it runs {' and '.join(_suffixes(runtime))} files)")
         return p.parent, [p]
     raise UserError(f"--model {arg}: no such file or folder")
 

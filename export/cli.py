@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.contract import (
+    BENCH_REPORTS,
     MANIFEST,
     TRAIN_REPORT,
     file_entry,
@@ -44,7 +45,6 @@ from train.tf_logs import to_log_file
 log = logging.getLogger(__name__)
 EXPORTERS = {"tflite": tflite_exporter, "onnx": onnx_exporter}
 VERSIONS = ("tensorflow-cpu", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert")
-BENCH_REPORTS = ("bench.json", "bench.md", "bench.png")  # what `mnist-edge bench` writes beside the files
 
 
 @dataclass

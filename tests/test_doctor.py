@@ -181,8 +181,8 @@ def test_runtime_picks_the_shipped_model_it_runs_as_predict_does(tmp_path):
         "model_int8.onnx" in r.stdout
     shipped = REPO / "models" / "model_int8.tflite"
     r = cli("doctor", "--model", str(shipped), "--runtime", "onnxruntime", timeout=120)
-    assert r.returncode == 2 and r.stderr.strip() == "mnist-edge doctor: error: --runtime onnxruntime " \
-                                                     "cannot run model_int8.tflite", r.stderr
+    assert r.returncode == 2 and r.stderr.strip() == f"mnist-edge doctor: error: --model {shipped}: a " \
+        ".tflite file, which --runtime onnxruntime does not run (it runs .onnx files)", r.stderr
     r = cli("doctor", "--runtime", "tensorrt", timeout=120)
     assert r.returncode == 2 and r.stdout == "", r.stdout
     assert r.stderr.strip() == "mnist-edge doctor: error: --runtime tensorrt: expected one of litert, " \

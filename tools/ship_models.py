@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from edge.contract import (
+    BENCH_REPORTS,
     EXPORTED,
     KERAS_MODEL,
     LOCATOR_REPORT,
@@ -30,7 +31,7 @@ from edge.errors import UserError
 from edge.provenance import atomic_path, atomic_write_bytes, report_beside, sha256_file
 from train.train import TrainConfig
 
-SHIP = (*EXPORTED, KERAS_MODEL, MANIFEST, TRAIN_REPORT, "bench.json", "bench.md", "bench.png")  # copied as is
+SHIP = (*EXPORTED, KERAS_MODEL, MANIFEST, TRAIN_REPORT, *BENCH_REPORTS)  # copied as is
 # the digit locator (`mnist-edge locator`) camera and predict use by default, shipped beside them
 LOCATOR = (locator_file("int8", "tflite"), locator_file("int8", "onnx"), LOCATOR_REPORT)
 # train settings a card's command gives when off today's default: (TrainConfig field, flag, the value a
@@ -186,7 +187,7 @@ def _desk(train: dict) -> str:
 
 
 def ship(artifacts: Path, out: Path) -> None:
-    train, bench = _load(artifacts, TRAIN_REPORT), _load(artifacts, "bench.json")
+    train, bench = _load(artifacts, TRAIN_REPORT), _load(artifacts, BENCH_REPORTS[0])
     manifest = read_manifest(artifacts)
     if manifest is None:
         raise UserError(f"{artifacts / MANIFEST}: not found (expected the JSON a full `make run` writes)")
