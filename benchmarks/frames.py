@@ -39,6 +39,7 @@ from edge.heap import keep_freed_memory
 from edge.locator import Box, Locator
 from edge.models import LOCATOR_HELP, locator_flag, resolve_locator, resolve_model, warn_if_segmenting
 from edge.reader import read
+from edge.rows import RowReader
 
 log = logging.getLogger(__name__)
 SCENES = ("desk", "clean")
@@ -208,20 +209,20 @@ class TrueBoxes:
 
 
 def measure(frames: list[Frame], clf: Classifier, locator: Locator | TrueBoxes | None = None,
-            warmup: int = 5) -> tuple[dict, list[str], Counter]:
+            warmup: int = 5, rows: RowReader | None = None) -> tuple[dict, list[str], Counter]:
     """Per-stage milliseconds for each frame (after `warmup` untimed frames), each reading, and how
     many frames each way of looking for digits read (`edge.reader.FOUND_BY`)."""
     for f in frames[:warmup]:
         if isinstance(locator, TrueBoxes):
             locator.frame = f
-        read(f.image, clf, locator=locator)
+        read(f.image, clf, locator=locator, rows=rows)
     ms = {"segment": [], "classify": [], "total": []}
     readings, found = [], Counter()
     for f in frames:
         if isinstance(locator, TrueBoxes):
             locator.frame = f
         t0 = time.perf_counter()
-        r = read(f.image, clf, locator=locator)
+        r = read(f.image, clf, locator=locator, rows=rows)
         ms["total"].append(1e3 * (time.perf_counter() - t0))
         ms["segment"].append(r.segment_ms)
         ms["classify"].append(r.classify_ms)
@@ -271,6 +272,9 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help=f"{', '.join(RUNTIMES)} (default: the first installed)")
     p.add_argument("--locator", type=str, default=None,
                    help=f"{LOCATOR_HELP}; 'truth': the scenes' own boxes, to measure the crops alone")
+    p.add_argument("--rows", type=str, default=None,
+                   help="a row reader (`mnist-edge rows`) that reads the located digits a row at a time "
+                        "(default: none, each located digit's crop read by the classifier)")
     p.add_argument("--frames", type=int, default=300, help="frames to read (default: 300)")
     p.add_argument("--size", type=frame_size, default=(640, 480), metavar="WxH",
                    help="frame size a camera delivers: scenes are drawn at its aspect, 480 px on the "
@@ -310,10 +314,14 @@ def main(args: argparse.Namespace) -> int:
     located = None if args.locator == "truth" else resolve_locator(args.locator, model, args.runtime)
     clf = Classifier(model, args.runtime, threads=1)
     warn_if_segmenting(args.locator, located, model, args.runtime)  # (never for 'truth')
+    if args.rows and located is None:
+        raise UserError(f"--rows {args.rows}: reads the rows the locator finds; not with --locator "
+                        f"{args.locator} (segmentation's and the true boxes' digits are read one by one)")
+    rows = RowReader(args.rows, args.runtime) if args.rows else None
     frames = make_frames(args.scene, args.frames, args.seed, args.data, args.size)
     locator = (TrueBoxes() if args.locator == "truth"
                else Locator(located, args.runtime, flag=locator_flag(args.locator)) if located else None)
-    ms, readings, found = measure(frames, clf, locator)
+    ms, readings, found = measure(frames, clf, locator, rows=rows)
     cv_threads = args.cv_threads if args.cv_threads > 0 else f"OpenCV's choice ({cv2.getNumThreads()})"
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     drawn = drawn_size(args.size)
@@ -322,6 +330,7 @@ def main(args: argparse.Namespace) -> int:
     print(f"{args.frames} {args.scene} scenes, {size}, MNIST test digits, seed {args.seed}")
     truth = isinstance(locator, TrueBoxes)
     finder = locator.shown if truth else f"locator {locator.path if locator else 'none (segmentation)'}"
+    finder += f", rows read by {rows.path}" if rows else ""
     print(f"model {model} in {clf.runtime}, {finder}, 1 interpreter thread, OpenCV threads: {cv_threads}, "
           f"malloc: {heap}")
     cpu = read_cpu()
@@ -334,7 +343,7 @@ def main(args: argparse.Namespace) -> int:
     blank = args.blank if args.blank is not None else BLANK_PAGES if args.scene == "desk" else 0
     if blank:  # desk pages whatever the scene: blank_pages draws them alone
         pages = blank_pages(blank, args.seed, args.size)
-        _, said, _ = measure(pages, clf, locator, warmup=0)
+        _, said, _ = measure(pages, clf, locator, warmup=0, rows=rows)
         false = [f"{f.paper} {r!r}" for f, r in zip(pages, said, strict=True) if r]
         print(f"blank pages: {len(false)} of {len(pages)} read as digits "
               f"({100 * len(false) / len(pages):.1f} %)" + (": " + ", ".join(false[:8]) if false else ""))

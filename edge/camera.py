@@ -49,10 +49,18 @@ from edge.errors import UserError
 from edge.heap import keep_freed_memory
 from edge.hub import FrameHub
 from edge.locator import Locator
-from edge.models import LOCATOR_HELP, locator_flag, resolve_locator, resolve_model, warn_if_segmenting
+from edge.models import (
+    LOCATOR_HELP,
+    ROWS_HELP,
+    locator_flag,
+    resolve_locator,
+    resolve_model,
+    warn_if_segmenting,
+)
 from edge.mqtt import PASSWORD_ENV, MqttConfig, Publisher, check_interval, parse_url, start_publisher
 from edge.output import silence_stdout, write_line
 from edge.reader import MIN_CONFIDENCE, read
+from edge.rows import RowReader, open_rows
 from edge.sources import SOURCE_HELP, Frame, RetryConfig, Source, SourceLost, frames, open_source
 from edge.stable import Stabilizer, StableConfig
 from edge.view import annotate, close_windows, open_window, plain, show, window_open
@@ -72,6 +80,8 @@ class CameraConfig:
     min_confidence: float = MIN_CONFIDENCE  # digits less sure than this are dropped
     locator: str | None = None  # a digit-locator file (edge.locator); None: the shipped one beside the
     #   model or in models/; "none": find digits by segmentation alone
+    rows: str | None = None  # a row-reader file (edge.rows); None: the shipped one, as the locator;
+    #   "none": each located digit's crop read by the classifier
     max_frames: int | None = None  # stop after this many frames; None: until the source ends
     fps: float = 0.0  # at most this many frames per second; 0: as fast as they come
     show: bool = False  # draw the frames in a window (needs a display and OpenCV with GUI)
@@ -88,9 +98,10 @@ class CameraConfig:
 
 
 def read_frame(frame: Frame, clf: Classifier, min_confidence: float,
-               seg: SegmentConfig | None = None, locator: Locator | None = None) -> dict:
+               seg: SegmentConfig | None = None, locator: Locator | None = None,
+               rows: RowReader | None = None) -> dict:
     """One frame -> its record (without capture time): `edge.reader.read`'s digits, and timings."""
-    r = read(frame.image, clf, min_confidence, frame.color_order, seg, locator)
+    r = read(frame.image, clf, min_confidence, frame.color_order, seg, locator, rows)
     return {**r.to_dict(), "ms": {"preprocess": r.segment_ms, "inference": r.classify_ms}}
 
 
@@ -195,11 +206,13 @@ def run(cfg: CameraConfig, source: Source | None = None, stop: threading.Event |
         warn_if_segmenting(cfg.locator, locator_path, model, cfg.runtime)
         locator = (Locator(locator_path, cfg.runtime, cfg.threads, flag=locator_flag(cfg.locator))
                    if locator_path else None)
-        log.info("reading %s with %s (%s, %d thread%s), digits found by %s, min confidence %.2f",
+        rows = open_rows(cfg.rows, locator_path, model, cfg.runtime, cfg.threads)
+        log.info("reading %s with %s (%s, %d thread%s), digits found by %s%s, min confidence %.2f",
                  source.name, model, clf.runtime, cfg.threads, "" if cfg.threads == 1 else "s",
-                 locator_path or "segmentation", cfg.min_confidence)
+                 locator_path or "segmentation", f", read a row at a time by {rows.path}" if rows else "",
+                 cfg.min_confidence)
         try:
-            count, good, seconds = _loop(cfg, frames(source, retry, stop), clf, outputs, stop, locator)
+            count, good, seconds = _loop(cfg, frames(source, retry, stop), clf, outputs, stop, locator, rows)
         except SourceLost as e:
             log.error("%s", e)
             return 1
@@ -216,7 +229,8 @@ def run(cfg: CameraConfig, source: Source | None = None, stop: threading.Event |
 
 
 def _loop(cfg: CameraConfig, stream: Iterator[Frame], clf: Classifier, outputs: _Outputs,
-          stop: threading.Event, locator: Locator | None = None) -> tuple[int, int, float]:
+          stop: threading.Event, locator: Locator | None = None,
+          rows: RowReader | None = None) -> tuple[int, int, float]:
     """Read every frame of `stream` until it ends, `stop` is set, --max-frames is reached or an
     output is gone (which sets `stop`). A frame that fails is logged and skipped.
     -> (frames, frames read, seconds)"""
@@ -226,7 +240,8 @@ def _loop(cfg: CameraConfig, stream: Iterator[Frame], clf: Classifier, outputs: 
         t_got = time.perf_counter()
         count += 1
         try:
-            record = _record(frame, clf, cfg.min_confidence, outputs.stabilizer, t_ready, t_got, locator)
+            record = _record(frame, clf, cfg.min_confidence, outputs.stabilizer, t_ready, t_got,
+                             locator, rows)
             view = annotate(frame, record) if outputs.views else None
             raw = plain(frame) if outputs.hub else None
         except Exception as e:
@@ -245,10 +260,11 @@ def _loop(cfg: CameraConfig, stream: Iterator[Frame], clf: Classifier, outputs: 
 
 
 def _record(frame: Frame, clf: Classifier, min_confidence: float, stabilizer: Stabilizer,
-            t_ready: float, t_got: float, locator: Locator | None = None) -> dict:
+            t_ready: float, t_got: float, locator: Locator | None = None,
+            rows: RowReader | None = None) -> dict:
     """One frame's JSON record: its reading, timings from when the loop was ready, stable reading."""
     record = {"t": round(frame.t, 3), "frame": frame.index,
-              **read_frame(frame, clf, min_confidence, locator=locator)}
+              **read_frame(frame, clf, min_confidence, locator=locator, rows=rows)}
     if frame.name is not None:
         record["file"] = frame.name
     ms = record["ms"]
@@ -303,6 +319,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help=f"drop digits less sure than this, 0..1 (default: {d.min_confidence})")
     p.add_argument("--locator", type=str, default=d.locator,
                    help=LOCATOR_HELP)
+    p.add_argument("--rows", type=str, default=d.rows, help=ROWS_HELP)
     p.add_argument("--max-frames", type=int, default=d.max_frames,
                    help="stop reading after this many frames (with --serve or --show, the last stays "
                         "up until Ctrl-C, as when a file ends)")
@@ -338,6 +355,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 def config(args: argparse.Namespace) -> CameraConfig:
     return CameraConfig(source=args.source, model=args.model, runtime=args.runtime,
                         threads=args.threads, min_confidence=args.min_confidence, locator=args.locator,
+                        rows=args.rows,
                         max_frames=args.max_frames, fps=args.fps, show=args.show, serve=args.serve,
                         max_retries=args.max_retries, stable=args.stable, monotonic=args.monotonic,
                         max_step=args.max_step, mqtt=args.mqtt, device_id=args.device_id,

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 COMMANDS = {
     "train": ("train.train", "train a model on MNIST (needs the 'train' extra)"),
     "locator": ("train.locator", "train the digit locator on desk scenes, export it int8"),
+    "rows": ("train.rows", "train the row reader on the rows the locator finds, export it int8"),
     "export": ("export.cli", "export fp32/int8 TFLite and ONNX, each validated"),
     "bench": ("benchmarks.bench", "accuracy against latency across runtimes"),
     "camera": ("edge.camera", "read digits from a camera, video or folder of images"),
@@ -33,6 +34,7 @@ COMMANDS = {
 # what a command cannot start without, looked for (not imported) before it starts: on a device install
 # it says what to install first, not after drawing data or writing an empty log into --out
 NEEDS = {"train": ("tensorflow", "keras"), "locator": ("tensorflow", "keras"),
+         "rows": ("tensorflow", "keras"),
          "export": ("tensorflow", "keras")}  # (tf2onnx and onnx only for ONNX files: asked for then)
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")  # what MNIST_EDGE_LOG may say

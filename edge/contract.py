@@ -92,6 +92,15 @@ LOCATORS = tuple(locator_file(p, f) for f in FORMATS for p in PRECISIONS)  # nev
 LOCATOR_REPORT = "locator.json"  # beside them: settings, data, versions, held-out recall and precision
 
 
+def rows_file(precision: str, fmt: str) -> str:
+    """The name `mnist-edge rows` gives a row-reader file: rows_{fp32,int8}.{tflite,onnx}."""
+    return f"rows_{precision}{FORMATS[fmt]}"
+
+
+ROW_READERS = tuple(rows_file(p, f) for f in FORMATS for p in PRECISIONS)  # never a folder's classifier
+ROWS_REPORT = "rows.json"  # beside them: settings, data, versions, held-out rows read exactly
+
+
 @dataclass(frozen=True)
 class Runtime:
     name: str            # the --runtime value

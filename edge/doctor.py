@@ -34,6 +34,7 @@ from edge.contract import (
     LOCATORS,
     MANIFEST,
     MODEL_SUFFIXES,
+    ROW_READERS,
     RUNTIMES,
     default_runtimes,
     extra_for,
@@ -180,7 +181,8 @@ def _models(arg: str | None, runtime: str | None = None) -> tuple[Path | None, l
         return (path.parent, [path]) if path else (None, [])
     p = Path(arg)
     if p.is_dir():
-        return p, sorted(q for q in p.iterdir() if q.suffix in _suffixes(runtime) and q.name not in LOCATORS)
+        return p, sorted(q for q in p.iterdir() if q.suffix in _suffixes(runtime)
+                       and q.name not in LOCATORS + ROW_READERS)
     if p.is_file():
         if p.suffix not in _suffixes(runtime):
             raise UserError(f"--model {arg}: a {p.suffix or 'suffix-less'} file, which --runtime {runtime} "

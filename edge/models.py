@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from edge.contract import DEFAULT_MODEL, RUNTIMES, locator_file, model_file
+from edge.contract import DEFAULT_MODEL, RUNTIMES, locator_file, model_file, rows_file
 from edge.errors import UserError, missing
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,10 @@ NO_LOCATOR = "none"  # --locator none: find digits by segmentation alone
 LOCATOR_HELP = ("find digits with this locator .tflite/.onnx (default: the shipped "
                 "models/locator_int8.tflite, or .onnx for an .onnx model or openvino); "
                 f"'{NO_LOCATOR}': by segmentation alone (faster, fewer digits found on a desk)")
+NO_ROWS = "none"  # --rows none: each located digit's crop read by the classifier
+ROWS_HELP = ("read the digits the locator finds a row at a time with this row reader .tflite/.onnx "
+             "(default: the shipped models/rows_int8.tflite, or .onnx for an .onnx model or openvino); "
+             f"'{NO_ROWS}': each located digit's crop read by the classifier")
 
 
 def model_dirs() -> list[Path]:
@@ -83,11 +87,30 @@ def locator_name(model: Path, runtime: str | None = None) -> str:
 def default_locator(model: Path, runtime: str | None = None) -> Path | None:
     """The shipped int8 locator (`locator_name`): beside the model, else in ./models or
     <repo>/models; None if there is none."""
-    name = locator_name(model, runtime)
+    return _beside(model, locator_name(model, runtime))
+
+
+def _beside(model: Path, name: str) -> Path | None:
+    """`name` beside the model, else in ./models or <repo>/models; None if in none of them."""
     for d in [model.parent, *model_dirs()]:
         if (d / name).is_file():
             return d / name
     return None
+
+
+def resolve_rows(rows: str | None, model: Path, runtime: str | None = None) -> Path | None:
+    """--rows as given (must exist); "none": None (crops read one by one); None: the shipped int8 row
+    reader in the model's format (as `locator_name` picks), or None when there is none."""
+    if rows == NO_ROWS:
+        return None
+    if rows is None:
+        return _beside(model, rows_file("int8", "onnx" if model.suffix == ".onnx" or runtime == "openvino"
+                                        else "tflite"))
+    path = Path(rows)
+    if not path.is_file():
+        raise UserError(f"--rows {rows}: {missing(rows)} (expected a row reader .tflite or .onnx, "
+                        f"or '{NO_ROWS}' to read each located digit's crop)")
+    return path
 
 
 def resolve_locator(locator: str | None, model: Path, runtime: str | None = None) -> Path | None:

@@ -37,6 +37,7 @@ from edge.locator import Locator
 from edge.models import LOCATOR_HELP, locator_flag, resolve_locator, resolve_model, warn_if_segmenting
 from edge.output import write_line
 from edge.reader import MIN_CONFIDENCE, read
+from edge.rows import RowReader, open_rows
 
 log = logging.getLogger(__name__)
 MAX_NAMED = 3  # of the images that could not be decoded, the error line names this many
@@ -45,9 +46,10 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mjpg", ".mj
 
 
 def predict_image(image: np.ndarray, clf: Classifier, min_confidence: float = MIN_CONFIDENCE,
-                  color_order: str = "bgr", locator: Locator | None = None) -> dict:
+                  color_order: str = "bgr", locator: Locator | None = None,
+                  rows: RowReader | None = None) -> dict:
     """{"reading", "digits": [{"digit", "confidence", "box"}]} for one image: `edge.reader.read`."""
-    return read(image, clf, min_confidence, color_order, locator=locator).to_dict()
+    return read(image, clf, min_confidence, color_order, locator=locator, rows=rows).to_dict()
 
 
 def _line(name: str, result: dict) -> str:
@@ -69,6 +71,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                         "0 reports every piece found)")
     p.add_argument("--locator", type=str, default=None,
                    help=LOCATOR_HELP)
+    p.add_argument("--rows", type=str, default=None, help=models.ROWS_HELP)
     p.add_argument("--json", action="store_true", help="one JSON object per image instead of text")
     return p
 
@@ -97,13 +100,14 @@ def main(args: argparse.Namespace) -> int:
     keep_freed_memory()  # as camera: each image's big temporaries reuse memory (edge.heap)
     warn_if_segmenting(args.locator, locator_path, model, args.runtime)
     locator = Locator(locator_path, args.runtime, flag=locator_flag(args.locator)) if locator_path else None
+    rows = open_rows(args.rows, locator_path, model, args.runtime)
     unread = []  # files that could not be read: named at the end, after the others are read
     for i, path in enumerate(args.images):
         name = shown(path)
         try:
             if i in early:  # its header's verdict (empty, not an image, too big), found above
                 raise ImageError(early[i])
-            result = predict_image(read_image(path), clf, args.min_confidence, locator=locator)
+            result = predict_image(read_image(path), clf, args.min_confidence, locator=locator, rows=rows)
         except UserError as e:
             unread.append(str(e))
             if args.json and not write_line(json.dumps({"file": name, "error": str(e)})):

@@ -20,6 +20,7 @@ MNIST-style digit.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -31,6 +32,7 @@ from edge.digits import SegmentConfig, quiet, segment, to_frame, to_grey, workin
 from edge.ink import coarse, dark_ink
 from edge.located import located_crops
 from edge.locator import Box, Locator
+from edge.rows import RowReader
 
 log = logging.getLogger(__name__)
 
@@ -93,40 +95,68 @@ def look(image: np.ndarray, locator: Locator | None, color_order: str = "bgr",
          seg: SegmentConfig | None = None) -> tuple[list[DigitCrop], str]:
     """(the digit crops, which of FOUND_BY found them): `find_digits` without a locator,
     `locate_digits` with one."""
+    crops, found_by, _ = _look(image, locator, color_order, seg, crop=True)
+    return crops, found_by
+
+
+@dataclass
+class Located:
+    """Where the locator found the digits: what a row reader reads them from."""
+
+    grey: np.ndarray  # the grey image the boxes are in (the frame, shrunk or inverted as located)
+    boxes: list[Box]  # the locator's boxes in it
+    inv: float  # its pixels -> the frame's
+
+
+def _look(image: np.ndarray, locator: Locator | None, color_order: str, seg: SegmentConfig | None,
+          crop: bool) -> tuple[list[DigitCrop], str, Located | None]:
+    """`look`, and where the locator's boxes are (None when it was not used); `crop`: cut each
+    located box's crop (a row reader does without)."""
     grey = to_grey(image, color_order)
     if grey.shape == (28, 28):
         border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-        return [DigitCrop(box=(0, 0, 28, 28), image=255 - grey if border.mean() > 127 else grey)], ONE
+        return [DigitCrop(box=(0, 0, 28, 28), image=255 - grey if border.mean() > 127 else grey)], ONE, None
     cfg = seg or SegmentConfig()
     filtered, noisy = quiet(grey, cfg)
     if locator is None:
-        return segment(filtered, cfg), SEGMENTED
+        return segment(filtered, cfg), SEGMENTED, None
     if noisy:
         log.debug("a frame noisier than the locator learned: segmented")
-        return segment(filtered, cfg), NOISY
+        return segment(filtered, cfg), NOISY, None
     work, scale = working(grey, cfg)
     found_by = LOCATED
     if not dark_ink(work, coarse(work, cfg), cfg):
         log.debug("light ink, which the locator never learned: located in the inverted frame")
         grey, work, found_by = np.invert(grey), np.invert(work), LIGHT
     if scale < 1.0:  # located in the working image: shrunk once more, not the whole frame again
-        return [to_frame(c, 1.0 / scale)
-                for c in located_crops(work, locator.locate(work), cfg, dark=True)], found_by
+        boxes = locator.locate(work)
+        crops = [to_frame(c, 1.0 / scale) for c in located_crops(work, boxes, cfg, dark=True)] if crop else []
+        return crops, found_by, Located(work, boxes, 1.0 / scale)
     boxes = locator.locate(grey)
+    where = Located(grey, boxes, 1.0)
+    if not crop:
+        return [], found_by, where
     if scale == 1.0:
-        return located_crops(work, boxes, cfg, dark=True), found_by
+        return located_crops(work, boxes, cfg, dark=True), found_by, where
     scaled = [Box(b.x * scale, b.y * scale, b.w * scale, b.h * scale, b.score) for b in boxes]
-    return [to_frame(c, 1.0 / scale) for c in located_crops(work, scaled, cfg, dark=True)], found_by
+    return [to_frame(c, 1.0 / scale) for c in located_crops(work, scaled, cfg, dark=True)], found_by, where
 
 
 def read(image: np.ndarray, clf: Classifier, min_confidence: float = MIN_CONFIDENCE,
          color_order: str = "bgr", seg: SegmentConfig | None = None,
-         locator: Locator | None = None) -> Reading:
+         locator: Locator | None = None, rows: RowReader | None = None) -> Reading:
     """One image (any layout `to_grey` takes) -> its Reading. Digits are found by segmentation
-    (`find_digits`), or with a `locator` where it says they are (`locate_digits`)."""
+    (`find_digits`), or with a `locator` where it says they are (`locate_digits`); with a `rows`
+    reader too, the located digits are read a row at a time (`edge.rows`) rather than one crop each
+    (the classifier still reads what segmentation finds)."""
     t0 = time.perf_counter()
-    crops, found_by = look(image, locator, color_order, seg)
+    crops, found_by, where = _look(image, locator, color_order, seg, crop=rows is None)
     t1 = time.perf_counter()
+    if rows is not None and where is not None:
+        digits = [Digit(d, clf.labels[d], round(p, 4), (int(x * where.inv), int(y * where.inv),
+                                                        math.ceil(w * where.inv), math.ceil(h * where.inv)))
+                  for x, y, w, h, d, p in rows.read(where.grey, where.boxes) if round(p, 4) >= min_confidence]
+        return Reading(digits, 1e3 * (t1 - t0), 1e3 * (time.perf_counter() - t1), found_by)
     found: list[tuple[DigitCrop, Prediction]] = []
     if crops:
         preds = clf.classify(np.stack([c.image for c in crops]))
