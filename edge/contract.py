@@ -246,6 +246,11 @@ def read_locator_report(folder: str | Path) -> dict | None:
     return _read_listing(Path(folder) / LOCATOR_REPORT, "locator report")
 
 
+def read_rows_report(folder: str | Path) -> dict | None:
+    """rows.json in the folder (its "files" list the row reader's files' hashes), or None."""
+    return _read_listing(Path(folder) / ROWS_REPORT, "row-reader report")
+
+
 def _read_listing(path: Path, what: str) -> dict | None:
     """A JSON object whose "files" maps file names to {"sha256": ..., "bytes": ...}; None if absent."""
     if not path.is_file():

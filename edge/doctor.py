@@ -35,6 +35,7 @@ from edge.contract import (
     MANIFEST,
     MODEL_SUFFIXES,
     ROW_READERS,
+    ROWS_REPORT,
     RUNTIMES,
     default_runtimes,
     extra_for,
@@ -43,10 +44,18 @@ from edge.contract import (
     incomplete_export,
     read_locator_report,
     read_manifest,
+    read_rows_report,
 )
 from edge.device import emulated, int8_line, numpy_abi, read_cpu
 from edge.errors import UserError
-from edge.models import default_locator, default_name, find_default_model, locator_flag, model_dirs
+from edge.models import (
+    default_locator,
+    default_name,
+    find_default_model,
+    locator_flag,
+    model_dirs,
+    resolve_rows,
+)
 
 OK, BAD, NA = "✓", "✗", "-"
 
@@ -60,26 +69,35 @@ class FileCheck:
     differs: str = ""  # BAD by its hash: which listing it differs from, expected and found, briefly
 
 
-def check_files(folder: Path, manifest: dict | None, locator_report: dict | None = None) -> list[FileCheck]:
+def check_files(folder: Path, manifest: dict | None, locator_report: dict | None = None,
+                rows_report: dict | None = None) -> list[FileCheck]:
     """Each model file in `folder` and each file the manifest lists, hashed against the manifest; the
-    digit locator's files against its own report (locator.json), which lists them as a manifest does.
-    A locator file listed there but not here is not reported: the locator is optional."""
-    located = {n: e for n, e in (locator_report or {}).get("files", {}).items() if n in LOCATORS}
+    digit locator's files against its own report (locator.json), which lists them as a manifest does,
+    and the row reader's against rows.json. A locator or row-reader file listed there but not here is
+    not reported: both are optional."""
+    apart = {names: (report_name, report) for names, report_name, report in
+             ((LOCATORS, LOCATOR_REPORT, locator_report), (ROW_READERS, ROWS_REPORT, rows_report))}
+    located = {n: e for names, (_, report) in apart.items()
+               for n, e in (report or {}).get("files", {}).items() if n in names}
     exported = (manifest or {}).get("files", {})
     present = {p.name for p in folder.iterdir() if p.suffix in MODEL_SUFFIXES}
     out = []
+
+    def report_of(name: str) -> tuple[str, dict | None]:
+        return next(((r, report) for names, (r, report) in apart.items() if name in names),
+                    ("the manifest", manifest))
+
     for h in hash_files(folder, {"files": exported | located}, sorted(present | set(exported))):
         name, got, want = h.name, h.sha256, h.listed
-        source = LOCATOR_REPORT if name in located else "the manifest"
+        source = report_of(name)[0] if name in located else "the manifest"
         if got is None:
             out.append(FileCheck(name, NA, f"listed in {source}, not here"))
         elif want is None:
-            source, listing = ((LOCATOR_REPORT, locator_report) if name in LOCATORS
-                               else ("the manifest", manifest))
+            source, listing = report_of(name)
             out.append(FileCheck(name, "?", f"no {source.removeprefix('the ')}: not checked"
                                  if listing is None else f"not in {source}: not checked"))
         elif got != want:
-            listing = LOCATOR_REPORT if name in located else MANIFEST
+            listing = source if name in located else MANIFEST
             out.append(FileCheck(name, BAD, f"sha256 {got[:12]}… but {source} says {want[:12]}… "
                                             "(changed or corrupt)",
                                  differs=f"{name} differs from its {listing} (sha256 {want[:12]}… "
@@ -220,13 +238,15 @@ def doctor(model: str | None = None, out=None, runtime: str | None = None) -> in
     first = min(runs, key=lambda r: (r[0] != default, r[0])) if runs else None  # the default first
     by_name = {m.name: m for m in models}
     locator_ok = first is None or _locator(say, hints, by_name[first[0]], first[1])
-    ready = bool(runs) and not unfit and locator_ok
+    rows_ok = first is None or _rows(say, hints, by_name[first[0]], first[1])
+    ready = bool(runs) and not unfit and locator_ok and rows_ok
     if ready:
         name, rt = first
         say(f"ready: {name} runs in {rt}" + (f" (and {len(runs) - 1} more)" if len(runs) > 1 else ""))
     else:
         why = (["no model runs in an installed runtime"] if not runs else []) + unfit + \
-            (["the digit locator does not run"] if not locator_ok else [])
+            (["the digit locator does not run"] if not locator_ok else []) + \
+            (["the row reader does not run"] if not rows_ok else [])
         say("not ready: " + "; ".join(why))
         for h in dict.fromkeys(hints):
             say(f"  hint: {h}")
@@ -285,17 +305,20 @@ def _files(say, hints: list[str], folder: Path) -> list[str]:
         "files copied without it: hashes not checked)" if partial
         else f" (no {MANIFEST}: model hashes not checked)" if manifest is None else ""))
     differs, failed, why = [], [], []
-    for c in check_files(folder, manifest, read_locator_report(folder)):
+    for c in check_files(folder, manifest, read_locator_report(folder), read_rows_report(folder)):
         say(f"  {c.status} {c.name:<22} {c.detail}")
         if c.status == BAD:
             (failed if c.failed_validation else differs).append(c.name)
             if c.differs:
                 why.append(c.differs)
-    if set(differs) - set(LOCATORS):
+    if set(differs) - set(LOCATORS) - set(ROW_READERS):
         hints.append(f"a model file differs from {folder / MANIFEST}: export again or copy it again")
     if set(differs) & set(LOCATORS):
         hints.append(f"a locator file differs from {folder / LOCATOR_REPORT}: train it again "
                      "(mnist-edge locator) or copy it again")
+    if set(differs) & set(ROW_READERS):
+        hints.append(f"a row-reader file differs from {folder / ROWS_REPORT}: train it again "
+                     "(mnist-edge rows) or copy it again")
     if failed:
         hints.append(f"{', '.join(failed)} failed export's validation: export again (for int8, more "
                      "--calib-samples), or take the file out of the folder")
@@ -355,6 +378,27 @@ def _locator(say, hints: list[str], model: Path, runtime: str) -> bool:
     if not ok:
         hints.append(f"{path} does not run here: copy it again, or pass --locator none to camera and "
                      "predict")
+    return ok
+
+
+def _rows(say, hints: list[str], model: Path, runtime: str) -> bool:
+    """The row reader camera and predict would use with this model (`resolve_rows`), and whether it
+    runs in the model's runtime; False when it is there but does not run."""
+    say("row reader")
+    path = resolve_rows(None, model, runtime)
+    if path is None:
+        say(f"  {NA} none found: camera and predict read each located digit's crop")
+        return True
+    try:
+        from edge.rows import STRIP_HW, RowReader
+
+        RowReader(path, runtime, flag="the shipped row reader").logits(np.zeros(STRIP_HW, np.uint8))
+        ok, what = True, "runs"
+    except Exception as e:
+        ok, what = False, _failure(e)
+    say(f"  {OK if ok else BAD} {path.name:<22} {runtime:<15} {what}")
+    if not ok:
+        hints.append(f"{path} does not run here: copy it again, or pass --rows none to camera and predict")
     return ok
 
 

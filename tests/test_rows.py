@@ -238,3 +238,30 @@ def test_predict_and_camera_read_rows_with_the_same_reader(exported_rows, tmp_pa
                        (["--rows", str(tmp_path / "no.tflite")], "no.tflite: ")):
         r = cli("predict", *args, str(files[0]), timeout=120)
         assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_doctor_checks_the_row_reader_beside_the_model(exported_rows, tmp_path):
+    """doctor runs the row reader camera and predict would take, and checks its hash against rows.json;
+    a changed file is named."""
+    import shutil
+
+    from edge.contract import file_entry
+
+    _, out, _ = exported_rows
+    folder = tmp_path / "models"
+    shutil.copytree(REPO / "models", folder)
+    shutil.copy(out / "rows_int8.tflite", folder / "rows_int8.tflite")
+    (folder / "rows.json").write_text(json.dumps({"files": {"rows_int8.tflite":
+                                                            file_entry(folder / "rows_int8.tflite")}}))
+    r = cli("doctor", "--model", str(folder / "model_int8.tflite"), timeout=120)
+    assert r.returncode == 0, r.stdout
+    assert "matches rows.json" in r.stdout and "rows_int8.tflite       litert          runs" in r.stdout
+    with open(folder / "rows_int8.tflite", "r+b") as f:  # one byte of its weights changed
+        f.seek(-100, 2)
+        b = f.read(1)
+        f.seek(-100, 2)
+        f.write(bytes([b[0] ^ 1]))
+    r = cli("doctor", "--model", str(folder / "model_int8.tflite"), timeout=120)
+    assert r.returncode == 1, r.stdout
+    assert "not ready: rows_int8.tflite differs from its rows.json" in r.stdout, r.stdout
+    assert "(mnist-edge rows) or copy it again" in r.stdout
