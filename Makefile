@@ -28,17 +28,19 @@ $(STAMP): pyproject.toml
 # The whole pipeline: the edge model and the classic baseline, each trained and exported, then
 # benchmarked against each other. bench exits non-zero (and so does make) when the int8 gate fails.
 run: $(STAMP)
-	@echo "== 1/6 train the edge model"
+	@echo "== 1/7 train the edge model"
 	$(BIN)/mnist-edge train $(DATA_FLAG) --out $(OUT)/base
-	@echo "== 2/6 fine-tune it on the crops a camera over a desk gives"
+	@echo "== 2/7 fine-tune it on the crops a camera over a desk gives"
 	$(BIN)/mnist-edge train --init $(OUT)/base/model.keras $(DESK_TUNE) $(DATA_FLAG) --out $(OUT)
-	@echo "== 3/6 export it: fp32 and int8, TFLite and ONNX, each validated"
+	@echo "== 3/7 export it: fp32 and int8, TFLite and ONNX, each validated"
 	$(BIN)/mnist-edge export --int8 $(DATA_FLAG) --model $(OUT)/model.keras --out $(OUT)
-	@echo "== 4/6 train the classic baseline CNN"
+	@echo "== 4/7 train the row reader on the rows the shipped locator finds, beside the model"
+	$(BIN)/mnist-edge rows $(DATA_FLAG) --out $(OUT)
+	@echo "== 5/7 train the classic baseline CNN"
 	$(BIN)/mnist-edge train --arch baseline $(DATA_FLAG) --out $(OUT)/baseline
-	@echo "== 5/6 export the baseline"
+	@echo "== 6/7 export the baseline"
 	$(BIN)/mnist-edge export --int8 $(DATA_FLAG) --model $(OUT)/baseline/model.keras --out $(OUT)/baseline
-	@echo "== 6/6 benchmark accuracy against latency across runtimes"
+	@echo "== 7/7 benchmark accuracy against latency across runtimes"
 	$(BIN)/mnist-edge bench $(DATA_FLAG) --artifacts $(OUT) --baseline $(OUT)/baseline
 	@echo
 	@echo "models:  $(OUT)/model_{fp32,int8}.{tflite,onnx} (+ manifest.json); baseline in $(OUT)/baseline/"

@@ -6,10 +6,12 @@
     python -m benchmarks.frames --size 320x240        # as a camera delivering 320x240 frames
     python -m benchmarks.frames --size 1280x720       # a 16:9 camera: more desk beside the page
     python -m benchmarks.frames --locator none        # digits found by segmentation alone
+    python -m benchmarks.frames --rows none           # each located digit's crop read by the classifier
 
 Scenes are made first, untimed, from MNIST *test* digits (benchmarks/desk.py,
 benchmarks/synthetic.py); each is then read by `edge.reader.read`, exactly what `mnist-edge camera`
-and `predict` run (the shipped locator finds the digits; `--locator none`: segmentation), with one
+and `predict` run (the shipped locator finds the digits, the shipped row reader reads them a row at
+a time; `--rows none`: each one's crop by the classifier; `--locator none`: segmentation), with one
 interpreter thread and, by default, one OpenCV thread. Reports the share of frames read exactly,
 digit accuracy (1 - edit distance / true digits), false readings on blank scenes, where the digit
 errors went (dropped, added, misread: finding or reading), frames per second, and on desk scenes the
@@ -39,7 +41,7 @@ from edge.heap import keep_freed_memory
 from edge.locator import Box, Locator
 from edge.models import LOCATOR_HELP, locator_flag, resolve_locator, resolve_model, warn_if_segmenting
 from edge.reader import read
-from edge.rows import RowReader
+from edge.rows import RowReader, open_rows
 
 log = logging.getLogger(__name__)
 SCENES = ("desk", "clean")
@@ -272,9 +274,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help=f"{', '.join(RUNTIMES)} (default: the first installed)")
     p.add_argument("--locator", type=str, default=None,
                    help=f"{LOCATOR_HELP}; 'truth': the scenes' own boxes, to measure the crops alone")
-    p.add_argument("--rows", type=str, default=None,
-                   help="a row reader (`mnist-edge rows`) that reads the located digits a row at a time "
-                        "(default: none, each located digit's crop read by the classifier)")
+    p.add_argument("--rows", type=str, default=None, help=models.ROWS_HELP)
     p.add_argument("--frames", type=int, default=300, help="frames to read (default: 300)")
     p.add_argument("--size", type=frame_size, default=(640, 480), metavar="WxH",
                    help="frame size a camera delivers: scenes are drawn at its aspect, 480 px on the "
@@ -314,10 +314,7 @@ def main(args: argparse.Namespace) -> int:
     located = None if args.locator == "truth" else resolve_locator(args.locator, model, args.runtime)
     clf = Classifier(model, args.runtime, threads=1)
     warn_if_segmenting(args.locator, located, model, args.runtime)  # (never for 'truth')
-    if args.rows and located is None:
-        raise UserError(f"--rows {args.rows}: reads the rows the locator finds; not with --locator "
-                        f"{args.locator} (segmentation's and the true boxes' digits are read one by one)")
-    rows = RowReader(args.rows, args.runtime) if args.rows else None
+    rows = open_rows(args.rows, located, model, args.runtime)  # as camera and predict take it
     frames = make_frames(args.scene, args.frames, args.seed, args.data, args.size)
     locator = (TrueBoxes() if args.locator == "truth"
                else Locator(located, args.runtime, flag=locator_flag(args.locator)) if located else None)

@@ -13,8 +13,10 @@ predict pass by default) its boxes, each box's ink cropped (`edge.located`), els
 `edge.digits.segment` (paper, lines and ink, digit crops); a frame noisier than the locator learned
 is median-filtered and segmented either way, and a frame of light ink on dark paper (the locator
 learned dark ink only) is located inverted -> ONE batched Classifier call -> pieces too wide for
-one digit are tried as two -> digits under `min_confidence` dropped. A 28x28 image is taken as one
-MNIST-style digit.
+one digit are tried as two -> digits under `min_confidence` dropped. With a row reader (`edge.rows`,
+what camera and predict pass by default when one is shipped) the located boxes are not cropped:
+each row of them is read whole, and its digits under `min_confidence` dropped. A 28x28 image is
+taken as one MNIST-style digit.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from edge.rows import RowReader
 log = logging.getLogger(__name__)
 
 MIN_CONFIDENCE = 0.6  # digits less sure than this are dropped: the default of camera and predict
+ROW_SURE = 0.9  # a row the row reader reads less sure than this in any digit is also read from its
+#   crops, and the surer reading kept (docs/desk-reading.md, "Reading a row whole")
 LOCATED, SEGMENTED, NOISY, LIGHT, ONE = ("locator", "segmentation", "segmentation: noisy frame",
                                          "locator: light ink", "one digit")
 FOUND_BY = (LOCATED, SEGMENTED, NOISY, LIGHT, ONE)  # how a frame's digits were looked for: with the
@@ -101,11 +105,24 @@ def look(image: np.ndarray, locator: Locator | None, color_order: str = "bgr",
 
 @dataclass
 class Located:
-    """Where the locator found the digits: what a row reader reads them from."""
+    """Where the locator found the digits: what a row reader reads them from, and their crops."""
 
     grey: np.ndarray  # the grey image the boxes are in (the frame, shrunk or inverted as located)
     boxes: list[Box]  # the locator's boxes in it
     inv: float  # its pixels -> the frame's
+    work: np.ndarray  # the working image crops are cut from (`edge.digits.working`)
+    scale: float  # frame pixels -> the working image's
+    cfg: SegmentConfig
+
+    def crops(self, boxes: list[Box]) -> list[DigitCrop]:
+        """These of its boxes' crops (`edge.located`), in frame pixels."""
+        if self.grey is self.work:  # located in the working image itself
+            return [to_frame(c, self.inv) for c in located_crops(self.work, boxes, self.cfg, dark=True)]
+        if self.scale == 1.0:
+            return located_crops(self.work, boxes, self.cfg, dark=True)
+        k = self.scale
+        scaled = [Box(b.x * k, b.y * k, b.w * k, b.h * k, b.score) for b in boxes]
+        return [to_frame(c, 1.0 / k) for c in located_crops(self.work, scaled, self.cfg, dark=True)]
 
 
 def _look(image: np.ndarray, locator: Locator | None, color_order: str, seg: SegmentConfig | None,
@@ -129,17 +146,10 @@ def _look(image: np.ndarray, locator: Locator | None, color_order: str, seg: Seg
         log.debug("light ink, which the locator never learned: located in the inverted frame")
         grey, work, found_by = np.invert(grey), np.invert(work), LIGHT
     if scale < 1.0:  # located in the working image: shrunk once more, not the whole frame again
-        boxes = locator.locate(work)
-        crops = [to_frame(c, 1.0 / scale) for c in located_crops(work, boxes, cfg, dark=True)] if crop else []
-        return crops, found_by, Located(work, boxes, 1.0 / scale)
-    boxes = locator.locate(grey)
-    where = Located(grey, boxes, 1.0)
-    if not crop:
-        return [], found_by, where
-    if scale == 1.0:
-        return located_crops(work, boxes, cfg, dark=True), found_by, where
-    scaled = [Box(b.x * scale, b.y * scale, b.w * scale, b.h * scale, b.score) for b in boxes]
-    return [to_frame(c, 1.0 / scale) for c in located_crops(work, scaled, cfg, dark=True)], found_by, where
+        where = Located(work, locator.locate(work), 1.0 / scale, work, scale, cfg)
+    else:
+        where = Located(grey, locator.locate(grey), 1.0, work, scale, cfg)
+    return (where.crops(where.boxes) if crop else []), found_by, where
 
 
 def read(image: np.ndarray, clf: Classifier, min_confidence: float = MIN_CONFIDENCE,
@@ -153,10 +163,8 @@ def read(image: np.ndarray, clf: Classifier, min_confidence: float = MIN_CONFIDE
     crops, found_by, where = _look(image, locator, color_order, seg, crop=rows is None)
     t1 = time.perf_counter()
     if rows is not None and where is not None:
-        digits = [Digit(d, clf.labels[d], round(p, 4), (int(x * where.inv), int(y * where.inv),
-                                                        math.ceil(w * where.inv), math.ceil(h * where.inv)))
-                  for x, y, w, h, d, p in rows.read(where.grey, where.boxes) if round(p, 4) >= min_confidence]
-        return Reading(digits, 1e3 * (t1 - t0), 1e3 * (time.perf_counter() - t1), found_by)
+        return Reading(_read_rows(where, rows, clf, min_confidence, seg or SegmentConfig()),
+                       1e3 * (t1 - t0), 1e3 * (time.perf_counter() - t1), found_by)
     found: list[tuple[DigitCrop, Prediction]] = []
     if crops:
         preds = clf.classify(np.stack([c.image for c in crops]))
@@ -165,6 +173,31 @@ def read(image: np.ndarray, clf: Classifier, min_confidence: float = MIN_CONFIDE
     digits = [Digit(p.digit, p.label, round(p.confidence, 4), c.box) for c, p in found
               if round(p.confidence, 4) >= min_confidence]
     return Reading(digits, 1e3 * (t1 - t0), 1e3 * (t2 - t1), found_by)
+
+
+def _read_rows(where: Located, rows: RowReader, clf: Classifier, min_confidence: float,
+               cfg: SegmentConfig) -> list[Digit]:
+    """Each row of located boxes read whole. A row the reader is less than ROW_SURE of in any digit
+    is also read from its boxes' crops, as without a row reader, and that reading is taken when its
+    least sure digit is surer than the row reader's (no crop at all: surer than any)."""
+    k = where.inv  # the row reader's boxes are in the located image's pixels
+    digits = []
+    for row, said in rows.read(where.grey, where.boxes):
+        least = min((p for *_, p in said), default=1.0)
+        if least < ROW_SURE:
+            crops = where.crops(row)
+            found = []
+            if crops:
+                preds = clf.classify(np.stack([c.image for c in crops]))
+                found = _split_wide(list(zip(crops, preds, strict=True)), clf, cfg)
+            if min((p.confidence for _, p in found), default=1.0) > least:
+                digits += [Digit(p.digit, p.label, round(p.confidence, 4), c.box) for c, p in found
+                           if round(p.confidence, 4) >= min_confidence]
+                continue
+        digits += [Digit(d, clf.labels[d], round(p, 4), (max(0, int(x * k)), max(0, int(y * k)),
+                                                         math.ceil(w * k), math.ceil(h * k)))
+                   for x, y, w, h, d, p in said if round(p, 4) >= min_confidence]
+    return digits
 
 
 def _split_wide(found: list[tuple[DigitCrop, Prediction]], clf: Classifier,

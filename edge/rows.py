@@ -14,9 +14,9 @@ to right (docs/desk-reading.md, "Reading a row whole").
 A row reader sees what a crop of one box cannot: a "1" leaning on its neighbour that the locator
 left unboxed, a digit split across two boxes, a stroke broken into pencil dots beside whole ones.
 Its strip spans the row's boxes and MARGIN more at either end, so a digit the locator missed at a
-row's end is still read. A row whose boxes are not in a line (digits scattered over a page) is read
-one box at a time: `rows` groups only neighbours that overlap in height, are alike in size and
-close.
+row's end is still read. Boxes not in a line (digits scattered over a page) are rows of one box
+each: `rows` groups only neighbours that overlap in height, are alike in size and close.
+`edge.reader` reads a row it is unsure of from its crops too (`edge.reader.ROW_SURE`).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ DARK_FLOOR = 0.08  # a strip's darkness is scaled so its 99.5th percentile reads
 # ROW_RATIO times the shorter
 ROW_OVERLAP, ROW_GAP, ROW_RATIO = 0.4, 1.0, 1.8
 BLANK = 0  # the CTC blank class; digit d is class d + 1
-CLASSES = 11
+CLASSES = 11  # a step's classes: the blank and 0-9
 
 
 @dataclass
@@ -53,7 +53,7 @@ class Strip:
 
     image: np.ndarray  # uint8 STRIP_HW, ink darkness (0 paper, 255 the row's darkest ink)
     x0: float  # the frame column of the strip's left edge
-    x1: float  # the frame column of the row's right edge (the strip may squeeze a long row)
+    x1: float  # the frame column of its right edge (a long row is squeezed across to fit)
     centre: float  # the row's centre line, frame row at column 0 ...
     slope: float  # ... and its tilt (frame rows per column)
     half: float  # half the strip's height, frame pixels
@@ -74,23 +74,22 @@ class RowText:
 
 
 def rows(boxes: list[Box]) -> list[list[Box]]:
-    """Boxes -> rows of boxes, each left to right; rows in the order of their first box. Taken left
-    to right, a box joins the row whose last box it continues (ROW_OVERLAP, ROW_GAP, ROW_RATIO),
-    the one it overlaps most in height if several, else starts a row."""
+    """Boxes -> rows of boxes, each left to right, the rows left to right too: taken left to right,
+    a box continues the row of the box before it when the two overlap in height by ROW_OVERLAP of the
+    shorter, lie within ROW_GAP of the taller's height and differ in size by under ROW_RATIO; else
+    it starts a row. A row never reaches over another row's box, so reading the rows in turn reads
+    the frame left to right."""
     out: list[list[Box]] = []
     for b in sorted(boxes, key=lambda b: b.x + b.w / 2):
-        best, best_overlap = None, 0.0
-        for r in out:
-            p = r[-1]
+        if out:
+            p = out[-1][-1]
             overlap = min(p.y + p.h, b.y + b.h) - max(p.y, b.y)
             tall, short = max(p.h, b.h), max(min(p.h, b.h), 1e-6)
             if overlap >= ROW_OVERLAP * short and b.x - (p.x + p.w) <= ROW_GAP * tall \
-                    and tall <= ROW_RATIO * short and overlap / short > best_overlap:
-                best, best_overlap = r, overlap / short
-        if best is None:
-            out.append([b])
-        else:
-            best.append(b)
+                    and tall <= ROW_RATIO * short:
+                out[-1].append(b)
+                continue
+        out.append([b])
     return out
 
 
@@ -193,9 +192,9 @@ class RowReader:
             return (y.astype(np.float32) - self._deq[1]) * self._deq[0]
         return y.astype(np.float32, copy=False)
 
-    def read(self, grey: np.ndarray, boxes: list[Box]) -> list[tuple[float, float, float, float, int, float]]:
-        """A uint8 HxW frame and the locator's boxes in it -> its digits, row by row, each left to
-        right: (x, y, w, h, digit, probability), its box the located box it lies in, else one the
+    def read(self, grey: np.ndarray, boxes: list[Box]) -> list[tuple[list[Box], list[tuple]]]:
+        """A uint8 HxW frame and the locator's boxes in it -> each row (`rows`) with its digits, left
+        to right: (x, y, w, h, digit, probability), its box the located box it lies in, else one the
         row's height centred where the network read it."""
         out = []
         for row in rows(boxes):
@@ -204,6 +203,7 @@ class RowReader:
             read = decode(logits[None])[0]
             tall = s.half / HALF_HEIGHT
             used: set[int] = set()
+            digits = []
             for ch, p, t in zip(read.text, read.confidence, read.steps, strict=True):
                 x = s.x0 + (t + 0.5) * STRIP_HW[1] / len(logits) * s.across
                 y = s.centre + s.slope * x
@@ -213,7 +213,8 @@ class RowReader:
                 else:
                     used.add(k)
                     box = (row[k].x, row[k].y, row[k].w, row[k].h)
-                out.append((*box, int(ch), p))
+                digits.append((*box, int(ch), p))
+            out.append((row, digits))
         return out
 
 

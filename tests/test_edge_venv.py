@@ -29,6 +29,7 @@ from benchmarks.synthetic import make_frame
 from edge.classifier import Classifier
 from edge.locator import Locator
 from edge.predict import predict_image
+from edge.rows import RowReader
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -111,8 +112,8 @@ def tflite_runtime_venv(src) -> Path:
 
 @pytest.fixture(scope="module")
 def samples(tmp_path_factory, mnist):
-    """(model, [image files], expected results from this venv's LiteRT with the shipped locator, as
-    predict reads by default, expected probabilities).
+    """(model, [image files], expected results from this venv's LiteRT with the shipped locator and
+    row reader, as predict reads by default, expected probabilities).
 
     The shipped model, as a device runs it: a quick-trained model's near-tied scores could flip
     between interpreters on a rounding difference, which says nothing about the runtime."""
@@ -128,21 +129,28 @@ def samples(tmp_path_factory, mnist):
     model = REPO / "models" / "model_int8.tflite"
     clf = Classifier(model, "litert")
     locator = Locator(REPO / "models" / "locator_int8.tflite", "litert")
-    expected = [predict_image(cv2.imread(str(f)), clf, locator=locator) for f in files]
+    rows = RowReader(REPO / "models" / "rows_int8.tflite", "litert")
+    expected = [predict_image(cv2.imread(str(f)), clf, locator=locator, rows=rows) for f in files]
     probs = clf.probabilities(mnist.x_test[picks])
     return model, files, expected, probs
 
 
 def same_results(got: list[dict], expected: list[dict], steps: int = 1, box_px: int = 0) -> None:
     """Same readings and digits, boxes within `box_px` pixels, confidences within `steps` int8 output
-    steps (1/256)."""
+    steps (1/256); or, for a digit of a row read the other way by one interpreter (its row reader
+    near edge.reader.ROW_SURE: whole by one, from its crops by the other), a box over the same place
+    (tools/pi_emulated.same_place), its confidence not compared."""
+    from tools.pi_emulated import same_place
+
     assert len(got) == len(expected)
     for g, e in zip(got, expected, strict=True):
         assert g["reading"] == e["reading"] and len(g["digits"]) == len(e["digits"])
         for a, b in zip(g["digits"], e["digits"], strict=True):
-            assert np.abs(np.subtract(a["box"], b["box"])).max() <= box_px, (a["box"], b["box"])
             assert a["digit"] == b["digit"]
-            assert abs(a["confidence"] - b["confidence"]) <= steps / 256 + 1e-4
+            if np.abs(np.subtract(a["box"], b["box"])).max() <= box_px:
+                assert abs(a["confidence"] - b["confidence"]) <= steps / 256 + 1e-4
+            else:
+                assert same_place(a["box"], b["box"]), (a["box"], b["box"])
 
 
 def test_edge_install_has_no_tensorflow(edge_venv, tmp_path):

@@ -767,29 +767,36 @@ def test_clean_training_scenes_reach_the_clean_height(mnist):
 
 
 def test_predict_with_the_locator_is_the_one_read_path(tmp_path, mnist):
-    """`predict --locator` prints exactly what `edge.reader.read(..., locator=...)` returns."""
+    """`predict --locator` prints exactly what `edge.reader.read(..., locator=...)` returns (with the
+    shipped row reader, which predict takes by default, and without it: --rows none)."""
     from edge.classifier import Classifier
     from edge.reader import read
+    from edge.rows import RowReader
 
     path = tmp_path / "desk scene.png"
     _desk_page(mnist, path, 11, 3, "plain", "marker")
-    r = cli("predict", "--json", "--locator", str(SHIPPED), str(path))
-    assert r.returncode == 0, r.stderr
-    got = json.loads(r.stdout)
-    want = read(cv2.imread(str(path)), Classifier(REPO / "models" / "model_int8.tflite"),
-                locator=L.Locator(SHIPPED)).to_dict()
-    assert {k: got[k] for k in want} == want and got["reading"]
+    clf = Classifier(REPO / "models" / "model_int8.tflite")
+    for rows, flags in ((RowReader(REPO / "models" / "rows_int8.tflite"), ()), (None, ("--rows", "none"))):
+        r = cli("predict", "--json", "--locator", str(SHIPPED), *flags, str(path))
+        assert r.returncode == 0, r.stderr
+        got = json.loads(r.stdout)
+        want = read(cv2.imread(str(path)), clf, locator=L.Locator(SHIPPED), rows=rows).to_dict()
+        assert {k: got[k] for k in want} == want and got["reading"]
 
 
 def test_predict_finds_digits_with_the_shipped_locator_unless_told_none(tmp_path, mnist):
-    """No --locator: the shipped locator beside the model; --locator none: segmentation alone."""
+    """No --locator: the shipped locator beside the model (and its row reader); --locator none:
+    segmentation alone."""
     from edge.classifier import Classifier
     from edge.reader import read
+    from edge.rows import RowReader
 
     path = tmp_path / "page.png"
     _desk_page(mnist, path, 12, 4, "lined", "ballpoint")
     clf, image = Classifier(REPO / "models" / "model_int8.tflite"), cv2.imread(str(path))
-    located, segmented = read(image, clf, locator=L.Locator(SHIPPED)).to_dict(), read(image, clf).to_dict()
+    rows = RowReader(REPO / "models" / "rows_int8.tflite")
+    located = read(image, clf, locator=L.Locator(SHIPPED), rows=rows).to_dict()
+    segmented = read(image, clf).to_dict()
     assert located != segmented  # the two ways of finding digits differ on this page
     for args, want in (((), located), (("--locator", "none"), segmented)):
         r = cli("predict", "--json", *args, str(path))
@@ -823,16 +830,18 @@ def test_openvino_gets_the_onnx_locator_and_a_tflite_one_is_one_line(tmp_path, m
     .tflite one given by hand is refused in one line rather than read as garbage."""
     from edge.classifier import Classifier
     from edge.reader import read
+    from edge.rows import RowReader
 
     path = tmp_path / "page.png"
     _desk_page(mnist, path, 13, 3, "plain", "marker")
     r = cli("predict", "--json", "--runtime", "openvino", str(path))
     assert r.returncode == 0, r.stderr
     want = read(cv2.imread(str(path)), Classifier(REPO / "models" / "model_int8.tflite", "openvino"),
-                locator=L.Locator(REPO / "models" / "locator_int8.onnx", "openvino")).to_dict()
+                locator=L.Locator(REPO / "models" / "locator_int8.onnx", "openvino"),
+                rows=RowReader(REPO / "models" / "rows_int8.onnx", "openvino")).to_dict()
     got = json.loads(r.stdout)
     litert = read(cv2.imread(str(path)), Classifier(REPO / "models" / "model_int8.tflite"),
-                  locator=L.Locator(SHIPPED)).text
+                  locator=L.Locator(SHIPPED), rows=RowReader(REPO / "models" / "rows_int8.tflite")).text
     assert {k: got[k] for k in want} == want and got["reading"] == litert  # found as LiteRT finds them
     r = cli("predict", "--runtime", "openvino", "--locator", str(SHIPPED), str(path))
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr

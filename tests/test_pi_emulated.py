@@ -121,7 +121,8 @@ def test_doctor_knows_each_pi(pi):
             assert f"python    {SUITES[pi['_suite']]}." in out, out  # the release's own Python
             assert f"emulated  QEMU_CPU={qemu}" in out and "ms per digit" not in out, out
             assert "HWCAP disagrees" not in out, out  # the fake cpuinfo matches the emulated CPU
-            for name in ("model_int8.tflite", "locator_int8.tflite", "locator_int8.onnx"):  # every file
+            for name in ("model_int8.tflite", "locator_int8.tflite", "locator_int8.onnx", "rows_int8.tflite",
+                         "rows_int8.onnx"):  # every file
                 assert re.search(rf"✓ {re.escape(name)} +sha256 \w+… matches", out), out  # vouched for
             if cpu == "pi5":
                 assert "int8      asimddp (dot product, SDOT/UDOT)" in out, out

@@ -21,10 +21,14 @@ from tests.conftest import REPO, cli
 def test_rows_group_neighbours_alike_in_height_and_close():
     row = [Box(100, 200, 30, 60, 1), Box(135, 205, 25, 58, 1), Box(170, 198, 35, 62, 1)]
     apart = Box(400, 205, 30, 60, 1)  # more than a digit's height after the row's last box
-    below = Box(140, 300, 30, 60, 1)  # under the row, not beside it
     small = Box(210, 230, 10, 20, 1)  # a third of the row's height
-    got = R.rows([apart, row[2], below, row[0], small, row[1]])
-    assert [[b.x for b in r] for r in got] == [[100, 135, 170], [140], [210], [400]]
+    got = R.rows([apart, row[2], row[0], small, row[1]])
+    assert [[b.x for b in r] for r in got] == [[100, 135, 170], [210], [400]]
+    # a box between two others in reading order, on another line, ends their row: the rows read in
+    # turn keep the frame's left-to-right order (a clean page's digits scattered up and down)
+    below = Box(118, 300, 30, 60, 1)
+    got = R.rows([row[0], below, row[1]])
+    assert [[b.x for b in r] for r in got] == [[100], [118], [135]]
 
 
 def _page(boxes, slope=0.0, shade=True):
@@ -129,7 +133,7 @@ def test_the_frame_path_reads_rows_with_a_row_reader(exported_rows, monkeypatch)
     --min-confidence) is the reading, each digit boxed by the located box it lies in."""
     from edge.classifier import Classifier
     from edge.locator import Locator
-    from edge.reader import read
+    from edge.reader import ROW_SURE, read
 
     _, out, _ = exported_rows
     frame = np.full((480, 640, 3), 200, np.uint8)
@@ -159,6 +163,19 @@ def test_the_frame_path_reads_rows_with_a_row_reader(exported_rows, monkeypatch)
                                          for b in boxes]
     assert read(frame, clf, locator=loc, rows=reader, min_confidence=1.01).text == ""
     assert read(frame, clf, locator=loc).text == "42"  # without a row reader: the crops, as before
+
+    def unsure(image):  # reads "77", each 7 under ROW_SURE: the row's crops are read instead
+        z = logits(image)
+        hot = np.flatnonzero(z[:, R.BLANK] < 0)
+        z[hot] = -9.0
+        z[hot, 8] = 0.0
+        z[hot, R.BLANK] = -0.5
+        return z
+
+    monkeypatch.setattr(reader, "logits", unsure)
+    said = R.decode(unsure(None)[None])[0]
+    assert said.text == "77" and max(said.confidence) < ROW_SURE
+    assert read(frame, clf, locator=loc, rows=reader).to_dict() == read(frame, clf, locator=loc).to_dict()
 
 
 def test_rows_cli_learns_from_training_digits_only_and_writes_its_files(tmp_path, mnist_file, monkeypatch):
@@ -265,3 +282,22 @@ def test_doctor_checks_the_row_reader_beside_the_model(exported_rows, tmp_path):
     assert r.returncode == 1, r.stdout
     assert "not ready: rows_int8.tflite differs from its rows.json" in r.stdout, r.stdout
     assert "(mnist-edge rows) or copy it again" in r.stdout
+
+
+def test_the_shipped_row_reader_is_the_default_and_reads_desk_frames_better_than_crops(mnist):
+    """camera and predict take the shipped row reader by default; on seeded desk scenes of *test*
+    digits it reads at least as many frames exactly as the crops of the same located boxes do."""
+    from benchmarks.desk import scene_set
+    from edge.classifier import Classifier
+    from edge.locator import Locator
+    from edge.reader import read
+
+    model, locator = REPO / "models" / "model_int8.tflite", REPO / "models" / "locator_int8.tflite"
+    rows = R.open_rows(None, locator, model)
+    assert rows is not None and rows.path == REPO / "models" / "rows_int8.tflite"
+    assert R.open_rows("none", locator, model) is None
+    clf, loc = Classifier(model), Locator(locator)
+    scenes = scene_set(mnist.x_test, mnist.y_test, 80, seed=11)
+    by_rows = sum(read(s.image, clf, locator=loc, rows=rows).text == s.truth for s in scenes)
+    by_crops = sum(read(s.image, clf, locator=loc).text == s.truth for s in scenes)
+    assert by_rows >= by_crops and by_rows >= 0.85 * len(scenes), (by_rows, by_crops)

@@ -22,10 +22,12 @@ from edge.contract import (
     KERAS_MODEL,
     LOCATOR_REPORT,
     MANIFEST,
+    ROWS_REPORT,
     TRAIN_REPORT,
     failed_validation,
     locator_file,
     read_manifest,
+    rows_file,
 )
 from edge.errors import UserError
 from edge.provenance import atomic_path, atomic_write_bytes, report_beside, sha256_file
@@ -34,6 +36,8 @@ from train.train import TrainConfig
 SHIP = (*EXPORTED, KERAS_MODEL, MANIFEST, TRAIN_REPORT, *BENCH_REPORTS)  # copied as is
 # the digit locator (`mnist-edge locator`) camera and predict use by default, shipped beside them
 LOCATOR = (locator_file("int8", "tflite"), locator_file("int8", "onnx"), LOCATOR_REPORT)
+# the row reader (`mnist-edge rows`) they read the located digits with, shipped beside them too
+ROWS = (rows_file("int8", "tflite"), rows_file("int8", "onnx"), ROWS_REPORT)
 # train settings a card's command gives when off today's default: (TrainConfig field, flag, the value a
 # train.json written before the field existed was trained with)
 RECIPE = (("lr", "--lr", 3e-3), ("val_size", "--val-size", 5000), ("dropout", "--dropout", 0.25))
@@ -202,7 +206,7 @@ def ship(artifacts: Path, out: Path) -> None:
     for name, entry in manifest.get("files", {}).items():
         if why := failed_validation(entry):
             raise UserError(f"{artifacts / MANIFEST}: {name} failed export's validation ({why}); not shipped")
-    for name in SHIP + tuple(n for n in LOCATOR if (artifacts / n).is_file()):
+    for name in SHIP + tuple(n for n in LOCATOR + ROWS if (artifacts / n).is_file()):
         with atomic_path(out / name) as tmp:
             shutil.copyfile(artifacts / name, tmp)
     atomic_write_bytes(out / "MODEL_CARD.md", card(train, manifest, bench).encode())

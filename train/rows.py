@@ -1,14 +1,14 @@
 """`mnist-edge rows`: train the row reader on the rows a locator finds in scenes of training digits.
 
-    mnist-edge rows --data ../shared/data/mnist.npz --out artifacts/rows    # ~25 min on 2 cores
+    mnist-edge rows --data ../shared/data/mnist.npz --out artifacts         # ~30 min on 2 cores
     mnist-edge rows --quick --out /tmp/run                                   # smoke run
 
 Scenes come from benchmarks/desk.py (desk) and benchmarks/synthetic.py (clean) with MNIST *training*
 digits only (the frame benchmark draws *test* digits). The locator (`--locator`, the shipped one by
 default) finds each scene's digits as camera finds them, `edge.rows` groups its boxes into rows and
 cuts each out as a strip; a strip's label is the true digits whose centres lie in it. The network
-reads a strip into STEPS columns of 11 classes (blank and 0-9) and learns by CTC. Writes
-rows_int8.tflite, rows_fp32.tflite, rows_int8.onnx, rows.keras and, last, rows.json (settings,
+reads a strip into 56 steps (a quarter of its width) of 11 classes (blank and 0-9), learns by CTC.
+Writes rows_int8.tflite, rows_fp32.tflite, rows_int8.onnx, rows.keras and, last, rows.json (settings,
 data, versions, each file's share of held-out rows read exactly, size and SHA-256).
 """
 
@@ -48,7 +48,8 @@ class RowsConfig:
     workers: int = 2          # processes drawing scenes
     quick: bool = False       # smoke run: 120 scenes, 1 epoch
     data: str | None = None   # MNIST .npz or IDX folder
-    out: str = "artifacts/rows"  # folder for rows_{int8,fp32}.tflite, rows_int8.onnx and rows.json
+    out: str = "artifacts"    # folder for rows_{int8,fp32}.tflite, rows_int8.onnx and rows.json: beside
+    #                            the model, where camera and predict look for it
 
     def resolved_epochs(self) -> int:
         """--epochs when given (--quick too), else 1 for --quick, else 16."""
@@ -121,8 +122,8 @@ def make_strips(images, labels, n: int, seed: int, workers: int, clean_share: fl
 
 
 def build(seed: int = 0):
-    """The row reader: convolutions down to one row of STEPS columns, then 1x3 convolutions along
-    it, to CLASSES logits a column (about 0.14 M parameters)."""
+    """The row reader: convolutions down to one row of 56 steps, then 1x3 convolutions along it, to
+    CLASSES logits a step (0.14 M parameters, 39 M MACs)."""
     import keras
     from keras import layers
 
