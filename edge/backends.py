@@ -53,6 +53,25 @@ class TensorInfo:
     zero_point: int | None
 
 
+def pixel_lut(spec: TensorInfo) -> np.ndarray:
+    """A 256-entry table (for cv2.LUT): a uint8 pixel -> what this input takes for pixel / 255,
+    quantised with its scale and zero point when it is an integer input."""
+    real = np.arange(256, dtype=np.float32) / 255.0
+    if spec.scale is None:
+        return real.astype(spec.dtype)
+    info = np.iinfo(spec.dtype)
+    q = np.round(real / np.float32(spec.scale)) + spec.zero_point
+    return np.clip(q, info.min, info.max).astype(spec.dtype)
+
+
+def dequantize(y: np.ndarray, out: TensorInfo) -> np.ndarray:
+    """An output as float32: dequantised when it is an integer output (OpenVINO gives a .tflite's
+    outputs as float16: widened)."""
+    if out.scale is not None:
+        return (y.astype(np.float32) - np.float32(out.zero_point)) * np.float32(out.scale)
+    return y.astype(np.float32, copy=False)
+
+
 def import_runtime(name: str):
     """A runtime's module (RUNTIMES[name].module), imported. OpenVINO's import sends a usage event to
     Intel's analytics (its `openvino_telemetry`) unless the user declined it or CI is set: where the

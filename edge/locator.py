@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from edge import fast
-from edge.backends import open_backend
+from edge.backends import dequantize, open_backend, pixel_lut
 from edge.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -195,14 +195,7 @@ class Locator:
                                 f"{what}'s scale; use the .onnx locator (e.g. models/locator_int8.onnx) "
                                 "or another runtime")
         self.input_hw = tuple(int(v) for v in spec.shape[1:3])  # the file's own input size
-        real = np.arange(256, dtype=np.float32) / 255.0
-        if spec.scale is None:
-            self._lut = real.astype(spec.dtype)
-        else:
-            info = np.iinfo(spec.dtype)
-            q = np.round(real / np.float32(spec.scale)) + spec.zero_point
-            self._lut = np.clip(q, info.min, info.max).astype(spec.dtype)
-        self._deq = None if out.scale is None else (np.float32(out.scale), np.float32(out.zero_point))
+        self._lut = pixel_lut(spec)
 
     def raw(self, grey: np.ndarray) -> np.ndarray:
         """The network's float output (rows, cols, 5) for one uint8 HxW frame."""
@@ -211,9 +204,7 @@ class Locator:
     def run(self, small: np.ndarray) -> np.ndarray:
         """The network's float output for an input already shrunk to `input_hw` (uint8)."""
         y = self.backend.run(cv2.LUT(small, self._lut)[None, :, :, None])[0]
-        if self._deq is not None:
-            return (y.astype(np.float32) - self._deq[1]) * self._deq[0]
-        return y.astype(np.float32, copy=False)  # OpenVINO gives a .tflite's outputs as float16
+        return dequantize(y, self.backend.output)
 
     def locate(self, grey: np.ndarray) -> list[Box]:
         """Digit boxes in frame pixels, left to right (`find`); when one is a close-up's (taller than

@@ -27,7 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.backends import open_backend
+from edge.backends import dequantize, open_backend, pixel_lut
 from edge.errors import UserError
 from edge.locator import Box
 
@@ -176,21 +176,12 @@ class RowReader:
             if np.issubdtype(t.dtype, np.integer) and t.scale is None:
                 raise UserError(f"{flag} {model}: {self.backend.name} does not report its int8 {what}'s "
                                 "scale; use the .onnx row reader or another runtime")
-        real = np.arange(256, dtype=np.float32) / 255.0
-        if spec.scale is None:
-            self._lut = real.astype(spec.dtype)
-        else:
-            info = np.iinfo(spec.dtype)
-            q = np.round(real / np.float32(spec.scale)) + spec.zero_point
-            self._lut = np.clip(q, info.min, info.max).astype(spec.dtype)
-        self._deq = None if out.scale is None else (np.float32(out.scale), np.float32(out.zero_point))
+        self._lut = pixel_lut(spec)
 
     def logits(self, image: np.ndarray) -> np.ndarray:
         """One strip's image (uint8 STRIP_HW) -> the network's float logits, steps x CLASSES."""
         y = self.backend.run(cv2.LUT(image, self._lut)[None, :, :, None])[0]
-        if self._deq is not None:
-            return (y.astype(np.float32) - self._deq[1]) * self._deq[0]
-        return y.astype(np.float32, copy=False)
+        return dequantize(y, self.backend.output)
 
     def read(self, grey: np.ndarray, boxes: list[Box]) -> list[tuple[list[Box], list[tuple]]]:
         """A uint8 HxW frame and the locator's boxes in it -> each row (`rows`) with its digits, left

@@ -42,6 +42,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO
+from tools.pi_emulated import same_place
 
 pytestmark = pytest.mark.slow
 # The tests that need root, qemu and a rootfs carry `pi` (`make test-pi`); the rest run in `make test`.
@@ -99,8 +100,10 @@ def test_every_run_reads_what_x86_reads(pi, mnist):
                 assert a["reading"] == b["reading"], (cpu, name, a, b)
                 assert [d["digit"] for d in a["digits"]] == [d["digit"] for d in b["digits"]], (cpu, name)
                 for da, db in zip(a["digits"], b["digits"], strict=True):
-                    assert abs(da["confidence"] - db["confidence"]) <= 4 / 256 + 1e-4, (cpu, name, da, db)
-                    assert np.abs(np.subtract(da["box"], db["box"])).max() <= 2, (cpu, name, da, db)
+                    if np.abs(np.subtract(da["box"], db["box"])).max() <= 2:
+                        assert abs(da["confidence"] - db["confidence"]) <= 4 / 256 + 1e-4, (cpu, name, da, db)
+                    else:  # a row read whole on one, from its crops on the other (pi_emulated.compare)
+                        assert same_place(da["box"], db["box"]), (cpu, name, da, db)
             if name.endswith("predict"):  # and what is read is right: MNIST's own labels
                 labels = [str(y) for y in mnist.y_test[:DIGITS]]
                 right = sum(r["reading"] == y for r, y in zip(arm[:DIGITS], labels, strict=True))

@@ -102,12 +102,14 @@ def test_label_is_the_digits_whose_centres_lie_in_the_strip():
 @pytest.fixture(scope="module")
 def exported_rows(tmp_path_factory):
     """An untrained row reader's network and its three files, calibrated on random strips."""
-    from train.rows import build, export_all
+    from edge.contract import rows_file
+    from train.locator import export_all
+    from train.rows import build
 
     out = tmp_path_factory.mktemp("rows")
     model = build(seed=0)
     strips = (np.random.default_rng(1).random((40, *R.STRIP_HW)) * 255).astype(np.uint8)
-    for name, blob in export_all(model, strips).items():
+    for name, blob in export_all(model, strips, rows_file).items():
         (out / name).write_bytes(blob)
     return model, out, strips
 

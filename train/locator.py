@@ -218,9 +218,10 @@ def _load_init(path: str):
     return model
 
 
-def export_all(model, calib_inputs: np.ndarray) -> dict[str, bytes]:
-    """The locator's files: int8 and fp32 TFLite, int8 ONNX (QDQ), all calibrated on the same
-    scenes (uint8 network inputs) through the classifier's exporters."""
+def export_all(model, calib_inputs: np.ndarray, name=locator_file) -> dict[str, bytes]:
+    """The locator's files (or the row reader's: `name` gives a file's name from its precision and
+    format): int8 and fp32 TFLite, int8 ONNX (QDQ), all calibrated on the same uint8 network inputs
+    through the classifier's exporters."""
     import keras
 
     from export import onnx as onnx_exporter
@@ -238,11 +239,11 @@ def export_all(model, calib_inputs: np.ndarray) -> dict[str, bytes]:
     model_1.set_weights(model.get_weights())
     model = model_1
     files = {}
-    for name, convert in ((locator_file("fp32", "tflite"), lambda: tflite.export(model, "fp32")),
-                          (locator_file("int8", "tflite"), lambda: tflite.export(model, "int8", calib)),
-                          (locator_file("int8", "onnx"),
+    for file, convert in ((name("fp32", "tflite"), lambda: tflite.export(model, "fp32")),
+                          (name("int8", "tflite"), lambda: tflite.export(model, "int8", calib)),
+                          (name("int8", "onnx"),
                            lambda: onnx_exporter.export(model, "int8", calib).SerializeToString())):
-        files[name] = convert()
+        files[file] = convert()
         raise_if_received()  # a Ctrl-C TensorFlow swallowed while converting: stop, nothing written
     return files
 
@@ -281,17 +282,22 @@ def get_args_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(args: argparse.Namespace) -> int:
+def check_scene_flags(args: argparse.Namespace) -> None:
+    """The flags `mnist-edge locator` and `mnist-edge rows` share: one line for a bad one."""
     if args.scenes < 10 or (args.epochs is not None and args.epochs < 0):
         raise UserError("--scenes must be >= 10 and --epochs >= 0")
-    if args.epochs == 0 and not args.init:
-        raise UserError("--epochs 0 re-exports an --init locator untrained; give --init FILE")
-    if args.init and not Path(args.init).is_file():
-        raise UserError(f"--init {args.init}: {missing(args.init)} (expected a locator.keras or .tflite)")
     check_rate(args.lr)
     check_seed(args.seed)
     if not 1 <= args.workers <= 64:
         raise UserError(f"--workers {args.workers}: expected 1 to 64 processes drawing scenes")
+
+
+def main(args: argparse.Namespace) -> int:
+    check_scene_flags(args)
+    if args.epochs == 0 and not args.init:
+        raise UserError("--epochs 0 re-exports an --init locator untrained; give --init FILE")
+    if args.init and not Path(args.init).is_file():
+        raise UserError(f"--init {args.init}: {missing(args.init)} (expected a locator.keras or .tflite)")
     if not HEIGHT_FRAC[0] < args.clean_height <= 0.9:
         raise UserError(f"--clean-height {args.clean_height}: expected a share of the frame's height "
                         f"above {HEIGHT_FRAC[0]} and at most 0.9")

@@ -24,10 +24,10 @@ import numpy as np
 
 from edge import rows as R
 from edge.contract import ROWS_REPORT, file_entry, rows_file
-from edge.errors import UserError, check_rate, check_seed, missing
+from edge.errors import UserError, missing
 from edge.provenance import atomic_path, atomic_write_bytes, atomic_write_json, check_out_dir, environment
-from edge.signals import raise_if_received
 from train.data import load_mnist
+from train.locator import check_scene_flags, export_all
 from train.tf_logs import to_log_file
 
 log = logging.getLogger(__name__)
@@ -212,7 +212,7 @@ def train(cfg: RowsConfig) -> dict:
         with atomic_path(out / "rows.keras", suffix=".keras") as tmp:  # never a half-saved file
             model.save(tmp)
     with to_log_file(out / "rows_export.log", stdout=True):
-        files = export_all(model, x[-300:])
+        files = export_all(model, x[-300:], rows_file)  # as the locator's
     report = {"config": {**asdict(cfg), "epochs": epochs, "locator": str(locator)},
               "train_seconds": round(seconds, 1), "params": int(model.count_params()),
               "data": {**data.identity(), "scenes": n, "val_scenes": n_val, "rows": len(x),
@@ -243,32 +243,6 @@ def _shipped_locator() -> str:
                     "pass --locator FILE")
 
 
-def export_all(model, calib_strips: np.ndarray) -> dict[str, bytes]:
-    """The row reader's files: int8 and fp32 TFLite, int8 ONNX (QDQ), calibrated on the same strips,
-    through the classifier's exporters."""
-    import keras
-
-    from export import onnx as onnx_exporter
-    from export import tflite
-    from export.calibration import Calibration
-
-    calib = Calibration(calib_strips[..., None].astype(np.float32) / 255, np.arange(len(calib_strips)), 0)
-    config = model.get_config()  # the same network for one strip at a time: static shapes
-    for layer in config["layers"]:
-        if layer["class_name"] == "InputLayer":
-            layer["config"]["batch_shape"] = [1, *layer["config"]["batch_shape"][1:]]
-    one = keras.Model.from_config(config)
-    one.set_weights(model.get_weights())
-    files = {}
-    for name, convert in ((rows_file("fp32", "tflite"), lambda: tflite.export(one, "fp32")),
-                          (rows_file("int8", "tflite"), lambda: tflite.export(one, "int8", calib)),
-                          (rows_file("int8", "onnx"),
-                           lambda: onnx_exporter.export(one, "int8", calib).SerializeToString())):
-        files[name] = convert()
-        raise_if_received()  # a Ctrl-C TensorFlow swallowed while converting: stop, nothing written
-    return files
-
-
 def get_args_parser() -> argparse.ArgumentParser:
     d = RowsConfig
     p = argparse.ArgumentParser("mnist-edge rows", description=__doc__.splitlines()[0])
@@ -287,14 +261,9 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.scenes < 10 or (args.epochs is not None and args.epochs < 0):
-        raise UserError("--scenes must be >= 10 and --epochs >= 0")
+    check_scene_flags(args)
     if args.locator and not Path(args.locator).is_file():
         raise UserError(f"--locator {args.locator}: {missing(args.locator)} (expected a locator .tflite)")
-    check_rate(args.lr)
-    check_seed(args.seed)
-    if not 1 <= args.workers <= 64:
-        raise UserError(f"--workers {args.workers}: expected 1 to 64 processes drawing scenes")
     train(RowsConfig(scenes=args.scenes, epochs=args.epochs, lr=args.lr, locator=args.locator, seed=args.seed,
                      workers=args.workers, quick=args.quick, data=args.data, out=args.out))
     return 0
