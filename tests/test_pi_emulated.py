@@ -7,7 +7,8 @@ when their requirements in pyproject.toml change; trixie has no tflite-runtime v
 numpy 1 has a wheel for Python 3.13); every run reinstalls the project from this checkout. Inside
 it, under qemu-user, a Pi 4 (Cortex-A72) and a Pi 5 (Cortex-A76), each with its own /proc/cpuinfo,
 run `mnist-edge doctor`, `predict` and `camera`; every digit and reading must equal this machine's,
-and every box within two pixels (the locator's int8 box sizes).
+and every box within two pixels (the locator's int8 box sizes) or, for a row read another way, over
+the same place (tools/pi_emulated.compare).
 
 Run by `make test-pi` (`-m pi`), apart from `make test`: its first run on a machine builds the
 rootfs and venvs (10-20 minutes a release on 2 cores), which would take `make test` past its 15

@@ -18,7 +18,8 @@ library inside LiteRT and onnxruntime crash; qemu's default CPU makes XNNPACK co
 of those frames and a video of them, with the shipped int8 and fp32 models (and the shipped digit
 locator, as the commands use by default). Every digit and reading must equal what this machine's LiteRT
 (.tflite) or onnxruntime (.onnx) gives; confidences may differ by a few int8 output steps (1/256), and
-boxes by BOX_PX pixels (the locator's box sizes are int8 outputs too). Exit 0 when all agree, 1 when
+boxes by BOX_PX pixels (the locator's box sizes are int8 outputs too) or, for a row read another
+way, lie over the same place (`compare`). Exit 0 when all agree, 1 when
 not, 2 when something is missing (one line: what, and how to get it).
 Everything mounted is unmounted on the way out, failures included.
 
