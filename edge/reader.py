@@ -163,8 +163,8 @@ def read(image: np.ndarray, clf: Classifier, min_confidence: float = MIN_CONFIDE
     crops, found_by, where = _look(image, locator, color_order, seg, crop=rows is None)
     t1 = time.perf_counter()
     if rows is not None and where is not None:
-        return Reading(_read_rows(where, rows, clf, min_confidence, seg or SegmentConfig()),
-                       1e3 * (t1 - t0), 1e3 * (time.perf_counter() - t1), found_by)
+        digits = _read_rows(where, rows, clf, min_confidence, seg or SegmentConfig(), np.shape(image)[:2])
+        return Reading(digits, 1e3 * (t1 - t0), 1e3 * (time.perf_counter() - t1), found_by)
     found: list[tuple[DigitCrop, Prediction]] = []
     if crops:
         preds = clf.classify(np.stack([c.image for c in crops]))
@@ -176,7 +176,7 @@ def read(image: np.ndarray, clf: Classifier, min_confidence: float = MIN_CONFIDE
 
 
 def _read_rows(where: Located, rows: RowReader, clf: Classifier, min_confidence: float,
-               cfg: SegmentConfig) -> list[Digit]:
+               cfg: SegmentConfig, frame_hw: tuple) -> list[Digit]:
     """Each row of located boxes read whole. A row the reader is less than ROW_SURE of in any digit
     is also read from its boxes' crops, as without a row reader, and that reading is taken when its
     least sure digit is surer than the row reader's (no crop at all: surer than any)."""
@@ -194,10 +194,16 @@ def _read_rows(where: Located, rows: RowReader, clf: Classifier, min_confidence:
                 digits += [Digit(p.digit, p.label, round(p.confidence, 4), c.box) for c, p in found
                            if round(p.confidence, 4) >= min_confidence]
                 continue
-        digits += [Digit(d, clf.labels[d], round(p, 4), (max(0, int(x * k)), max(0, int(y * k)),
-                                                         math.ceil(w * k), math.ceil(h * k)))
+        digits += [Digit(d, clf.labels[d], round(p, 4), _in_frame(x, y, w, h, k, frame_hw))
                    for x, y, w, h, d, p in said if round(p, 4) >= min_confidence]
     return digits
+
+
+def _in_frame(x: float, y: float, w: float, h: float, k: float, hw: tuple) -> tuple[int, int, int, int]:
+    """A box in the located image's pixels -> in the frame's (times `k`), cut to the frame `hw`."""
+    x0, y0 = min(max(0, int(x * k)), hw[1] - 1), min(max(0, int(y * k)), hw[0] - 1)
+    x1, y1 = min(hw[1], math.ceil((x + w) * k)), min(hw[0], math.ceil((y + h) * k))
+    return x0, y0, max(1, x1 - x0), max(1, y1 - y0)
 
 
 def _split_wide(found: list[tuple[DigitCrop, Prediction]], clf: Classifier,

@@ -80,7 +80,8 @@ def rows(boxes: list[Box]) -> list[list[Box]]:
     it starts a row. A row never reaches over another row's box, so reading the rows in turn reads
     the frame left to right."""
     out: list[list[Box]] = []
-    for b in sorted(boxes, key=lambda b: b.x + b.w / 2):
+    usable = [b for b in boxes if np.isfinite([b.x, b.y, b.w, b.h]).all() and b.w > 0 and b.h > 0]
+    for b in sorted(usable, key=lambda b: b.x + b.w / 2):
         if out:
             p = out[-1][-1]
             overlap = min(p.y + p.h, b.y + b.h) - max(p.y, b.y)
@@ -186,9 +187,13 @@ class RowReader:
     def read(self, grey: np.ndarray, boxes: list[Box]) -> list[tuple[list[Box], list[tuple]]]:
         """A uint8 HxW frame and the locator's boxes in it -> each row (`rows`) with its digits, left
         to right: (x, y, w, h, digit, probability), its box the located box it lies in, else one the
-        row's height centred where the network read it."""
+        row's height centred where the network read it. A digit read where another row's box is
+        (a strip's margin reaching the next digit of a line whose boxes alternate with another
+        line's) is left to that row."""
         out = []
-        for row in rows(boxes):
+        grouped = rows(boxes)
+        for row in grouped:
+            others = [b for r in grouped if r is not row for b in r]
             s = strip(grey, row)
             logits = self.logits(s.image)
             read = decode(logits[None])[0]
@@ -199,6 +204,8 @@ class RowReader:
                 x = s.x0 + (t + 0.5) * STRIP_HW[1] / len(logits) * s.across
                 y = s.centre + s.slope * x
                 k = next((k for k, b in enumerate(row) if k not in used and b.x <= x <= b.x + b.w), None)
+                if k is None and any(b.x <= x <= b.x + b.w and b.y <= y <= b.y + b.h for b in others):
+                    continue
                 if k is None:
                     box = (x - 0.35 * tall, y - tall / 2, 0.7 * tall, tall)
                 else:

@@ -161,8 +161,8 @@ def test_the_frame_path_reads_rows_with_a_row_reader(exported_rows, monkeypatch)
     r = read(frame, clf, locator=loc, rows=reader)
     assert r.text == "42" and len(seen) == 1 and r.found_by == "locator"
     boxes = loc.locate(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
-    assert [d.box for d in r.digits] == [(int(b.x), int(b.y), int(np.ceil(b.w)), int(np.ceil(b.h)))
-                                         for b in boxes]
+    assert [d.box for d in r.digits] == [(int(b.x), int(b.y), int(np.ceil(b.x + b.w)) - int(b.x),
+                                          int(np.ceil(b.y + b.h)) - int(b.y)) for b in boxes]
     assert read(frame, clf, locator=loc, rows=reader, min_confidence=1.01).text == ""
     assert read(frame, clf, locator=loc).text == "42"  # without a row reader: the crops, as before
 
@@ -215,6 +215,7 @@ def test_rows_cli_learns_from_training_digits_only_and_writes_its_files(tmp_path
     (["--scenes", "5"], "--scenes must be >= 10"),
     (["--locator", "no/such.tflite"], "--locator no/such.tflite: "),
     (["--lr", "-1"], "--lr"),
+    (["--epochs", "0"], "--epochs 0: a row reader must be trained"),
 ])
 def test_rows_cli_bad_flags_are_one_line(tmp_path, flags, says):
     r = cli("rows", *flags, "--out", str(tmp_path / "o"), timeout=120)
@@ -303,3 +304,39 @@ def test_the_shipped_row_reader_is_the_default_and_reads_desk_frames_better_than
     by_rows = sum(read(s.image, clf, locator=loc, rows=rows).text == s.truth for s in scenes)
     by_crops = sum(read(s.image, clf, locator=loc).text == s.truth for s in scenes)
     assert by_rows >= by_crops and by_rows >= 0.85 * len(scenes), (by_rows, by_crops)
+
+
+def test_two_lines_whose_boxes_alternate_are_not_read_twice():
+    """Two written lines, the lower shifted: their boxes alternate left to right, so most rows hold
+    one box, and a strip's margin reaches the next digit of its line; that digit is left to its own
+    row, so the row reader reads each digit once, as the crops do."""
+    from edge.classifier import Classifier
+    from edge.locator import Locator
+    from edge.reader import read
+
+    clf = Classifier(REPO / "models" / "model_int8.tflite")
+    loc = Locator(REPO / "models" / "locator_int8.tflite")
+    rows = R.RowReader(REPO / "models" / "rows_int8.tflite")
+    for dx in (0, 35, 50):
+        frame = np.full((480, 640, 3), 200, np.uint8)
+        cv2.putText(frame, "1234", (120, 190), cv2.FONT_HERSHEY_SIMPLEX, 2.5, (40, 40, 40), 7)
+        cv2.putText(frame, "5678", (120 + dx, 330), cv2.FONT_HERSHEY_SIMPLEX, 2.5, (40, 40, 40), 7)
+        by_rows = read(frame, clf, locator=loc, rows=rows)
+        assert sorted(by_rows.text) == sorted("12345678"), (dx, by_rows.text)
+        assert by_rows.text == read(frame, clf, locator=loc).text, dx
+        for d in by_rows.digits:  # every box inside the frame
+            x, y, w, h = d.box
+            assert 0 <= x and 0 <= y and x + w <= 640 and y + h <= 480 and w > 0 and h > 0
+
+
+def test_boxes_a_row_cannot_be_cut_from_are_left_out():
+    good = Box(100, 100, 30, 50, 1)
+    bad = [Box(float("nan"), 100, 30, 50, 1), Box(200, 100, 0, 0, 1), Box(300, 100, float("inf"), 50, 1)]
+    assert R.rows([*bad, good]) == [[good]]
+
+
+def test_a_box_read_at_the_frames_edge_is_cut_to_the_frame():
+    from edge.reader import _in_frame
+
+    assert _in_frame(-10.4, 5.0, 30.0, 500.0, 2.0, (480, 640)) == (0, 10, 40, 470)
+    assert _in_frame(630.0, 470.0, 30.0, 30.0, 1.0, (480, 640)) == (630, 470, 10, 10)

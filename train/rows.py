@@ -262,6 +262,8 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> int:
     check_scene_flags(args)
+    if args.epochs == 0:  # an untrained reader, vouched for by its rows.json, would read noise
+        raise UserError("--epochs 0: a row reader must be trained (expected 1 or more)")
     if args.locator and not Path(args.locator).is_file():
         raise UserError(f"--locator {args.locator}: {missing(args.locator)} (expected a locator .tflite)")
     train(RowsConfig(scenes=args.scenes, epochs=args.epochs, lr=args.lr, locator=args.locator, seed=args.seed,
