@@ -165,14 +165,24 @@ def read(image: np.ndarray, clf: Classifier, min_confidence: float = MIN_CONFIDE
     if rows is not None and where is not None:
         digits = _read_rows(where, rows, clf, min_confidence, seg or SegmentConfig(), np.shape(image)[:2])
         return Reading(digits, 1e3 * (t1 - t0), 1e3 * (time.perf_counter() - t1), found_by)
-    found: list[tuple[DigitCrop, Prediction]] = []
-    if crops:
-        preds = clf.classify(np.stack([c.image for c in crops]))
-        found = _split_wide(list(zip(crops, preds, strict=True)), clf, seg or SegmentConfig())
+    found = _classified(crops, clf, seg or SegmentConfig())
     t2 = time.perf_counter()
-    digits = [Digit(p.digit, p.label, round(p.confidence, 4), c.box) for c, p in found
-              if round(p.confidence, 4) >= min_confidence]
-    return Reading(digits, 1e3 * (t1 - t0), 1e3 * (t2 - t1), found_by)
+    return Reading(_sure(found, min_confidence), 1e3 * (t1 - t0), 1e3 * (t2 - t1), found_by)
+
+
+def _classified(crops: list[DigitCrop], clf: Classifier,
+                cfg: SegmentConfig) -> list[tuple[DigitCrop, Prediction]]:
+    """Crops -> (crop, prediction) pairs: ONE batched Classifier call, then wide pieces tried as two."""
+    if not crops:
+        return []
+    preds = clf.classify(np.stack([c.image for c in crops]))
+    return _split_wide(list(zip(crops, preds, strict=True)), clf, cfg)
+
+
+def _sure(found: list[tuple[DigitCrop, Prediction]], min_confidence: float) -> list[Digit]:
+    """The classified crops at least `min_confidence` sure (rounded as printed), as Digits."""
+    return [Digit(p.digit, p.label, round(p.confidence, 4), c.box) for c, p in found
+            if round(p.confidence, 4) >= min_confidence]
 
 
 def _read_rows(where: Located, rows: RowReader, clf: Classifier, min_confidence: float,
@@ -185,14 +195,9 @@ def _read_rows(where: Located, rows: RowReader, clf: Classifier, min_confidence:
     for row, said in rows.read(where.grey, where.boxes):
         least = min((p for *_, p in said), default=1.0)
         if least < ROW_SURE:
-            crops = where.crops(row)
-            found = []
-            if crops:
-                preds = clf.classify(np.stack([c.image for c in crops]))
-                found = _split_wide(list(zip(crops, preds, strict=True)), clf, cfg)
+            found = _classified(where.crops(row), clf, cfg)
             if min((p.confidence for _, p in found), default=1.0) > least:
-                digits += [Digit(p.digit, p.label, round(p.confidence, 4), c.box) for c, p in found
-                           if round(p.confidence, 4) >= min_confidence]
+                digits += _sure(found, min_confidence)
                 continue
         digits += [Digit(d, clf.labels[d], round(p, 4), _in_frame(x, y, w, h, k, frame_hw))
                    for x, y, w, h, d, p in said if round(p, 4) >= min_confidence]
