@@ -53,6 +53,26 @@ class TensorInfo:
     zero_point: int | None
 
 
+def open_flagged(model: str | Path, runtime: str | None, threads: int | None, flag: str):
+    """`open_backend` for a file a flag gave (--locator, --rows, ...): its errors about the file are
+    led by that flag; those about another flag (--runtime) are left as they are."""
+    try:
+        return open_backend(model, runtime, threads)
+    except UserError as e:
+        if not str(e).startswith(str(model)):
+            raise
+        raise e.__class__(f"{flag} {e}") from None
+
+
+def check_scales(backend, flag: str, model: str | Path, instead: str) -> None:
+    """UserError unless the runtime reports each integer input's and output's scale (OpenVINO does
+    not for a .tflite): the message names `instead`, the file or runtime to use."""
+    for what, t in (("input", backend.input), ("output", backend.output)):
+        if np.issubdtype(t.dtype, np.integer) and t.scale is None:
+            raise UserError(f"{flag} {model}: {backend.name} does not report its int8 {what}'s scale; "
+                            f"use {instead}")
+
+
 def pixel_lut(spec: TensorInfo) -> np.ndarray:
     """A 256-entry table (for cv2.LUT): a uint8 pixel -> what this input takes for pixel / 255,
     quantised with its scale and zero point when it is an integer input."""

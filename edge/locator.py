@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from edge import fast
-from edge.backends import dequantize, open_backend, pixel_lut
+from edge.backends import check_scales, dequantize, open_flagged, pixel_lut
 from edge.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -173,12 +173,7 @@ class Locator:
     def __init__(self, model: str | Path, runtime: str | None = None, threads: int | None = 1,
                  min_score: float = MIN_SCORE, flag: str = "--locator"):
         self.path = Path(model)
-        try:
-            self.backend = open_backend(model, runtime, threads)
-        except UserError as e:  # the file is named by the flag that gave it (--desk-locator, ...)
-            if not str(e).startswith(str(model)):
-                raise  # about another flag (--runtime)
-            raise e.__class__(f"{flag} {e}") from None
+        self.backend = open_flagged(model, runtime, threads, flag)  # (--desk-locator, ...)
         self.min_score = min_score
         spec, out = self.backend.input, self.backend.output
         grid = len(out.shape) == 4 and out.shape[-1] == len(CHANNELS)
@@ -189,11 +184,8 @@ class Locator:
         if min(spec.shape[1:3]) < 1:
             raise UserError(f"{flag} {model}: its input's rows and columns are not fixed "
                             f"({_dims(spec.shape)}); a locator file carries the input size it was made for")
-        for what, t in (("input", spec), ("output", out)):
-            if np.issubdtype(t.dtype, np.integer) and t.scale is None:
-                raise UserError(f"{flag} {model}: {self.backend.name} does not report its int8 "
-                                f"{what}'s scale; use the .onnx locator (e.g. models/locator_int8.onnx) "
-                                "or another runtime")
+        check_scales(self.backend, flag, model,
+                     "the .onnx locator (e.g. models/locator_int8.onnx) or another runtime")
         self.input_hw = tuple(int(v) for v in spec.shape[1:3])  # the file's own input size
         self._lut = pixel_lut(spec)
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.backends import dequantize, open_backend, pixel_lut
+from edge.backends import check_scales, dequantize, open_flagged, pixel_lut
 from edge.errors import UserError
 from edge.locator import Box
 
@@ -161,22 +161,14 @@ class RowReader:
     def __init__(self, model: str | Path, runtime: str | None = None, threads: int | None = 1,
                  flag: str = "--rows"):
         self.path = Path(model)
-        try:
-            self.backend = open_backend(model, runtime, threads)
-        except UserError as e:  # the file is named by the flag that gave it
-            if not str(e).startswith(str(model)):
-                raise
-            raise e.__class__(f"{flag} {e}") from None
+        self.backend = open_flagged(model, runtime, threads, flag)
         spec, out = self.backend.input, self.backend.output
         if tuple(spec.shape[1:]) != (*STRIP_HW, 1) or len(out.shape) != 3 or out.shape[-1] != CLASSES:
             raise UserError(f"{flag} {model}: not a row reader (its input is {list(spec.shape)} and its "
                             f"output {list(out.shape)}; a row reader reads a N x {STRIP_HW[0]} x "
                             f"{STRIP_HW[1]} x 1 strip into N x steps x {CLASSES} logits; `mnist-edge rows` "
                             "makes one)")
-        for what, t in (("input", spec), ("output", out)):
-            if np.issubdtype(t.dtype, np.integer) and t.scale is None:
-                raise UserError(f"{flag} {model}: {self.backend.name} does not report its int8 {what}'s "
-                                "scale; use the .onnx row reader or another runtime")
+        check_scales(self.backend, flag, model, "the .onnx row reader or another runtime")
         self._lut = pixel_lut(spec)
 
     def logits(self, image: np.ndarray) -> np.ndarray:
