@@ -29,6 +29,21 @@ def test_shipping_the_shipped_run_reproduces_it(tmp_path):
         assert (tmp_path / "out" / name).read_bytes() == (MODELS / name).read_bytes(), name
 
 
+def test_a_run_without_a_row_reader_leaves_none_of_an_earlier_one(tmp_path):
+    """Shipping over an earlier models/ copy: a run that made no row reader must not leave the old
+    one beside the new files (camera would read rows with it; doctor would vouch for it)."""
+    out = tmp_path / "out"
+    assert ship(MODELS, out).returncode == 0
+    run = tmp_path / "run"
+    shutil.copytree(MODELS, run)
+    for name in ("rows_int8.tflite", "rows_int8.onnx", "rows.json"):
+        (run / name).unlink()
+    r = ship(run, out)
+    assert r.returncode == 0, r.stderr
+    assert not list(out.glob("rows*")), sorted(p.name for p in out.iterdir())
+    assert (out / "locator_int8.tflite").read_bytes() == (MODELS / "locator_int8.tflite").read_bytes()
+
+
 def test_a_run_trained_without_a_validation_set_says_so_in_its_card(tmp_path):
     run = tmp_path / "run"
     shutil.copytree(MODELS, run)

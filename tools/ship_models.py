@@ -209,6 +209,9 @@ def ship(artifacts: Path, out: Path) -> None:
     for name in SHIP + tuple(n for n in LOCATOR + ROWS if (artifacts / n).is_file()):
         with atomic_path(out / name) as tmp:
             shutil.copyfile(artifacts / name, tmp)
+    for name in LOCATOR + ROWS:  # an earlier run's locator or row reader would be read with this model
+        if not (artifacts / name).is_file():
+            (out / name).unlink(missing_ok=True)
     atomic_write_bytes(out / "MODEL_CARD.md", card(train, manifest, bench).encode())
 
 
