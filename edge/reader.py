@@ -107,12 +107,16 @@ def look(image: np.ndarray, locator: Locator | None, color_order: str = "bgr",
 class Located:
     """Where the locator found the digits: what a row reader reads them from, and their crops."""
 
-    grey: np.ndarray  # the grey image the boxes are in (the frame, shrunk or inverted as located)
+    grey: np.ndarray  # the grey image the boxes are in: the frame (maybe inverted), or `work`
     boxes: list[Box]  # the locator's boxes in it
-    inv: float  # its pixels -> the frame's
     work: np.ndarray  # the working image crops are cut from (`edge.digits.working`)
     scale: float  # frame pixels -> the working image's
     cfg: SegmentConfig
+
+    @property
+    def inv(self) -> float:
+        """`grey`'s pixels -> the frame's."""
+        return 1.0 / self.scale if self.grey is self.work else 1.0
 
     def crops(self, boxes: list[Box]) -> list[DigitCrop]:
         """These of its boxes' crops (`edge.located`), in frame pixels."""
@@ -146,9 +150,9 @@ def _look(image: np.ndarray, locator: Locator | None, color_order: str, seg: Seg
         log.debug("light ink, which the locator never learned: located in the inverted frame")
         grey, work, found_by = np.invert(grey), np.invert(work), LIGHT
     if scale < 1.0:  # located in the working image: shrunk once more, not the whole frame again
-        where = Located(work, locator.locate(work), 1.0 / scale, work, scale, cfg)
+        where = Located(work, locator.locate(work), work, scale, cfg)
     else:
-        where = Located(grey, locator.locate(grey), 1.0, work, scale, cfg)
+        where = Located(grey, locator.locate(grey), work, scale, cfg)
     return (where.crops(where.boxes) if crop else []), found_by, where
 
 
