@@ -186,6 +186,7 @@ def test_rows_cli_learns_from_training_digits_only_and_writes_its_files(tmp_path
     rows.json, written last, with each file's hash and its held-out rows read exactly."""
     from train import rows as T
     from train.data import load_mnist
+    from train.model import load
 
     data = load_mnist(str(mnist_file))
     drawn = []
@@ -209,6 +210,25 @@ def test_rows_cli_learns_from_training_digits_only_and_writes_its_files(tmp_path
         assert report["files"][name]["sha256"] == sha256_file(out / name)
         assert 0.0 <= report[name]["val_exact"] <= 1.0
     assert report["data"]["val_rows"] > 0 and "train split only" in report["data"]["digits"]
+    assert report["init"] is None
+
+    # --init goes on training that reader (a learning rate too small to move it shows where it
+    # started), and its rows.json names the file it started from and the run that made it
+    tuned = tmp_path / "tuned"
+    T.main(T.get_args_parser().parse_args(["--quick", "--workers", "1", "--data", str(mnist_file),
+                                           "--init", str(out / "rows.keras"), "--seed", "1",
+                                           "--lr", "1e-9", "--out", str(tuned)]))
+    kernels = [load(f"{d}/rows.keras", "test").layers[1].get_weights()[0] for d in (out, tuned)]
+    assert np.allclose(*kernels, atol=1e-6)
+    init = json.loads((tuned / "rows.json").read_text())["init"]
+    assert init["sha256"] == sha256_file(out / "rows.keras") and init["report"]["config"]["seed"] == 0
+
+
+def test_rows_init_must_be_a_row_reader():
+    from train.rows import RowsConfig, _start
+
+    with pytest.raises(UserError, match=r"--init .*model.keras: not a row reader"):
+        _start(RowsConfig(init=str(REPO / "models" / "model.keras")))
 
 
 @pytest.mark.parametrize("flags, says", [
@@ -216,6 +236,7 @@ def test_rows_cli_learns_from_training_digits_only_and_writes_its_files(tmp_path
     (["--locator", "no/such.tflite"], "--locator no/such.tflite: "),
     (["--lr", "-1"], "--lr"),
     (["--epochs", "0"], "--epochs 0: a row reader must be trained"),
+    (["--init", "no/such.keras"], "--init no/such.keras: "),
 ])
 def test_rows_cli_bad_flags_are_one_line(tmp_path, flags, says):
     r = cli("rows", *flags, "--out", str(tmp_path / "o"), timeout=120)

@@ -2,6 +2,7 @@
 
     mnist-edge rows --data ../shared/data/mnist.npz --out artifacts         # ~30 min on 2 cores
     mnist-edge rows --quick --out /tmp/run                                   # smoke run
+    mnist-edge rows --init artifacts/rows.keras --seed 2 --epochs 8 --lr 0.001 --out tuned  # more scenes
 
 Scenes come from benchmarks/desk.py (desk) and benchmarks/synthetic.py (clean) with MNIST *training*
 digits only (the frame benchmark draws *test* digits). The locator (`--locator`, the shipped one by
@@ -25,7 +26,14 @@ import numpy as np
 from edge import rows as R
 from edge.contract import ROWS_REPORT, file_entry, rows_file
 from edge.errors import UserError, missing
-from edge.provenance import atomic_path, atomic_write_bytes, atomic_write_json, check_out_dir, environment
+from edge.provenance import (
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_json,
+    check_out_dir,
+    environment,
+    init_record,
+)
 from train.data import load_mnist
 from train.locator import check_scene_flags, export_all
 from train.tf_logs import to_log_file
@@ -45,6 +53,7 @@ class RowsConfig:
     batch_size: int = 64      # strips per optimiser step
     lr: float = 3e-3          # peak learning rate (Adam: 5 % warm-up, then cosine decay)
     seed: int = 0             # scenes, order and weights
+    init: str | None = None   # a rows.keras to go on training (new scenes: another seed); None: new weights
     locator: str | None = None  # the locator .tflite that finds the rows; None: the shipped one
     workers: int = 2          # processes drawing scenes
     quick: bool = False       # smoke run: 120 scenes, 1 epoch
@@ -174,6 +183,8 @@ def exact(logits: np.ndarray, texts: list[str]) -> float:
 def train(cfg: RowsConfig) -> dict:
     check_out_dir(cfg.out)
     locator = cfg.locator or _shipped_locator()
+    start = _start(cfg)  # a bad --init is one line, before any scene is drawn
+    init = init_record(cfg.init, ROWS_REPORT)  # before this run's report replaces it
     data = load_mnist(cfg.data)
     n, n_val = (120, 30) if cfg.quick else (cfg.scenes, cfg.val_scenes)
     epochs = cfg.resolved_epochs()
@@ -192,7 +203,7 @@ def train(cfg: RowsConfig) -> dict:
         import keras
         import tensorflow as tf
 
-        model = build(cfg.seed)
+        model = start
         steps = max(1, epochs * -(-len(x) // cfg.batch_size))
         sched = keras.optimizers.schedules.CosineDecay(0.0, steps, alpha=0.02, warmup_target=cfg.lr,
                                                        warmup_steps=max(1, steps // 20))
@@ -215,7 +226,7 @@ def train(cfg: RowsConfig) -> dict:
     with to_log_file(out / "rows_export.log", stdout=True):
         files = export_all(model, x[-300:], rows_file)  # as the locator's
     report = {"config": {**asdict(cfg), "epochs": epochs, "locator": str(locator)},
-              "train_seconds": round(seconds, 1), "params": int(model.count_params()),
+              "init": init, "train_seconds": round(seconds, 1), "params": int(model.count_params()),
               "data": {**data.identity(), "scenes": n, "val_scenes": n_val, "rows": len(x),
                        "val_rows": len(xv),
                        "digits": "train split only: first 90 % for learning, last 10 % for val"},
@@ -230,6 +241,19 @@ def train(cfg: RowsConfig) -> dict:
     report["files"] = {name: file_entry(out / name) for name in (*files, "rows.keras")}
     atomic_write_json(out / ROWS_REPORT, report)  # written last, as export's manifest
     return report
+
+
+def _start(cfg: RowsConfig):
+    """New weights, or --init's row reader (checked to be one)."""
+    if not cfg.init:
+        return build(cfg.seed)
+    from train.model import load
+
+    model = load(cfg.init, f"--init {cfg.init}")
+    if tuple(model.input_shape[1:]) != (*R.STRIP_HW, 1) or tuple(model.output_shape[2:]) != (R.CLASSES,):
+        raise UserError(f"--init {cfg.init}: not a row reader (input {list(model.input_shape)}, output "
+                        f"{list(model.output_shape)}; expected a rows.keras from `mnist-edge rows`)")
+    return model
 
 
 def _shipped_locator() -> str:
@@ -254,6 +278,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--locator", type=str, default=d.locator,
                    help="the locator .tflite that finds the rows (default: the shipped one)")
     p.add_argument("--seed", type=int, default=d.seed, help="random seed")
+    p.add_argument("--init", type=str, default=d.init,
+                   help="a rows.keras to go on training on new scenes (give another --seed)")
     p.add_argument("--workers", type=int, default=d.workers, help="processes drawing scenes")
     p.add_argument("--quick", action="store_true", help="smoke run: 120 scenes, 1 epoch unless --epochs")
     p.add_argument("--data", type=str, default=d.data, help="MNIST .npz or IDX folder")
@@ -265,8 +291,11 @@ def main(args: argparse.Namespace) -> int:
     check_scene_flags(args)
     if args.epochs == 0:  # an untrained reader, vouched for by its rows.json, would read noise
         raise UserError("--epochs 0: a row reader must be trained (expected 1 or more)")
+    if args.init and not Path(args.init).is_file():
+        raise UserError(f"--init {args.init}: {missing(args.init)} (expected a rows.keras from "
+                        "`mnist-edge rows`)")
     if args.locator and not Path(args.locator).is_file():
         raise UserError(f"--locator {args.locator}: {missing(args.locator)} (expected a locator .tflite)")
     train(RowsConfig(scenes=args.scenes, epochs=args.epochs, lr=args.lr, locator=args.locator, seed=args.seed,
-                     workers=args.workers, quick=args.quick, data=args.data, out=args.out))
+                     init=args.init, workers=args.workers, quick=args.quick, data=args.data, out=args.out))
     return 0
