@@ -42,6 +42,26 @@ def test_a_run_without_a_row_reader_leaves_none_of_an_earlier_one(tmp_path):
     assert r.returncode == 0, r.stderr
     assert not list(out.glob("rows*")), sorted(p.name for p in out.iterdir())
     assert (out / "locator_int8.tflite").read_bytes() == (MODELS / "locator_int8.tflite").read_bytes()
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "### `mnist-edge locator`" in card and "mnist-edge rows" not in card
+
+
+def test_the_card_says_how_the_shipped_locator_and_row_reader_were_made(tmp_path):
+    """Each shipped helper network: its files' hashes and held-out figures, and every command behind
+    it, from the first run its --init chain records to the last."""
+    assert ship(MODELS, tmp_path).returncode == 0
+    card = (tmp_path / "MODEL_CARD.md").read_text()
+    for tool, report in (("locator", "locator.json"), ("rows", "rows.json")):
+        made = json.loads((MODELS / report).read_text())
+        for name, entry in made["files"].items():
+            if name.endswith(("int8.tflite", "int8.onnx")):
+                assert f"| {name} |" in card and entry["sha256"] in card, name
+        runs, r = 0, made
+        while r:
+            runs, r = runs + 1, (r.get("init") or {}).get("report")
+        lines = [ln for ln in card.splitlines() if ln.startswith(f"mnist-edge {tool} ")]
+        assert len(lines) == runs and f"--seed {made['config']['seed']}" in lines[-1], lines
+        assert "--init" not in lines[0] and all("--init" in ln for ln in lines[1:])
 
 
 def test_a_run_trained_without_a_validation_set_says_so_in_its_card(tmp_path):

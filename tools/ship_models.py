@@ -41,6 +41,9 @@ ROWS = (rows_file("int8", "tflite"), rows_file("int8", "onnx"), ROWS_REPORT)
 # train settings a card's command gives when off today's default: (TrainConfig field, flag, the value a
 # train.json written before the field existed was trained with)
 RECIPE = (("lr", "--lr", 3e-3), ("val_size", "--val-size", 5000), ("dropout", "--dropout", 0.25))
+# the settings a locator's or row reader's command gives, from its report: (config key, flag)
+HELPER_FLAGS = (("scenes", "--scenes"), ("epochs", "--epochs"), ("lr", "--lr"),
+                ("clean_height", "--clean-height"), ("width", "--width"), ("seed", "--seed"))
 
 
 def _load(folder: Path, name: str) -> dict:
@@ -71,17 +74,72 @@ def train_command(train: dict) -> str:
 
 
 def train_commands(train: dict) -> list[str]:
-    """Every `mnist-edge train` line behind a run, first first: a fine-tune's --init is followed
-    back through the train.json it recorded; a start not on record is said to be so."""
-    init = train.get("init")
+    """Every `mnist-edge train` line behind a run, first first (`chain`)."""
+    return chain(train, train_command)
+
+
+def chain(report: dict, command) -> list[str]:
+    """Every command behind a run, first first: `command(report)` of the run, after those of the run
+    its --init came from, followed back through the report each recorded; a start not on record is
+    said to be so."""
+    init = report.get("init")
     if not init:
-        return [train_command(train)]
-    before = (train_commands(init["report"]) if init.get("report") else
+        return [command(report)]
+    before = (chain(init["report"], command) if init.get("report") else
               [f"# --init {init['file']} (SHA-256 {init['sha256']}): the run that made it is not on record"])
-    return [*before, train_command(train)]
+    return [*before, command(report)]
 
 
-def card(train: dict, manifest: dict, bench: dict) -> str:
+def helper_command(tool: str):
+    """report -> the `mnist-edge locator` or `mnist-edge rows` line that made it (HELPER_FLAGS it
+    recorded, --init's file by name)."""
+    def command(report: dict) -> str:
+        cfg = report["config"]
+        flags = "".join(f" {flag} {cfg[key]}" for key, flag in HELPER_FLAGS if cfg.get(key) is not None)
+        init = f" --init {report['init']['file']}" if report.get("init") else ""
+        return f"mnist-edge {tool}{init}{flags} --data mnist.npz"
+    return command
+
+
+def helpers(folder: Path) -> str:
+    """The card's section on the locator and the row reader shipped beside the model, from their
+    reports; "" when neither is."""
+    parts = []
+    for tool, report_name, names, what, held in (
+            ("locator", LOCATOR_REPORT, LOCATOR[:2], "finds the digits: marks their centres on a coarse grid",
+             lambda r: f"recall {100 * r['recall']:.1f} %, precision {100 * r['precision']:.1f} %"),
+            ("rows", ROWS_REPORT, ROWS[:2], "reads each row of located digits whole (CTC)",
+             lambda r: f"{100 * r['val_exact']:.1f} % of their rows read exactly")):
+        if not (folder / report_name).is_file():
+            continue
+        report = _load(folder, report_name)
+        data, share = report["data"], report["config"].get("clean_share", 0.25)
+        table = "\n".join(f"| {n} | {what} | {report['params']:,} | {held(report[n])} | "
+                           f"`{report['files'][n]['sha256']}` |" for n in names if n in report)
+        parts.append(f"""
+### `mnist-edge {tool}`
+Learned from {data['scenes']:,} generated scenes ({share:.0%} clean, the rest desk) of MNIST *training*
+digits; measured on {data['val_scenes']:,} more, of training digits it never learned from. Last run: git
+`{report['environment']['git_commit']}`, {report['train_seconds']:.0f} s of training.
+
+| file | what it does | parameters | held-out scenes | SHA-256 |
+|---|---|---|---|---|
+{table}
+
+```sh
+{chr(10).join(chain(report, helper_command(tool)))}
+```
+""")
+    if not parts:
+        return ""
+    return ("""
+## The digit locator and the row reader
+Two more int8 networks ship beside the classifier; `camera` and `predict` use them by default, and
+their reports (`locator.json`, `rows.json`) name each run's data, settings, versions and files.
+""" + "".join(parts))
+
+
+def card(train: dict, manifest: dict, bench: dict, extra: str = "") -> str:
     cfg, data, dev = train["config"], train["data"], bench["device"]
     start = (train.get("init") or {}).get("report")  # a fine-tune: the run it started from
     commands = "\n".join(train_commands(train))
@@ -176,7 +234,7 @@ the named machine's, never a Pi's.
 
 Each model carries its labels, input layout, normalisation and I/O quantisation inside it
 (see `manifest.json`).
-"""
+{extra}"""
 
 
 def _desk(train: dict) -> str:
@@ -212,7 +270,7 @@ def ship(artifacts: Path, out: Path) -> None:
     for name in LOCATOR + ROWS:  # an earlier run's locator or row reader would be read with this model
         if not (artifacts / name).is_file():
             (out / name).unlink(missing_ok=True)
-    atomic_write_bytes(out / "MODEL_CARD.md", card(train, manifest, bench).encode())
+    atomic_write_bytes(out / "MODEL_CARD.md", card(train, manifest, bench, helpers(out)).encode())
 
 
 def get_args_parser() -> argparse.ArgumentParser:
