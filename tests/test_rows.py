@@ -225,10 +225,10 @@ def test_rows_cli_learns_from_training_digits_only_and_writes_its_files(tmp_path
 
 
 def test_rows_init_must_be_a_row_reader():
-    from train.rows import RowsConfig, _start
+    from train.rows import _load_init
 
     with pytest.raises(UserError, match=r"--init .*model.keras: not a row reader"):
-        _start(RowsConfig(init=str(REPO / "models" / "model.keras")))
+        _load_init(str(REPO / "models" / "model.keras"), 0)
 
 
 @pytest.mark.parametrize("flags, says", [
@@ -237,6 +237,7 @@ def test_rows_init_must_be_a_row_reader():
     (["--lr", "-1"], "--lr"),
     (["--epochs", "0"], "--epochs 0: a row reader must be trained"),
     (["--init", "no/such.keras"], "--init no/such.keras: "),
+    (["--init", str(REPO / "models" / "rows_int8.tflite")], "expected the rows.keras a `mnist-edge rows`"),
 ])
 def test_rows_cli_bad_flags_are_one_line(tmp_path, flags, says):
     r = cli("rows", *flags, "--out", str(tmp_path / "o"), timeout=120)

@@ -44,6 +44,19 @@ def test_a_run_without_a_row_reader_leaves_none_of_an_earlier_one(tmp_path):
     assert (out / "locator_int8.tflite").read_bytes() == (MODELS / "locator_int8.tflite").read_bytes()
     card = (out / "MODEL_CARD.md").read_text()
     assert "### `mnist-edge locator`" in card and "mnist-edge rows" not in card
+    assert "## The digit locator\n" in card and "rows.json" not in card and "row reader" not in card
+
+
+def test_a_helper_report_not_as_its_command_writes_it_is_one_line_and_ships_nothing(tmp_path):
+    run, out = tmp_path / "run", tmp_path / "out"
+    shutil.copytree(MODELS, run)
+    report = json.loads((run / "rows.json").read_text())
+    del report["params"]
+    (run / "rows.json").write_text(json.dumps(report))
+    r = ship(run, out)
+    assert r.returncode == 2 and "rows.json: not the report `mnist-edge rows` writes" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not out.exists() or not list(out.iterdir())
 
 
 def test_the_card_says_how_the_shipped_locator_and_row_reader_were_made(tmp_path):
@@ -161,7 +174,7 @@ def test_a_fine_tuned_run_gives_both_commands_and_its_desk_crops_in_its_card(tmp
 
 
 def test_the_card_follows_a_fine_tune_back_and_says_what_is_not_on_record(tmp_path):
-    from tools.ship_models import train_commands
+    from tools.ship_models import chain, train_command
 
     base = {"config": {"arch": "edge", "batch_size": 128, "seed": 1, "lr": 0.003, "val_size": 0},
             "epochs": 30}
@@ -171,13 +184,13 @@ def test_the_card_follows_a_fine_tune_back_and_says_what_is_not_on_record(tmp_pa
     top = {"config": {**mid["config"], "init": "b/model.keras", "desk_locator": "x/loc.tflite",
                       "augment": True},
            "epochs": 2, "init": {"file": "model.keras", "sha256": "cd" * 32, "report": mid}}
-    lines = train_commands(top)
+    lines = chain(top, train_command)
     assert lines[0] == "mnist-edge train --arch edge --epochs 30 --batch-size 128 --seed 1 --data mnist.npz"
     assert "--init model.keras" in lines[1]
     assert "--no-augment --desk-scenes 100 --desk-locator none" in lines[1]
     assert lines[2].endswith("--desk-scenes 100 --desk-locator loc.tflite --data mnist.npz")
     assert "--no-augment" not in lines[2]
-    lost = train_commands({**top, "init": {"file": "model.keras", "sha256": "cd" * 32, "report": None}})
+    lost = chain({**top, "init": {"file": "model.keras", "sha256": "cd" * 32, "report": None}}, train_command)
     assert lost[0] == f"# --init model.keras (SHA-256 {'cd' * 32}): the run that made it is not on record"
 
 

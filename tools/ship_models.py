@@ -43,7 +43,9 @@ ROWS = (rows_file("int8", "tflite"), rows_file("int8", "onnx"), ROWS_REPORT)
 RECIPE = (("lr", "--lr", 3e-3), ("val_size", "--val-size", 5000), ("dropout", "--dropout", 0.25))
 # the settings a locator's or row reader's command gives, from its report: (config key, flag)
 HELPER_FLAGS = (("scenes", "--scenes"), ("epochs", "--epochs"), ("lr", "--lr"),
-                ("clean_height", "--clean-height"), ("width", "--width"), ("seed", "--seed"))
+                ("clean_height", "--clean-height"), ("width", "--width"), ("locator", "--locator"),
+                ("seed", "--seed"))
+NAMED = ("locator",)  # of those, files: given by name
 
 
 def _load(folder: Path, name: str) -> dict:
@@ -73,11 +75,6 @@ def train_command(train: dict) -> str:
     return f"mnist-edge train {flags} --data mnist.npz"
 
 
-def train_commands(train: dict) -> list[str]:
-    """Every `mnist-edge train` line behind a run, first first (`chain`)."""
-    return chain(train, train_command)
-
-
 def chain(report: dict, command) -> list[str]:
     """Every command behind a run, first first: `command(report)` of the run, after those of the run
     its --init came from, followed back through the report each recorded; a start not on record is
@@ -92,35 +89,38 @@ def chain(report: dict, command) -> list[str]:
 
 def helper_command(tool: str):
     """report -> the `mnist-edge locator` or `mnist-edge rows` line that made it (HELPER_FLAGS it
-    recorded, --init's file by name)."""
+    recorded, files by name)."""
     def command(report: dict) -> str:
         cfg = report["config"]
-        flags = "".join(f" {flag} {cfg[key]}" for key, flag in HELPER_FLAGS if cfg.get(key) is not None)
+        flags = "".join(f" {flag} {Path(str(cfg[key])).name if key in NAMED else cfg[key]}"
+                        for key, flag in HELPER_FLAGS if cfg.get(key) is not None)
         init = f" --init {report['init']['file']}" if report.get("init") else ""
         return f"mnist-edge {tool}{init}{flags} --data mnist.npz"
     return command
 
 
 def helpers(folder: Path) -> str:
-    """The card's section on the locator and the row reader shipped beside the model, from their
-    reports; "" when neither is."""
-    parts = []
-    for tool, report_name, names, what, held in (
-            ("locator", LOCATOR_REPORT, LOCATOR[:2], "finds the digits: marks their centres on a coarse grid",
+    """The card's section on the locator and the row reader a run ships beside its model, from their
+    reports; "" when it ships neither. A report that is not what its command writes is one line."""
+    parts, titles, reports = [], [], []
+    for tool, title, report_name, names, what, held in (
+            ("locator", "digit locator", LOCATOR_REPORT, LOCATOR[:2],
+             "finds the digits: marks their centres on a coarse grid",
              lambda r: f"recall {100 * r['recall']:.1f} %, precision {100 * r['precision']:.1f} %"),
-            ("rows", ROWS_REPORT, ROWS[:2], "reads each row of located digits whole (CTC)",
+            ("rows", "row reader", ROWS_REPORT, ROWS[:2], "reads each row of located digits whole (CTC)",
              lambda r: f"{100 * r['val_exact']:.1f} % of their rows read exactly")):
         if not (folder / report_name).is_file():
             continue
         report = _load(folder, report_name)
-        data, share = report["data"], report["config"].get("clean_share", 0.25)
-        table = "\n".join(f"| {n} | {what} | {report['params']:,} | {held(report[n])} | "
-                           f"`{report['files'][n]['sha256']}` |" for n in names if n in report)
-        parts.append(f"""
+        try:
+            data, share = report["data"], report["config"].get("clean_share", 0.25)
+            table = "\n".join(f"| {n} | {what} | {report['params']:,} | {held(report[n])} | "
+                               f"`{report['files'][n]['sha256']}` |" for n in names if n in report)
+            parts.append(f"""
 ### `mnist-edge {tool}`
-Learned from {data['scenes']:,} generated scenes ({share:.0%} clean, the rest desk) of MNIST *training*
-digits; measured on {data['val_scenes']:,} more, of training digits it never learned from. Last run: git
-`{report['environment']['git_commit']}`, {report['train_seconds']:.0f} s of training.
+Learned from {data['scenes']:,} generated scenes ({100 * share:.0f} % clean, the rest desk) of MNIST
+*training* digits; measured on {data['val_scenes']:,} more, of training digits it never learned from.
+Last run: git `{report['environment']['git_commit']}`, {report['train_seconds']:.0f} s of training.
 
 | file | what it does | parameters | held-out scenes | SHA-256 |
 |---|---|---|---|---|
@@ -130,19 +130,26 @@ digits; measured on {data['val_scenes']:,} more, of training digits it never lea
 {chr(10).join(chain(report, helper_command(tool)))}
 ```
 """)
+        except (KeyError, TypeError, AttributeError, ValueError) as e:
+            raise UserError(f"{folder / report_name}: not the report `mnist-edge {tool}` writes "
+                            f"({e.__class__.__name__}: {e}); not shipped") from None
+        titles.append(title)
+        reports.append(f"`{report_name}`")
     if not parts:
         return ""
-    return ("""
-## The digit locator and the row reader
-Two more int8 networks ship beside the classifier; `camera` and `predict` use them by default, and
-their reports (`locator.json`, `rows.json`) name each run's data, settings, versions and files.
-""" + "".join(parts))
+    many = len(parts) > 1
+    intro = (f"{'Two more int8 networks ship' if many else 'One more int8 network ships'} beside the "
+             f"classifier; `camera` and `predict` use {'them' if many else 'it'} by default,\nand "
+             f"{' and '.join(reports)} name{'' if many else 's'} each run's data, settings, versions and "
+             "files.")
+    return (f"\n## The {' and the '.join(titles)}\n{intro}\n"
+            + "".join(parts))
 
 
 def card(train: dict, manifest: dict, bench: dict, extra: str = "") -> str:
     cfg, data, dev = train["config"], train["data"], bench["device"]
     start = (train.get("init") or {}).get("report")  # a fine-tune: the run it started from
-    commands = "\n".join(train_commands(train))
+    commands = "\n".join(chain(train, train_command))
     calib = manifest["calibration"] or {}
     rows = [r for r in bench["rows"] if r["model"] == "edge" and r["threads"] == 1]
     base = [r for r in bench["rows"] if r["model"] == "baseline" and r["threads"] == 1]
@@ -264,13 +271,14 @@ def ship(artifacts: Path, out: Path) -> None:
     for name, entry in manifest.get("files", {}).items():
         if why := failed_validation(entry):
             raise UserError(f"{artifacts / MANIFEST}: {name} failed export's validation ({why}); not shipped")
+    extra = helpers(artifacts)  # the locator and row reader it ships; a bad report stops all, here
     for name in SHIP + tuple(n for n in LOCATOR + ROWS if (artifacts / n).is_file()):
         with atomic_path(out / name) as tmp:
             shutil.copyfile(artifacts / name, tmp)
     for name in LOCATOR + ROWS:  # an earlier run's locator or row reader would be read with this model
         if not (artifacts / name).is_file():
             (out / name).unlink(missing_ok=True)
-    atomic_write_bytes(out / "MODEL_CARD.md", card(train, manifest, bench, helpers(out)).encode())
+    atomic_write_bytes(out / "MODEL_CARD.md", card(train, manifest, bench, extra).encode())
 
 
 def get_args_parser() -> argparse.ArgumentParser:

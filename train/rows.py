@@ -32,10 +32,12 @@ from edge.provenance import (
     atomic_write_json,
     check_out_dir,
     environment,
+    file_record,
     init_record,
 )
 from train.data import load_mnist
 from train.locator import check_scene_flags, export_all
+from train.model import check_archive
 from train.tf_logs import to_log_file
 
 log = logging.getLogger(__name__)
@@ -183,8 +185,15 @@ def exact(logits: np.ndarray, texts: list[str]) -> float:
 def train(cfg: RowsConfig) -> dict:
     check_out_dir(cfg.out)
     locator = cfg.locator or _shipped_locator()
-    start = _start(cfg)  # a bad --init is one line, before any scene is drawn
+    start = None
+    if cfg.init:  # a mistake is one line, before any scene is drawn; TensorFlow's banners go to the log
+        check_archive(cfg.init, f"--init {cfg.init}")
+        with to_log_file(Path(cfg.out) / "rows.log"):
+            start = _load_init(cfg.init, cfg.seed)
     init = init_record(cfg.init, ROWS_REPORT)  # before this run's report replaces it
+    if init and (init["report"] or {}).get("config", {}).get("seed") == cfg.seed:
+        log.warning("--init %s learned from --seed %d's scenes: this run draws the same ones again (give "
+                    "another --seed for new scenes)", cfg.init, cfg.seed)
     data = load_mnist(cfg.data)
     n, n_val = (120, 30) if cfg.quick else (cfg.scenes, cfg.val_scenes)
     epochs = cfg.resolved_epochs()
@@ -203,7 +212,7 @@ def train(cfg: RowsConfig) -> dict:
         import keras
         import tensorflow as tf
 
-        model = start
+        model = start if start is not None else build(cfg.seed)
         steps = max(1, epochs * -(-len(x) // cfg.batch_size))
         sched = keras.optimizers.schedules.CosineDecay(0.0, steps, alpha=0.02, warmup_target=cfg.lr,
                                                        warmup_steps=max(1, steps // 20))
@@ -226,7 +235,8 @@ def train(cfg: RowsConfig) -> dict:
     with to_log_file(out / "rows_export.log", stdout=True):
         files = export_all(model, x[-300:], rows_file)  # as the locator's
     report = {"config": {**asdict(cfg), "epochs": epochs, "locator": str(locator)},
-              "init": init, "train_seconds": round(seconds, 1), "params": int(model.count_params()),
+              "locator": file_record(locator), "init": init, "train_seconds": round(seconds, 1),
+              "params": int(model.count_params()),
               "data": {**data.identity(), "scenes": n, "val_scenes": n_val, "rows": len(x),
                        "val_rows": len(xv),
                        "digits": "train split only: first 90 % for learning, last 10 % for val"},
@@ -243,16 +253,17 @@ def train(cfg: RowsConfig) -> dict:
     return report
 
 
-def _start(cfg: RowsConfig):
-    """New weights, or --init's row reader (checked to be one)."""
-    if not cfg.init:
-        return build(cfg.seed)
+def _load_init(path: str, seed: int):
+    """--init's rows.keras, checked to be a row reader, with the run's seed set (dropout, shuffling)."""
+    import keras
+
     from train.model import load
 
-    model = load(cfg.init, f"--init {cfg.init}")
+    model = load(path, f"--init {path}")
     if tuple(model.input_shape[1:]) != (*R.STRIP_HW, 1) or tuple(model.output_shape[2:]) != (R.CLASSES,):
-        raise UserError(f"--init {cfg.init}: not a row reader (input {list(model.input_shape)}, output "
+        raise UserError(f"--init {path}: not a row reader (input {list(model.input_shape)}, output "
                         f"{list(model.output_shape)}; expected a rows.keras from `mnist-edge rows`)")
+    keras.utils.set_random_seed(seed)
     return model
 
 
@@ -279,7 +290,8 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="the locator .tflite that finds the rows (default: the shipped one)")
     p.add_argument("--seed", type=int, default=d.seed, help="random seed")
     p.add_argument("--init", type=str, default=d.init,
-                   help="a rows.keras to go on training on new scenes (give another --seed)")
+                   help="the rows.keras of a `mnist-edge rows` run, to go on training on new scenes "
+                        "(give another --seed)")
     p.add_argument("--workers", type=int, default=d.workers, help="processes drawing scenes")
     p.add_argument("--quick", action="store_true", help="smoke run: 120 scenes, 1 epoch unless --epochs")
     p.add_argument("--data", type=str, default=d.data, help="MNIST .npz or IDX folder")
@@ -294,6 +306,9 @@ def main(args: argparse.Namespace) -> int:
     if args.init and not Path(args.init).is_file():
         raise UserError(f"--init {args.init}: {missing(args.init)} (expected a rows.keras from "
                         "`mnist-edge rows`)")
+    if args.init and not args.init.endswith(".keras"):
+        raise UserError(f"--init {args.init}: expected the rows.keras a `mnist-edge rows` run writes beside "
+                        "its files (models/ ships the row reader's .tflite and .onnx only)")
     if args.locator and not Path(args.locator).is_file():
         raise UserError(f"--locator {args.locator}: {missing(args.locator)} (expected a locator .tflite)")
     train(RowsConfig(scenes=args.scenes, epochs=args.epochs, lr=args.lr, locator=args.locator, seed=args.seed,
