@@ -180,7 +180,8 @@ def test_the_frame_path_reads_rows_with_a_row_reader(exported_rows, monkeypatch)
     assert read(frame, clf, locator=loc, rows=reader).to_dict() == read(frame, clf, locator=loc).to_dict()
 
 
-def test_rows_cli_learns_from_training_digits_only_and_writes_its_files(tmp_path, mnist_file, monkeypatch):
+def test_rows_cli_learns_from_training_digits_only_and_writes_its_files(tmp_path, mnist_file, monkeypatch,
+                                                                        caplog):
     """`mnist-edge rows --quick` end to end, in process so what it draws from can be watched: scenes
     of MNIST *training* digits only (learning and measuring on disjoint halves), the three files, and
     rows.json, written last, with each file's hash and its held-out rows read exactly."""
@@ -213,11 +214,14 @@ def test_rows_cli_learns_from_training_digits_only_and_writes_its_files(tmp_path
     assert report["init"] is None
 
     # --init goes on training that reader (a learning rate too small to move it shows where it
-    # started), and its rows.json names the file it started from and the run that made it
+    # started), and its rows.json names the file it started from and the run that made it; the
+    # start's own seed would draw its scenes again, and says so
     tuned = tmp_path / "tuned"
     T.main(T.get_args_parser().parse_args(["--quick", "--workers", "1", "--data", str(mnist_file),
-                                           "--init", str(out / "rows.keras"), "--seed", "1",
+                                           "--init", str(out / "rows.keras"), "--seed", "0",
                                            "--lr", "1e-9", "--out", str(tuned)]))
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("draws the same ones again" in w for w in warned), warned
     kernels = [load(f"{d}/rows.keras", "test").layers[1].get_weights()[0] for d in (out, tuned)]
     assert np.allclose(*kernels, atol=1e-6)
     init = json.loads((tuned / "rows.json").read_text())["init"]
